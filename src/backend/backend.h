@@ -1,0 +1,220 @@
+/* The op table (DESIGN.md section 4): every numerical operation the network needs, as function
+ * pointers a backend fills in. Model code calls the ssd_* dispatch functions at the bottom of
+ * this file, which validate shapes, dtypes and devices once, so backends may assume valid input.
+ *
+ * Conventions for every op
+ * - Arguments: outputs first, then inputs, then saved state, then the descriptor.
+ * - Tensors are dense, row-major, NCHW for images, on the backend's device.
+ * - Activation outputs and activation gradients are OVERWRITTEN.
+ * - Parameter gradients (conv dweight/dbias, BN dgamma/dbeta) ACCUMULATE (+=), so a caller
+ *   zeroes them once per step and every op adds its share.
+ * - All tensors of one call share one dtype. `ref` runs f32 and f64; `cpu` runs f32 (bf16 is
+ *   part of the interface and filled by the bf16 work).
+ *
+ * Op semantics (PyTorch's, which the reference runs):
+ * - conv2d: cross-correlation, groups 1, dilation 1, symmetric zero padding; weight (K,C,R,S),
+ *   optional bias (K). out (N,K,P,Q) with P = (H + 2*pad_h - R)/stride_h + 1.
+ * - batchnorm_train_forward: y = gamma*(x-mean)/sqrt(var+eps) + beta with the batch mean and
+ *   BIASED batch variance over (N,H,W); then `+ residual` if residual != NULL, then ReLU if
+ *   desc->relu. save_mean/save_var receive the batch mean and biased variance (C).
+ *   Running stats: r <- (1-momentum)*r + momentum*batch, the variance unbiased (x n/(n-1)).
+ * - batchnorm_backward: dout is the gradient w.r.t. the forward's final output `out`. If
+ *   desc->relu, dout is masked where out <= 0. dresidual (if non-NULL) receives the masked
+ *   dout (overwrite). dinp is overwritten, dgamma/dbeta accumulate.
+ * - batchnorm_infer_forward: as train forward with the running statistics; nothing updated.
+ * - relu_backward: dinp = dout where out > 0 else 0.
+ * - maxpool: window kernel x kernel, stride, padding acting as -inf. Backward routes each
+ *   output gradient to the FIRST maximum of its window in row-major scan order (PyTorch CPU).
+ * - sgd_update: torch.optim.SGD on a flat buffer: g = grad + wd*p; buf = first_step ? g :
+ *   momentum*buf + (1-dampening)*g; g = nesterov ? g + momentum*buf : buf; p -= lr*g. */
+#ifndef SSD_BACKEND_BACKEND_H
+#define SSD_BACKEND_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/status.h"
+#include "core/tensor.h"
+
+typedef enum ssd_op {
+    SSD_OP_CONV2D_FWD = 0,
+    SSD_OP_CONV2D_BWD_DATA,
+    SSD_OP_CONV2D_BWD_WEIGHTS,
+    SSD_OP_BN_TRAIN_FWD,
+    SSD_OP_BN_BWD,
+    SSD_OP_BN_INFER_FWD,
+    SSD_OP_RELU_FWD,
+    SSD_OP_RELU_BWD,
+    SSD_OP_MAXPOOL_FWD,
+    SSD_OP_MAXPOOL_BWD,
+    SSD_OP_ADD,
+    SSD_OP_COPY,
+    SSD_OP_FILL,
+    SSD_OP_SCALE,
+    SSD_OP_SGD,
+    SSD_OP_COUNT
+} ssd_op;
+
+const char *ssd_op_name(ssd_op op);
+
+typedef struct ssd_conv_desc {
+    int stride_h, stride_w;
+    int pad_h, pad_w;
+} ssd_conv_desc;
+
+typedef struct ssd_bn_desc {
+    double eps;      /* 1e-5 in the reference */
+    double momentum; /* 0.1 in the reference */
+    bool relu;       /* apply ReLU after the (optional) residual add */
+} ssd_bn_desc;
+
+typedef struct ssd_pool_desc {
+    int kernel, stride, pad;
+} ssd_pool_desc;
+
+typedef struct ssd_sgd_desc {
+    double lr, momentum, weight_decay, dampening;
+    bool nesterov;
+    bool first_step; /* torch creates the momentum buffer as g on the first step */
+} ssd_sgd_desc;
+
+/* Counters a backend keeps so layout conversions and primitive creation stay visible. */
+typedef struct ssd_backend_stats {
+    uint64_t reorders;       /* layout conversions executed */
+    uint64_t reorder_bytes;  /* bytes they moved (source side) */
+    uint64_t prims_created;  /* primitives / plans created (cache misses) */
+    uint64_t prims_reused;   /* cache hits */
+    char last_impl[160];     /* implementation that ran the last conv/bn/pool op */
+} ssd_backend_stats;
+
+typedef struct ssd_backend ssd_backend;
+
+typedef struct ssd_backend_ops {
+    /* memory: device allocations of `bytes`, 64-byte aligned on host */
+    void *(*alloc)(ssd_backend *be, size_t bytes);
+    void (*free)(ssd_backend *be, void *p);
+    void (*copy_to_host)(ssd_backend *be, void *dst_host, const void *src, size_t bytes);
+    void (*copy_from_host)(ssd_backend *be, void *dst, const void *src_host, size_t bytes);
+    void (*sync)(ssd_backend *be);
+    /* whether `op` runs in dtype `dt` on this backend */
+    bool (*supports)(ssd_backend *be, ssd_op op, ssd_dtype dt);
+
+    void (*conv2d_forward)(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp,
+                           const ssd_tensor *weight, const ssd_tensor *bias /* nullable */,
+                           const ssd_conv_desc *d);
+    void (*conv2d_backward_data)(ssd_backend *be, ssd_tensor *dinp, const ssd_tensor *dout,
+                                 const ssd_tensor *weight, const ssd_conv_desc *d);
+    void (*conv2d_backward_weights)(ssd_backend *be, ssd_tensor *dweight,
+                                    ssd_tensor *dbias /* nullable */, const ssd_tensor *dout,
+                                    const ssd_tensor *inp, const ssd_conv_desc *d);
+
+    void (*batchnorm_train_forward)(ssd_backend *be, ssd_tensor *out, ssd_tensor *save_mean,
+                                    ssd_tensor *save_var, ssd_tensor *running_mean,
+                                    ssd_tensor *running_var, const ssd_tensor *inp,
+                                    const ssd_tensor *gamma, const ssd_tensor *beta,
+                                    const ssd_tensor *residual /* nullable */,
+                                    const ssd_bn_desc *d);
+    void (*batchnorm_backward)(ssd_backend *be, ssd_tensor *dinp,
+                               ssd_tensor *dresidual /* nullable */, ssd_tensor *dgamma,
+                               ssd_tensor *dbeta, const ssd_tensor *dout, const ssd_tensor *out,
+                               const ssd_tensor *inp, const ssd_tensor *gamma,
+                               const ssd_tensor *save_mean, const ssd_tensor *save_var,
+                               const ssd_bn_desc *d);
+    void (*batchnorm_infer_forward)(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp,
+                                    const ssd_tensor *gamma, const ssd_tensor *beta,
+                                    const ssd_tensor *running_mean,
+                                    const ssd_tensor *running_var,
+                                    const ssd_tensor *residual /* nullable */,
+                                    const ssd_bn_desc *d);
+
+    void (*relu_forward)(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp);
+    void (*relu_backward)(ssd_backend *be, ssd_tensor *dinp, const ssd_tensor *dout,
+                          const ssd_tensor *out);
+
+    void (*maxpool_forward)(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp,
+                            const ssd_pool_desc *d);
+    void (*maxpool_backward)(ssd_backend *be, ssd_tensor *dinp, const ssd_tensor *dout,
+                             const ssd_tensor *inp, const ssd_pool_desc *d);
+
+    /* out = a + b (out may alias a or b) */
+    void (*add)(ssd_backend *be, ssd_tensor *out, const ssd_tensor *a, const ssd_tensor *b);
+    void (*copy)(ssd_backend *be, ssd_tensor *dst, const ssd_tensor *src);
+    void (*fill)(ssd_backend *be, ssd_tensor *t, double value);
+    /* out = alpha * inp (out may alias inp) */
+    void (*scale)(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp, double alpha);
+    void (*sgd_update)(ssd_backend *be, ssd_tensor *param, ssd_tensor *momentum_buf,
+                       const ssd_tensor *grad, const ssd_sgd_desc *d);
+
+    void (*destroy)(ssd_backend *be);
+} ssd_backend_ops;
+
+struct ssd_backend {
+    const char *name; /* "ref", "cpu", "cuda" */
+    const ssd_backend_ops *ops;
+    ssd_device device;
+    ssd_backend_stats stats;
+    void *impl; /* backend-private state (caches, engine, scratch) */
+};
+
+/* ---- lifecycle ---- */
+
+/* Names of the backends compiled into this build, NULL-terminated. */
+const char *const *ssd_backend_names(void);
+/* Creates a backend by name; unknown or not-built names give SSD_ERR_ARG / SSD_ERR_UNSUPPORTED
+ * with a message listing what is available. */
+ssd_status ssd_backend_create(const char *name, ssd_backend **out, ssd_error *err);
+void ssd_backend_destroy(ssd_backend *be);
+
+/* Backend constructors (one per compiled backend). */
+ssd_backend *ssd_backend_ref_create(void);
+ssd_backend *ssd_backend_cpu_create(void);
+
+/* ---- tensors on a backend ---- */
+ssd_tensor ssd_backend_tensor_alloc(ssd_backend *be, ssd_dtype dt, int ndim, const int64_t *shape,
+                                    const char *name);
+void ssd_backend_tensor_free(ssd_backend *be, ssd_tensor *t);
+/* Host <-> backend copies of whole tensors of equal shape and dtype. */
+void ssd_backend_upload(ssd_backend *be, ssd_tensor *dst, const ssd_tensor *src_host);
+void ssd_backend_download(ssd_backend *be, ssd_tensor *dst_host, const ssd_tensor *src);
+
+/* ---- shape helpers ---- */
+int64_t ssd_conv_out_size(int64_t in, int64_t kernel, int stride, int pad);
+
+/* ---- validated dispatch (abort with a clear message on a violated precondition) ---- */
+void ssd_conv2d_forward(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp,
+                        const ssd_tensor *weight, const ssd_tensor *bias, const ssd_conv_desc *d);
+void ssd_conv2d_backward_data(ssd_backend *be, ssd_tensor *dinp, const ssd_tensor *dout,
+                              const ssd_tensor *weight, const ssd_conv_desc *d);
+void ssd_conv2d_backward_weights(ssd_backend *be, ssd_tensor *dweight, ssd_tensor *dbias,
+                                 const ssd_tensor *dout, const ssd_tensor *inp,
+                                 const ssd_conv_desc *d);
+void ssd_batchnorm_train_forward(ssd_backend *be, ssd_tensor *out, ssd_tensor *save_mean,
+                                 ssd_tensor *save_var, ssd_tensor *running_mean,
+                                 ssd_tensor *running_var, const ssd_tensor *inp,
+                                 const ssd_tensor *gamma, const ssd_tensor *beta,
+                                 const ssd_tensor *residual, const ssd_bn_desc *d);
+void ssd_batchnorm_backward(ssd_backend *be, ssd_tensor *dinp, ssd_tensor *dresidual,
+                            ssd_tensor *dgamma, ssd_tensor *dbeta, const ssd_tensor *dout,
+                            const ssd_tensor *out, const ssd_tensor *inp, const ssd_tensor *gamma,
+                            const ssd_tensor *save_mean, const ssd_tensor *save_var,
+                            const ssd_bn_desc *d);
+void ssd_batchnorm_infer_forward(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp,
+                                 const ssd_tensor *gamma, const ssd_tensor *beta,
+                                 const ssd_tensor *running_mean, const ssd_tensor *running_var,
+                                 const ssd_tensor *residual, const ssd_bn_desc *d);
+void ssd_relu_forward(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp);
+void ssd_relu_backward(ssd_backend *be, ssd_tensor *dinp, const ssd_tensor *dout,
+                       const ssd_tensor *out);
+void ssd_maxpool_forward(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp,
+                         const ssd_pool_desc *d);
+void ssd_maxpool_backward(ssd_backend *be, ssd_tensor *dinp, const ssd_tensor *dout,
+                          const ssd_tensor *inp, const ssd_pool_desc *d);
+void ssd_add(ssd_backend *be, ssd_tensor *out, const ssd_tensor *a, const ssd_tensor *b);
+void ssd_copy(ssd_backend *be, ssd_tensor *dst, const ssd_tensor *src);
+void ssd_fill(ssd_backend *be, ssd_tensor *t, double value);
+void ssd_scale(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp, double alpha);
+void ssd_sgd_update(ssd_backend *be, ssd_tensor *param, ssd_tensor *momentum_buf,
+                    const ssd_tensor *grad, const ssd_sgd_desc *d);
+
+#endif

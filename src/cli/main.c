@@ -1,0 +1,43 @@
+/* The `ssd` program. Subcommands arrive with their issues; this foundation build answers
+ * `ssd --help`, `ssd --version` and `ssd backends`. */
+#include <stdio.h>
+#include <string.h>
+
+#include "backend/backend.h"
+#include "core/log.h"
+
+#define SSD_VERSION "0.1.0"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: ssd <command> [options]\n"
+            "\n"
+            "SSD-ResNet34 (MLPerf) training system in C.\n"
+            "\n"
+            "commands:\n"
+            "  backends     list the compute backends built into this binary\n"
+            "  --help       this text\n"
+            "  --version    print the version\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "--version") == 0) {
+        printf("ssd %s\n", SSD_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "backends") == 0) {
+        for (const char *const *n = ssd_backend_names(); *n; n++) printf("%s\n", *n);
+        return 0;
+    }
+    fprintf(stderr, "ssd: unknown command '%s' (try 'ssd --help')\n", cmd);
+    return 2;
+}

@@ -1,0 +1,156 @@
+#include "core/tensor.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/mem.h"
+
+size_t ssd_dtype_size(ssd_dtype dt) {
+    switch (dt) {
+    case SSD_F32: return 4;
+    case SSD_BF16: return 2;
+    case SSD_F64: return 8;
+    case SSD_I64: return 8;
+    }
+    SSD_ASSERT(0, "bad dtype %d", (int)dt);
+}
+
+const char *ssd_dtype_name(ssd_dtype dt) {
+    switch (dt) {
+    case SSD_F32: return "f32";
+    case SSD_BF16: return "bf16";
+    case SSD_F64: return "f64";
+    case SSD_I64: return "i64";
+    }
+    return "?";
+}
+
+bool ssd_dtype_parse(const char *s, ssd_dtype *out) {
+    static const struct { const char *name; ssd_dtype dt; } names[] = {
+        {"f32", SSD_F32}, {"F32", SSD_F32}, {"bf16", SSD_BF16}, {"BF16", SSD_BF16},
+        {"f64", SSD_F64}, {"F64", SSD_F64}, {"i64", SSD_I64},   {"I64", SSD_I64},
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(s, names[i].name) == 0) {
+            *out = names[i].dt;
+            return true;
+        }
+    return false;
+}
+
+int64_t ssd_tensor_numel(const ssd_tensor *t) {
+    int64_t n = 1;
+    for (int i = 0; i < t->ndim; i++) n *= t->shape[i];
+    return n;
+}
+
+size_t ssd_tensor_nbytes(const ssd_tensor *t) {
+    return (size_t)ssd_tensor_numel(t) * ssd_dtype_size(t->dtype);
+}
+
+bool ssd_tensor_same_shape(const ssd_tensor *a, const ssd_tensor *b) {
+    if (a->ndim != b->ndim) return false;
+    for (int i = 0; i < a->ndim; i++)
+        if (a->shape[i] != b->shape[i]) return false;
+    return true;
+}
+
+char *ssd_shape_str(const ssd_tensor *t, char *buf, size_t len) {
+    size_t used = 0;
+    int n = snprintf(buf, len, "(");
+    used = n > 0 ? (size_t)n : 0;
+    for (int i = 0; i < t->ndim && used < len; i++) {
+        n = snprintf(buf + used, len - used, i ? ",%lld" : "%lld", (long long)t->shape[i]);
+        if (n > 0) used += (size_t)n;
+    }
+    if (used < len) snprintf(buf + used, len - used, ")");
+    return buf;
+}
+
+void ssd_tensor_set_name(ssd_tensor *t, const char *name) {
+    if (!name) name = "";
+    snprintf(t->name, sizeof t->name, "%s", name);
+}
+
+ssd_tensor ssd_tensor_view(void *data, ssd_dtype dt, int ndim, const int64_t *shape,
+                           const char *name) {
+    SSD_ASSERT(ndim >= 0 && ndim <= SSD_MAX_DIMS, "tensor rank %d", ndim);
+    ssd_tensor t;
+    memset(&t, 0, sizeof t);
+    t.data = data;
+    t.dtype = dt;
+    t.device.kind = SSD_DEVICE_HOST;
+    t.ndim = ndim;
+    for (int i = 0; i < ndim; i++) {
+        SSD_ASSERT(shape[i] >= 0, "negative dimension %lld", (long long)shape[i]);
+        t.shape[i] = shape[i];
+    }
+    ssd_tensor_set_name(&t, name);
+    return t;
+}
+
+ssd_tensor ssd_tensor_alloc_host(ssd_dtype dt, int ndim, const int64_t *shape, const char *name) {
+    ssd_tensor t = ssd_tensor_view(NULL, dt, ndim, shape, name);
+    size_t bytes = ssd_tensor_nbytes(&t);
+    t.data = ssd_aligned_alloc(bytes);
+    memset(t.data, 0, bytes);
+    t.owns = true;
+    return t;
+}
+
+ssd_tensor ssd_tensor_alloc_host4(ssd_dtype dt, int64_t n, int64_t c, int64_t h, int64_t w,
+                                  const char *name) {
+    int64_t shape[4] = {n, c, h, w};
+    return ssd_tensor_alloc_host(dt, 4, shape, name);
+}
+
+ssd_tensor ssd_tensor_alloc_host1(ssd_dtype dt, int64_t n, const char *name) {
+    return ssd_tensor_alloc_host(dt, 1, &n, name);
+}
+
+void ssd_tensor_free(ssd_tensor *t) {
+    if (t->owns) {
+        SSD_ASSERT(t->device.kind == SSD_DEVICE_HOST,
+                   "ssd_tensor_free on a device tensor '%s': free it through its backend", t->name);
+        ssd_aligned_free(t->data);
+    }
+    t->data = NULL;
+    t->owns = false;
+}
+
+uint16_t ssd_f32_to_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7f800000u) == 0x7f800000u && (u & 0x007fffffu)) /* NaN: keep sign, force quiet */
+        return (uint16_t)((u >> 16) | 0x0040u);
+    uint32_t rounding = 0x7fffu + ((u >> 16) & 1u); /* round half to even */
+    return (uint16_t)((u + rounding) >> 16);
+}
+
+float ssd_bf16_to_f32(uint16_t b) {
+    uint32_t u = (uint32_t)b << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+double ssd_tensor_get(const ssd_tensor *t, int64_t i) {
+    switch (t->dtype) {
+    case SSD_F32: return ((const float *)t->data)[i];
+    case SSD_F64: return ((const double *)t->data)[i];
+    case SSD_BF16: return ssd_bf16_to_f32(((const uint16_t *)t->data)[i]);
+    case SSD_I64: return (double)((const int64_t *)t->data)[i];
+    }
+    SSD_ASSERT(0, "bad dtype");
+}
+
+void ssd_tensor_set(ssd_tensor *t, int64_t i, double v) {
+    switch (t->dtype) {
+    case SSD_F32: ((float *)t->data)[i] = (float)v; return;
+    case SSD_F64: ((double *)t->data)[i] = v; return;
+    case SSD_BF16: ((uint16_t *)t->data)[i] = ssd_f32_to_bf16((float)v); return;
+    case SSD_I64: ((int64_t *)t->data)[i] = (int64_t)v; return;
+    }
+    SSD_ASSERT(0, "bad dtype");
+}

@@ -1,0 +1,65 @@
+/* The tensor type: a typed, shaped view of memory on one device. A tensor either owns its
+ * memory (allocated by a backend or ssd_tensor_alloc_host) or is a view of someone else's.
+ * Layout is dense row-major (NCHW for images), unless a backend says otherwise in its docs. */
+#ifndef SSD_CORE_TENSOR_H
+#define SSD_CORE_TENSOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum ssd_dtype { SSD_F32 = 0, SSD_BF16 = 1, SSD_F64 = 2, SSD_I64 = 3 } ssd_dtype;
+
+typedef enum ssd_device_kind { SSD_DEVICE_HOST = 0, SSD_DEVICE_CUDA = 1 } ssd_device_kind;
+
+typedef struct ssd_device {
+    ssd_device_kind kind;
+    int index; /* GPU ordinal; 0 for host */
+} ssd_device;
+
+#define SSD_MAX_DIMS 6
+#define SSD_TENSOR_NAME_LEN 96
+
+typedef struct ssd_tensor {
+    void *data;
+    ssd_dtype dtype;
+    ssd_device device;
+    int ndim;
+    int64_t shape[SSD_MAX_DIMS];
+    char name[SSD_TENSOR_NAME_LEN]; /* e.g. "model.layer1.0.weight"; may be empty */
+    bool owns;                      /* data freed by ssd_tensor_free (host) / backend */
+} ssd_tensor;
+
+size_t ssd_dtype_size(ssd_dtype dt);
+const char *ssd_dtype_name(ssd_dtype dt); /* "f32", "bf16", "f64", "i64" */
+/* Parses the names above and safetensors' ("F32", "BF16", "F64", "I64"); false if unknown. */
+bool ssd_dtype_parse(const char *s, ssd_dtype *out);
+
+int64_t ssd_tensor_numel(const ssd_tensor *t);
+size_t ssd_tensor_nbytes(const ssd_tensor *t);
+bool ssd_tensor_same_shape(const ssd_tensor *a, const ssd_tensor *b);
+/* "(8,256,38,38)" into buf; returns buf. */
+char *ssd_shape_str(const ssd_tensor *t, char *buf, size_t len);
+
+/* A view (owns = false) of existing host memory. */
+ssd_tensor ssd_tensor_view(void *data, ssd_dtype dt, int ndim, const int64_t *shape,
+                           const char *name);
+/* Host tensor, 64-byte aligned, zero-filled; free with ssd_tensor_free. */
+ssd_tensor ssd_tensor_alloc_host(ssd_dtype dt, int ndim, const int64_t *shape, const char *name);
+void ssd_tensor_free(ssd_tensor *t);
+void ssd_tensor_set_name(ssd_tensor *t, const char *name);
+
+/* Convenience shape builders. */
+ssd_tensor ssd_tensor_alloc_host4(ssd_dtype dt, int64_t n, int64_t c, int64_t h, int64_t w,
+                                  const char *name);
+ssd_tensor ssd_tensor_alloc_host1(ssd_dtype dt, int64_t n, const char *name);
+
+/* bfloat16 <-> float: round to nearest even; NaN stays NaN (quiet). */
+uint16_t ssd_f32_to_bf16(float f);
+float ssd_bf16_to_f32(uint16_t b);
+
+/* Element access on host tensors of floating types, converting to/from double. */
+double ssd_tensor_get(const ssd_tensor *t, int64_t i);
+void ssd_tensor_set(ssd_tensor *t, int64_t i, double v);
+
+#endif

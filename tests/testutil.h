@@ -1,0 +1,37 @@
+/* Helpers shared by the test binaries (cmocka). */
+#ifndef SSD_TESTS_TESTUTIL_H
+#define SSD_TESTS_TESTUTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+/* cmocka needs the three headers above first */
+#include <cmocka.h>
+
+#include "backend/backend.h"
+#include "core/rng.h"
+#include "core/tensor.h"
+
+/* Normalised mean squared error sum((a-b)^2) / sum(b^2), with b the reference; tensors are
+ * host tensors of any float dtype and equal numel. If sum(b^2) == 0, returns sum((a-b)^2). */
+double tu_nmse(const ssd_tensor *a, const ssd_tensor *ref);
+/* max |a-b| */
+double tu_max_abs_diff(const ssd_tensor *a, const ssd_tensor *b);
+
+/* Fill a host tensor with U(lo,hi) from an explicit stream. */
+void tu_fill_uniform(ssd_tensor *t, ssd_rng *r, double lo, double hi);
+
+/* Copy a host tensor to a new tensor on `be` (and back), converting dtype if needed. */
+ssd_tensor tu_to_backend(ssd_backend *be, const ssd_tensor *host, ssd_dtype dt);
+ssd_tensor tu_to_host(ssd_backend *be, const ssd_tensor *t, ssd_dtype dt);
+/* A zero tensor on `be` shaped like `like`. */
+ssd_tensor tu_zeros_like(ssd_backend *be, const ssd_tensor *like, ssd_dtype dt);
+
+/* Environment: SSD_SOURCE_DIR, SSD_BUILD_DIR, SSD_PYTHON_TORCH (set by ctest). NULL if unset. */
+const char *tu_env(const char *name);
+
+/* Print a line that CI logs keep: "SKIPPED <test>: <reason>". */
+void tu_skip(const char *test, const char *reason);
+
+#endif
