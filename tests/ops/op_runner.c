@@ -1,0 +1,178 @@
+#include "op_runner.h"
+
+#include <string.h>
+
+#include "core/log.h"
+
+/* Value the runner pre-loads into parameter gradients to prove they accumulate. */
+#define ACC0 0.25
+
+void or_free(or_outputs *o) {
+    for (int i = 0; i < o->n; i++) ssd_tensor_free(&o->t[i]);
+    o->n = 0;
+}
+
+static void put(or_outputs *o, ssd_backend *be, const char *name, const ssd_tensor *t,
+                double minus) {
+    SSD_ASSERT(o->n < OR_MAX_OUT, "too many outputs");
+    o->names[o->n] = name;
+    o->t[o->n] = tu_to_host(be, t, SSD_F64);
+    if (minus != 0) {
+        int64_t n = ssd_tensor_numel(&o->t[o->n]);
+        for (int64_t i = 0; i < n; i++)
+            ssd_tensor_set(&o->t[o->n], i, ssd_tensor_get(&o->t[o->n], i) - minus);
+    }
+    o->n++;
+}
+
+ssd_tensor or_rand(ssd_rng *r, int ndim, const int64_t *shape, double lo, double hi,
+                   const char *name) {
+    ssd_tensor t = ssd_tensor_alloc_host(SSD_F64, ndim, shape, name);
+    int64_t n = ssd_tensor_numel(&t);
+    for (int64_t i = 0; i < n; i++) ssd_tensor_set(&t, i, (float)ssd_rng_range(r, lo, hi));
+    return t;
+}
+
+ssd_tensor or_rand4(ssd_rng *r, int64_t n, int64_t c, int64_t h, int64_t w, double lo, double hi,
+                    const char *name) {
+    int64_t shape[4] = {n, c, h, w};
+    return or_rand(r, 4, shape, lo, hi, name);
+}
+
+or_outputs or_conv(ssd_backend *be, ssd_dtype dt, const ssd_tensor *x, const ssd_tensor *w,
+                   const ssd_tensor *b, const ssd_tensor *dy, const ssd_conv_desc *d) {
+    or_outputs o = {0};
+    ssd_tensor bx = tu_to_backend(be, x, dt), bw = tu_to_backend(be, w, dt);
+    ssd_tensor bdy = tu_to_backend(be, dy, dt);
+    ssd_tensor bb = b ? tu_to_backend(be, b, dt) : (ssd_tensor){0};
+    ssd_tensor by = tu_zeros_like(be, dy, dt), bdx = tu_zeros_like(be, x, dt);
+    ssd_tensor bdw = tu_zeros_like(be, w, dt);
+    ssd_tensor bdb = b ? tu_zeros_like(be, b, dt) : (ssd_tensor){0};
+    ssd_fill(be, &bdw, ACC0);
+    if (b) ssd_fill(be, &bdb, ACC0);
+    ssd_conv2d_forward(be, &by, &bx, &bw, b ? &bb : NULL, d);
+    ssd_conv2d_backward_data(be, &bdx, &bdy, &bw, d);
+    ssd_conv2d_backward_weights(be, &bdw, b ? &bdb : NULL, &bdy, &bx, d);
+    put(&o, be, "y", &by, 0);
+    put(&o, be, "dx", &bdx, 0);
+    put(&o, be, "dw", &bdw, ACC0);
+    if (b) put(&o, be, "db", &bdb, ACC0);
+    ssd_tensor *all[] = {&bx, &bw, &bdy, &bb, &by, &bdx, &bdw, &bdb};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) ssd_backend_tensor_free(be, all[i]);
+    return o;
+}
+
+or_outputs or_bn_train(ssd_backend *be, ssd_dtype dt, const ssd_tensor *x, const ssd_tensor *gamma,
+                       const ssd_tensor *beta, const ssd_tensor *rmean, const ssd_tensor *rvar,
+                       const ssd_tensor *res, const ssd_tensor *dy, const ssd_bn_desc *d) {
+    or_outputs o = {0};
+    ssd_tensor bx = tu_to_backend(be, x, dt), bg = tu_to_backend(be, gamma, dt);
+    ssd_tensor bbeta = tu_to_backend(be, beta, dt), brm = tu_to_backend(be, rmean, dt);
+    ssd_tensor brv = tu_to_backend(be, rvar, dt), bdy = tu_to_backend(be, dy, dt);
+    ssd_tensor bres = res ? tu_to_backend(be, res, dt) : (ssd_tensor){0};
+    ssd_tensor by = tu_zeros_like(be, x, dt), bdx = tu_zeros_like(be, x, dt);
+    ssd_tensor bdres = res ? tu_zeros_like(be, x, dt) : (ssd_tensor){0};
+    ssd_tensor bsm = tu_zeros_like(be, gamma, dt), bsv = tu_zeros_like(be, gamma, dt);
+    ssd_tensor bdg = tu_zeros_like(be, gamma, dt), bdb = tu_zeros_like(be, gamma, dt);
+    ssd_fill(be, &bdg, ACC0);
+    ssd_fill(be, &bdb, ACC0);
+    ssd_batchnorm_train_forward(be, &by, &bsm, &bsv, &brm, &brv, &bx, &bg, &bbeta,
+                                res ? &bres : NULL, d);
+    ssd_batchnorm_backward(be, &bdx, res ? &bdres : NULL, &bdg, &bdb, &bdy, &by, &bx, &bg, &bsm,
+                           &bsv, d);
+    put(&o, be, "y", &by, 0);
+    put(&o, be, "save_mean", &bsm, 0);
+    put(&o, be, "save_var", &bsv, 0);
+    put(&o, be, "running_mean", &brm, 0);
+    put(&o, be, "running_var", &brv, 0);
+    put(&o, be, "dx", &bdx, 0);
+    put(&o, be, "dgamma", &bdg, ACC0);
+    put(&o, be, "dbeta", &bdb, ACC0);
+    if (res) put(&o, be, "dres", &bdres, 0);
+    ssd_tensor *all[] = {&bx, &bg, &bbeta, &brm, &brv, &bdy, &bres, &by,
+                         &bdx, &bdres, &bsm, &bsv, &bdg, &bdb};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) ssd_backend_tensor_free(be, all[i]);
+    return o;
+}
+
+or_outputs or_bn_infer(ssd_backend *be, ssd_dtype dt, const ssd_tensor *x, const ssd_tensor *gamma,
+                       const ssd_tensor *beta, const ssd_tensor *rmean, const ssd_tensor *rvar,
+                       const ssd_tensor *res, const ssd_bn_desc *d) {
+    or_outputs o = {0};
+    ssd_tensor bx = tu_to_backend(be, x, dt), bg = tu_to_backend(be, gamma, dt);
+    ssd_tensor bbeta = tu_to_backend(be, beta, dt), brm = tu_to_backend(be, rmean, dt);
+    ssd_tensor brv = tu_to_backend(be, rvar, dt);
+    ssd_tensor bres = res ? tu_to_backend(be, res, dt) : (ssd_tensor){0};
+    ssd_tensor by = tu_zeros_like(be, x, dt);
+    ssd_batchnorm_infer_forward(be, &by, &bx, &bg, &bbeta, &brm, &brv, res ? &bres : NULL, d);
+    put(&o, be, "y", &by, 0);
+    ssd_tensor *all[] = {&bx, &bg, &bbeta, &brm, &brv, &bres, &by};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) ssd_backend_tensor_free(be, all[i]);
+    return o;
+}
+
+or_outputs or_relu(ssd_backend *be, ssd_dtype dt, const ssd_tensor *x, const ssd_tensor *dy) {
+    or_outputs o = {0};
+    ssd_tensor bx = tu_to_backend(be, x, dt), bdy = tu_to_backend(be, dy, dt);
+    ssd_tensor by = tu_zeros_like(be, x, dt), bdx = tu_zeros_like(be, x, dt);
+    ssd_relu_forward(be, &by, &bx);
+    ssd_relu_backward(be, &bdx, &bdy, &by);
+    put(&o, be, "y", &by, 0);
+    put(&o, be, "dx", &bdx, 0);
+    ssd_tensor *all[] = {&bx, &bdy, &by, &bdx};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) ssd_backend_tensor_free(be, all[i]);
+    return o;
+}
+
+or_outputs or_maxpool(ssd_backend *be, ssd_dtype dt, const ssd_tensor *x, const ssd_tensor *dy,
+                      const ssd_pool_desc *d) {
+    or_outputs o = {0};
+    ssd_tensor bx = tu_to_backend(be, x, dt), bdy = tu_to_backend(be, dy, dt);
+    ssd_tensor by = tu_zeros_like(be, dy, dt), bdx = tu_zeros_like(be, x, dt);
+    ssd_fill(be, &bdx, 7.0); /* dinp must be overwritten, not accumulated */
+    ssd_maxpool_forward(be, &by, &bx, d);
+    ssd_maxpool_backward(be, &bdx, &bdy, &bx, d);
+    put(&o, be, "y", &by, 0);
+    put(&o, be, "dx", &bdx, 0);
+    ssd_tensor *all[] = {&bx, &bdy, &by, &bdx};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) ssd_backend_tensor_free(be, all[i]);
+    return o;
+}
+
+or_outputs or_eltwise(ssd_backend *be, ssd_dtype dt, const ssd_tensor *a, const ssd_tensor *b,
+                      double value, double alpha) {
+    or_outputs o = {0};
+    ssd_tensor ba = tu_to_backend(be, a, dt), bb = tu_to_backend(be, b, dt);
+    ssd_tensor t = tu_zeros_like(be, a, dt);
+    ssd_add(be, &t, &ba, &bb);
+    put(&o, be, "add", &t, 0);
+    ssd_copy(be, &t, &ba);
+    put(&o, be, "copy", &t, 0);
+    ssd_fill(be, &t, value);
+    put(&o, be, "fill", &t, 0);
+    ssd_scale(be, &t, &ba, alpha);
+    put(&o, be, "scale", &t, 0);
+    ssd_scale(be, &ba, &ba, alpha); /* in place */
+    put(&o, be, "scale_inplace", &ba, 0);
+    ssd_tensor *all[] = {&ba, &bb, &t};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) ssd_backend_tensor_free(be, all[i]);
+    return o;
+}
+
+or_outputs or_sgd(ssd_backend *be, ssd_dtype dt, const ssd_tensor *p0, const ssd_tensor *const *grads,
+                  int steps, const ssd_sgd_desc *d) {
+    or_outputs o = {0};
+    ssd_tensor bp = tu_to_backend(be, p0, dt), bm = tu_zeros_like(be, p0, dt);
+    for (int s = 0; s < steps; s++) {
+        ssd_tensor bg = tu_to_backend(be, grads[s], dt);
+        ssd_sgd_desc ds = *d;
+        ds.first_step = s == 0;
+        ssd_sgd_update(be, &bp, &bm, &bg, &ds);
+        ssd_backend_tensor_free(be, &bg);
+    }
+    put(&o, be, "param", &bp, 0);
+    put(&o, be, "momentum_buf", &bm, 0);
+    ssd_backend_tensor_free(be, &bp);
+    ssd_backend_tensor_free(be, &bm);
+    return o;
+}

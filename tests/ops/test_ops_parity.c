@@ -1,0 +1,324 @@
+/* Every op of the `cpu` backend against `ref`, at random shapes and at every distinct layer
+ * shape of SSD300-ResNet34 (src/backend/layer_shapes.h).
+ *
+ * The truth is `ref` in f64 on the same inputs (inputs are generated as f32 values, so every
+ * backend sees identical numbers). The measure is the normalised MSE
+ *     nmse = sum((got - truth)^2) / sum(truth^2).
+ * Thresholds (why they are what they are):
+ * - conv (all passes): an f32 dot product of length K accumulates ~sqrt(K)*eps_f32 relative
+ *   error for random-sign terms (eps_f32 = 2^-24 ~ 6e-8); with K up to 512*9 = 4608 that is
+ *   nmse ~ K*eps^2 ~ 1.6e-11. Blocked/reordered summation orders change the constant, not the
+ *   order. We allow 1e-9 (60x margin, still 6 orders below anything a wrong index produces).
+ * - batch norm: reductions over N*H*W up to 45,000 values in f32 (oneDNN) -> mean/var relative
+ *   error ~ sqrt(n)*eps ~ 1.3e-5 worst case in a naive sum, nmse ~ 1e-10; 1e-8 allowed.
+ *   Running statistics and save_mean/var are checked the same way.
+ * - relu, maxpool forward, copy, fill: exact selections/copies: must be bit-equal (nmse 0).
+ * - maxpool backward: each input receives at most 4 (3x3/2 windows overlap) summed gradients;
+ *   the order may differ: 1e-14. A gradient routed to the wrong tie gives nmse ~ 1e-1.
+ * - add, scale: one rounding each, so equal to the f32-rounded truth: 1e-14.
+ * - SGD (f32, 3 steps): a handful of roundings per element: 1e-12. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "backend/layer_shapes.h"
+#include "core/log.h"
+#include "op_runner.h"
+
+#define TOL_CONV 1e-9
+#define TOL_BN 1e-8
+#define TOL_EXACT 0.0
+#define TOL_POOL_BWD 1e-14
+#define TOL_ELTWISE 1e-14
+#define TOL_SGD 1e-12
+
+typedef struct {
+    ssd_backend *ref;
+    ssd_backend *cpu;
+} backends;
+
+static int setup(void **state) {
+    static backends b;
+    ssd_error err;
+    b.ref = ssd_backend_ref_create();
+    b.cpu = NULL;
+    if (ssd_backend_create("cpu", &b.cpu, &err) != SSD_OK) b.cpu = NULL;
+    *state = &b;
+    return 0;
+}
+
+static int teardown(void **state) {
+    backends *b = *state;
+    ssd_backend_destroy(b->ref);
+    ssd_backend_destroy(b->cpu);
+    return 0;
+}
+
+static ssd_backend *need_cpu(void **state) {
+    backends *b = *state;
+#ifdef SSD_HAVE_CPU
+    assert_non_null(b->cpu); /* built in, so it must work */
+#else
+    if (!b->cpu) {
+        tu_skip("test_ops_parity", "the cpu (oneDNN) backend is not built into this binary");
+        skip();
+    }
+#endif
+    return b->cpu;
+}
+
+/* Compares every output of `got` with `truth`; prints one line per output. */
+static void compare(const char *op, const char *shape, const or_outputs *got,
+                    const or_outputs *truth, const double *tols) {
+    assert_int_equal(got->n, truth->n);
+    for (int i = 0; i < got->n; i++) {
+        double e = tu_nmse(&got->t[i], &truth->t[i]);
+        printf("parity %-14s %-44s %-13s cpu/f32 nmse=%.3e (tol %.0e)\n", op, shape,
+               truth->names[i], e, tols[i]);
+        if (!(e <= tols[i]))
+            fail_msg("%s %s output %s: nmse %.3e > %.0e", op, shape, truth->names[i], e, tols[i]);
+    }
+}
+
+static void run_conv_case(backends *b, ssd_rng *r, int n, int c, int k, int h, int ksize,
+                          int stride, int pad, bool bias, const char *label) {
+    ssd_conv_desc d = {stride, stride, pad, pad};
+    int p = (int)ssd_conv_out_size(h, ksize, stride, pad);
+    /* He-like scale keeps outputs O(1) whatever the fan-in. */
+    double ws = sqrt(3.0 / (c * ksize * ksize));
+    ssd_tensor x = or_rand4(r, n, c, h, h, -1, 1, "x");
+    ssd_tensor w = or_rand4(r, k, c, ksize, ksize, -ws, ws, "w");
+    ssd_tensor bb = or_rand4(r, 1, 1, 1, k, -0.5, 0.5, "b");
+    bb.ndim = 1;
+    bb.shape[0] = k;
+    ssd_tensor dy = or_rand4(r, n, k, p, p, -1, 1, "dy");
+    or_outputs truth = or_conv(b->ref, SSD_F64, &x, &w, bias ? &bb : NULL, &dy, &d);
+    or_outputs got = or_conv(b->cpu, SSD_F32, &x, &w, bias ? &bb : NULL, &dy, &d);
+    char shape[160];
+    snprintf(shape, sizeof shape, "%s N%d %d->%d %dx%d k%d/s%d/p%d%s", label, n, c, k, h, h,
+             ksize, stride, pad, bias ? " +b" : "");
+    const double tols[] = {TOL_CONV, TOL_CONV, TOL_CONV, TOL_CONV};
+    compare("conv2d", shape, &got, &truth, tols);
+    or_free(&truth);
+    or_free(&got);
+    ssd_tensor *all[] = {&x, &w, &bb, &dy};
+    for (int i = 0; i < 4; i++) ssd_tensor_free(all[i]);
+}
+
+static void test_conv_random(void **state) {
+    ssd_backend *cpu = need_cpu(state);
+    (void)cpu;
+    backends *b = *state;
+    ssd_rng r = ssd_rng_stream(11, SSD_RNG_DOMAIN_TEST, 0, 0, 0);
+    static const int ks[] = {1, 3, 5, 7};
+    for (int t = 0; t < 24; t++) {
+        int ksize = ks[ssd_rng_below(&r, 4)];
+        int stride = 1 + (int)ssd_rng_below(&r, 2);
+        int pad = (int)ssd_rng_below(&r, (uint32_t)(ksize / 2 + 1));
+        int h = ksize + (int)ssd_rng_below(&r, 14);
+        int c = 1 + (int)ssd_rng_below(&r, 40), k = 1 + (int)ssd_rng_below(&r, 40);
+        int n = 1 + (int)ssd_rng_below(&r, 3);
+        run_conv_case(b, &r, n, c, k, h, ksize, stride, pad, ssd_rng_below(&r, 2), "random");
+    }
+}
+
+static void test_conv_layers(void **state) {
+    need_cpu(state);
+    backends *b = *state;
+    ssd_rng r = ssd_rng_stream(12, SSD_RNG_DOMAIN_TEST, 0, 0, 0);
+    for (int i = 0; i < ssd_n_conv_shapes; i++) {
+        const ssd_conv_shape *s = &ssd_conv_shapes[i];
+        run_conv_case(b, &r, 1, s->c, s->k, s->h, s->r, s->stride, s->pad, s->bias, s->name);
+    }
+    /* the heaviest layer again at batch 2, so batch strides are exercised at a real shape */
+    run_conv_case(b, &r, 2, 256, 256, 38, 3, 1, 1, false, "layer3 3x3 batch 2");
+}
+
+static void run_bn_case(backends *b, ssd_rng *r, int n, int c, int h, bool residual, bool relu,
+                        const char *label) {
+    ssd_bn_desc d = {1e-5, 0.1, relu};
+    int64_t cs[1] = {c};
+    /* non-zero mean and non-unit spread so normalisation does something */
+    ssd_tensor x = or_rand4(r, n, c, h, h, -1.5, 2.5, "x");
+    ssd_tensor g = or_rand(r, 1, cs, 0.5, 1.5, "gamma"), be = or_rand(r, 1, cs, -0.5, 0.5, "beta");
+    ssd_tensor rm = or_rand(r, 1, cs, -0.2, 0.2, "rm"), rv = or_rand(r, 1, cs, 0.5, 2.0, "rv");
+    ssd_tensor res = or_rand4(r, n, c, h, h, -1, 1, "res");
+    ssd_tensor dy = or_rand4(r, n, c, h, h, -1, 1, "dy");
+    char shape[160];
+    snprintf(shape, sizeof shape, "%s N%d C%d %dx%d%s%s", label, n, c, h, h,
+             residual ? " +res" : "", relu ? " relu" : "");
+    or_outputs truth = or_bn_train(b->ref, SSD_F64, &x, &g, &be, &rm, &rv, residual ? &res : NULL,
+                                   &dy, &d);
+    or_outputs got = or_bn_train(b->cpu, SSD_F32, &x, &g, &be, &rm, &rv, residual ? &res : NULL,
+                                 &dy, &d);
+    const double tols[] = {TOL_BN, TOL_BN, TOL_BN, TOL_BN, TOL_BN, TOL_BN, TOL_BN, TOL_BN, TOL_BN};
+    compare("bn_train", shape, &got, &truth, tols);
+    or_free(&truth);
+    or_free(&got);
+    truth = or_bn_infer(b->ref, SSD_F64, &x, &g, &be, &rm, &rv, residual ? &res : NULL, &d);
+    got = or_bn_infer(b->cpu, SSD_F32, &x, &g, &be, &rm, &rv, residual ? &res : NULL, &d);
+    compare("bn_infer", shape, &got, &truth, tols);
+    or_free(&truth);
+    or_free(&got);
+    ssd_tensor *all[] = {&x, &g, &be, &rm, &rv, &res, &dy};
+    for (int i = 0; i < 7; i++) ssd_tensor_free(all[i]);
+}
+
+static void test_bn(void **state) {
+    need_cpu(state);
+    backends *b = *state;
+    ssd_rng r = ssd_rng_stream(13, SSD_RNG_DOMAIN_TEST, 0, 0, 0);
+    /* every fusion variant at small random shapes */
+    for (int t = 0; t < 8; t++) {
+        int n = 1 + (int)ssd_rng_below(&r, 3), c = 1 + (int)ssd_rng_below(&r, 33);
+        int h = 2 + (int)ssd_rng_below(&r, 12);
+        run_bn_case(b, &r, n, c, h, t & 1, (t >> 1) & 1, "random");
+    }
+    /* the network's shapes: plain BN+ReLU, BN+add+ReLU (block end), BN alone (downsample) */
+    for (int i = 0; i < ssd_n_bn_shapes; i++) {
+        const ssd_bn_shape *s = &ssd_bn_shapes[i];
+        run_bn_case(b, &r, 2, s->c, s->h, false, true, s->name);
+        if (s->h <= 75) {
+            run_bn_case(b, &r, 2, s->c, s->h, true, true, s->name);
+            run_bn_case(b, &r, 2, s->c, s->h, false, false, s->name);
+        }
+    }
+}
+
+static void test_relu(void **state) {
+    need_cpu(state);
+    backends *b = *state;
+    ssd_rng r = ssd_rng_stream(14, SSD_RNG_DOMAIN_TEST, 0, 0, 0);
+    int shapes[][4] = {{1, 1, 1, 1}, {2, 3, 5, 7}, {2, 64, 150, 150}, {3, 17, 9, 4}};
+    for (int i = 0; i < 4; i++) {
+        ssd_tensor x = or_rand4(&r, shapes[i][0], shapes[i][1], shapes[i][2], shapes[i][3], -1, 1, "x");
+        ssd_tensor dy = or_rand4(&r, shapes[i][0], shapes[i][1], shapes[i][2], shapes[i][3], -1, 1, "dy");
+        /* exact zeros in the input: relu(0) = 0 and its gradient is 0, as in PyTorch */
+        for (int64_t j = 0; j < ssd_tensor_numel(&x); j += 5) ssd_tensor_set(&x, j, 0.0);
+        or_outputs truth = or_relu(b->ref, SSD_F64, &x, &dy);
+        or_outputs got = or_relu(b->cpu, SSD_F32, &x, &dy);
+        char shape[64];
+        snprintf(shape, sizeof shape, "(%d,%d,%d,%d)", shapes[i][0], shapes[i][1], shapes[i][2],
+                 shapes[i][3]);
+        const double tols[] = {TOL_EXACT, TOL_EXACT};
+        compare("relu", shape, &got, &truth, tols);
+        or_free(&truth);
+        or_free(&got);
+        ssd_tensor_free(&x);
+        ssd_tensor_free(&dy);
+    }
+}
+
+static void run_pool_case(backends *b, ssd_rng *r, int n, int c, int h, int w, int ties,
+                          const char *label) {
+    ssd_pool_desc d = {3, 2, 1};
+    int p = (int)ssd_conv_out_size(h, 3, 2, 1), q = (int)ssd_conv_out_size(w, 3, 2, 1);
+    ssd_tensor x = or_rand4(r, n, c, h, w, -1, 1, "x");
+    if (ties) /* relu'd input, quantised: most windows hold repeated maxima (zeros and others) */
+        for (int64_t j = 0; j < ssd_tensor_numel(&x); j++) {
+            double v = ssd_tensor_get(&x, j);
+            ssd_tensor_set(&x, j, v < 0 ? 0.0 : floor(v * 4) / 4);
+        }
+    ssd_tensor dy = or_rand4(r, n, c, p, q, -1, 1, "dy");
+    or_outputs truth = or_maxpool(b->ref, SSD_F64, &x, &dy, &d);
+    or_outputs got = or_maxpool(b->cpu, SSD_F32, &x, &dy, &d);
+    char shape[128];
+    snprintf(shape, sizeof shape, "%s N%d C%d %dx%d%s", label, n, c, h, w, ties ? " ties" : "");
+    const double tols[] = {TOL_EXACT, TOL_POOL_BWD};
+    compare("maxpool", shape, &got, &truth, tols);
+    or_free(&truth);
+    or_free(&got);
+    ssd_tensor_free(&x);
+    ssd_tensor_free(&dy);
+}
+
+static void test_maxpool(void **state) {
+    need_cpu(state);
+    backends *b = *state;
+    ssd_rng r = ssd_rng_stream(15, SSD_RNG_DOMAIN_TEST, 0, 0, 0);
+    for (int t = 0; t < 8; t++) {
+        int h = 1 + (int)ssd_rng_below(&r, 20), w = 1 + (int)ssd_rng_below(&r, 20);
+        run_pool_case(b, &r, 1 + (int)ssd_rng_below(&r, 2), 1 + (int)ssd_rng_below(&r, 9), h, w,
+                      t & 1, "random");
+    }
+    run_pool_case(b, &r, 2, ssd_pool_shape.c, ssd_pool_shape.h, ssd_pool_shape.h, 0,
+                  ssd_pool_shape.name);
+    run_pool_case(b, &r, 2, ssd_pool_shape.c, ssd_pool_shape.h, ssd_pool_shape.h, 1,
+                  ssd_pool_shape.name);
+}
+
+static void test_eltwise(void **state) {
+    need_cpu(state);
+    backends *b = *state;
+    ssd_rng r = ssd_rng_stream(16, SSD_RNG_DOMAIN_TEST, 0, 0, 0);
+    int64_t sizes[] = {1, 7, 1000, 2 * 256 * 38 * 38};
+    for (int i = 0; i < 4; i++) {
+        ssd_tensor a = or_rand(&r, 1, &sizes[i], -3, 3, "a");
+        ssd_tensor c = or_rand(&r, 1, &sizes[i], -3, 3, "b");
+        /* truth rounded to f32 as the f32 result must be: compare f32 ref with cpu exactly */
+        or_outputs truth = or_eltwise(b->ref, SSD_F32, &a, &c, 0.3125, -0.7);
+        or_outputs got = or_eltwise(b->cpu, SSD_F32, &a, &c, 0.3125, -0.7);
+        char shape[64];
+        snprintf(shape, sizeof shape, "n=%lld", (long long)sizes[i]);
+        const double tols[] = {TOL_ELTWISE, TOL_EXACT, TOL_EXACT, TOL_ELTWISE, TOL_ELTWISE};
+        compare("eltwise", shape, &got, &truth, tols);
+        or_free(&truth);
+        or_free(&got);
+        ssd_tensor_free(&a);
+        ssd_tensor_free(&c);
+    }
+}
+
+static void test_sgd(void **state) {
+    need_cpu(state);
+    backends *b = *state;
+    ssd_rng r = ssd_rng_stream(17, SSD_RNG_DOMAIN_TEST, 0, 0, 0);
+    int64_t n = 19972534 / 64; /* a slice of the model's parameter count */
+    ssd_tensor p0 = or_rand(&r, 1, &n, -0.1, 0.1, "p");
+    ssd_tensor g[3];
+    const ssd_tensor *gp[3];
+    for (int s = 0; s < 3; s++) {
+        g[s] = or_rand(&r, 1, &n, -1, 1, "g");
+        gp[s] = &g[s];
+    }
+    ssd_sgd_desc configs[] = {
+        {0.08, 0.9, 5e-4, 0.0, false, true}, /* the reference's optimizer */
+        {0.01, 0.9, 0.0, 0.1, false, true},  /* dampening */
+        {0.01, 0.9, 1e-4, 0.0, true, true},  /* nesterov */
+        {0.05, 0.0, 5e-4, 0.0, false, true}, /* plain SGD, no buffer */
+    };
+    for (int c = 0; c < 4; c++) {
+        or_outputs truth = or_sgd(b->ref, SSD_F32, &p0, gp, 3, &configs[c]);
+        or_outputs got = or_sgd(b->cpu, SSD_F32, &p0, gp, 3, &configs[c]);
+        char shape[64];
+        snprintf(shape, sizeof shape, "config %d n=%lld", c, (long long)n);
+        const double tols[] = {TOL_SGD, TOL_SGD};
+        compare("sgd", shape, &got, &truth, tols);
+        or_free(&truth);
+        or_free(&got);
+    }
+    ssd_tensor_free(&p0);
+    for (int s = 0; s < 3; s++) ssd_tensor_free(&g[s]);
+}
+
+/* Primitive caching: the same shape twice creates nothing new the second time. */
+static void test_cache_reuse(void **state) {
+    ssd_backend *cpu = need_cpu(state);
+    backends *b = *state;
+    ssd_rng r = ssd_rng_stream(18, SSD_RNG_DOMAIN_TEST, 0, 0, 0);
+    run_conv_case(b, &r, 2, 16, 32, 12, 3, 1, 1, true, "cache warm-up");
+    uint64_t created = cpu->stats.prims_created, reused = cpu->stats.prims_reused;
+    run_conv_case(b, &r, 2, 16, 32, 12, 3, 1, 1, true, "cache again");
+    assert_int_equal(cpu->stats.prims_created, created);
+    assert_true(cpu->stats.prims_reused > reused);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_conv_random), cmocka_unit_test(test_conv_layers),
+        cmocka_unit_test(test_bn),          cmocka_unit_test(test_relu),
+        cmocka_unit_test(test_maxpool),     cmocka_unit_test(test_eltwise),
+        cmocka_unit_test(test_sgd),         cmocka_unit_test(test_cache_reuse),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs, with apt-get, whatever the build and the tests need that this machine lacks.
+# Debian 12 package names. Run as root (or with sudo available). Idempotent: installs nothing
+# when everything is present.
+set -euo pipefail
+
+PKGS=(
+  build-essential cmake pkg-config            # toolchain
+  libdnnl-dev                                 # oneDNN: the cpu backend
+  libturbojpeg0-dev                           # libjpeg-turbo: JPEG decode
+  libopenmpi-dev openmpi-bin                  # MPI data parallelism
+  libcjson-dev                                # JSON (annotations, safetensors headers)
+  libarchive-dev                              # tar/zip containers of .pth files
+  libcmocka-dev                               # unit-test framework
+  python3-torch python3-pil                   # test oracle only (goldens), /usr/bin/python3
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install_deps: all ${#PKGS[@]} packages present"
+  exit 0
+fi
+
+echo "install_deps: installing ${missing[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
