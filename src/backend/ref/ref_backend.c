@@ -11,14 +11,18 @@
 
 #define T float
 #define SUF _f32
+#define FMA fmaf
 #include "backend/ref/ref_kernels.inc"
 #undef T
 #undef SUF
+#undef FMA
 #define T double
 #define SUF _f64
+#define FMA fma
 #include "backend/ref/ref_kernels.inc"
 #undef T
 #undef SUF
+#undef FMA
 
 /* Calls name_f32 or name_f64 on the tensors' data according to dtype. */
 #define REF_DISPATCH(dt, name, ...)                                                           \
