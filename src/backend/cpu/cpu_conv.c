@@ -1,0 +1,287 @@
+/* Convolutions on oneDNN: forward, backward-data, backward-weights.
+ *
+ * The primitive descriptors are created with format_tag_any for src/weights/dst (oneDNN picks
+ * its blocked layout) and algorithm convolution_direct; the plain NCHW/OIHW user tensors are
+ * reordered into and out of the chosen layouts (cpu_arg). Backward descriptors take a
+ * forward-training descriptor of the same shape as hint. Weight gradients accumulate: the
+ * primitive writes a scratch and a reorder with a sum post-op adds it into the user's OIHW
+ * dweight; the bias gradient goes to a scratch and is added with a loop. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cpu/cpu_internal.h"
+#include "core/mem.h"
+
+typedef struct conv_dims {
+    int64_t N, C, H, W, K, R, S, P, Q;
+    int64_t sh, sw, ph, pw;
+} conv_dims;
+
+static conv_dims conv_dims_of(const ssd_tensor *inp, const ssd_tensor *w, const ssd_tensor *out,
+                              const ssd_conv_desc *d) {
+    conv_dims c = {inp->shape[0], inp->shape[1], inp->shape[2], inp->shape[3], w->shape[0],
+                   w->shape[2],   w->shape[3],   out->shape[2], out->shape[3], d->stride_h,
+                   d->stride_w,   d->pad_h,      d->pad_w};
+    return c;
+}
+
+static void conv_key(cpu_key *k, ssd_op op, ssd_dtype dt, const conv_dims *c, bool has_bias) {
+    cpu_key_init(k, op, dt);
+    const int64_t v[] = {c->N, c->C, c->H, c->W, c->K, c->R, c->S,
+                         c->sh, c->sw, c->ph, c->pw, has_bias};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) cpu_key_add(k, v[i]);
+}
+
+/* User (plain) or primitive (any) descriptors of src, weights, dst and bias. */
+typedef struct conv_mds {
+    dnnl_memory_desc_t src, wei, dst, bias;
+} conv_mds;
+
+static void conv_make_mds(conv_mds *m, const conv_dims *c, dnnl_data_type_t dt, bool any) {
+    const int64_t s[4] = {c->N, c->C, c->H, c->W}, w[4] = {c->K, c->C, c->R, c->S},
+                  o[4] = {c->N, c->K, c->P, c->Q};
+    void (*mk)(dnnl_memory_desc_t *, int, const int64_t *, dnnl_data_type_t) =
+        any ? cpu_md_any : cpu_md_plain;
+    mk(&m->src, 4, s, dt);
+    mk(&m->wei, 4, w, dt);
+    mk(&m->dst, 4, o, dt);
+    /* the bias stays plain (and f32 in a later bf16 path) */
+    cpu_md_plain(&m->bias, 1, &c->K, dnnl_f32);
+}
+
+static void conv_geometry(const conv_dims *c, dnnl_dims_t strides, dnnl_dims_t pad_l,
+                          dnnl_dims_t pad_r) {
+    strides[0] = c->sh;
+    strides[1] = c->sw;
+    pad_l[0] = c->ph;
+    pad_l[1] = c->pw;
+    /* the right padding that yields exactly P x Q outputs (PyTorch floors; oneDNN wants the
+     * padding consistent with the output size) */
+    pad_r[0] = (c->P - 1) * c->sh + c->R - c->H - c->ph;
+    pad_r[1] = (c->Q - 1) * c->sw + c->S - c->W - c->pw;
+}
+
+/* Forward-training descriptor with layouts left to oneDNN; used for the forward primitive and
+ * as hint for the backward ones. */
+static dnnl_primitive_desc_t conv_fwd_pd(cpu_impl *im, const conv_dims *c, dnnl_data_type_t dt,
+                                         bool has_bias, dnnl_convolution_desc_t *cd_out) {
+    conv_mds a;
+    conv_make_mds(&a, c, dt, true);
+    dnnl_dims_t st, pl, pr;
+    conv_geometry(c, st, pl, pr);
+    DNNL_CHECK(dnnl_convolution_forward_desc_init(cd_out, dnnl_forward_training,
+                                                  dnnl_convolution_direct, &a.src, &a.wei,
+                                                  has_bias ? &a.bias : NULL, &a.dst, st, pl, pr));
+    dnnl_primitive_attr_t attr;
+    DNNL_CHECK(dnnl_primitive_attr_create(&attr));
+    DNNL_CHECK(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user));
+    dnnl_primitive_desc_t pd;
+    DNNL_CHECK(dnnl_primitive_desc_create(&pd, cd_out, attr, im->engine, NULL));
+    DNNL_CHECK(dnnl_primitive_attr_destroy(attr));
+    return pd;
+}
+
+/* ---- forward ---- */
+
+typedef struct conv_fwd_entry {
+    cpu_prim conv;
+    cpu_arg src, wei, bias, dst;
+    bool has_bias;
+} conv_fwd_entry;
+
+static void conv_fwd_free(void *p) {
+    conv_fwd_entry *e = p;
+    cpu_arg_destroy(&e->src);
+    cpu_arg_destroy(&e->wei);
+    if (e->has_bias) cpu_arg_destroy(&e->bias);
+    cpu_arg_destroy(&e->dst);
+    cpu_prim_destroy(&e->conv);
+    free(e);
+}
+
+static conv_fwd_entry *conv_fwd_get(ssd_backend *be, const conv_dims *c, ssd_dtype dt,
+                                    bool has_bias) {
+    cpu_impl *im = cpu_impl_of(be);
+    cpu_key k;
+    conv_key(&k, SSD_OP_CONV2D_FWD, dt, c, has_bias);
+    conv_fwd_entry *e = cpu_cache_find(&im->cache, &k, &be->stats);
+    if (e) return e;
+    e = ssd_xcalloc(1, sizeof *e);
+    e->has_bias = has_bias;
+    dnnl_convolution_desc_t cd;
+    cpu_prim_from_pd(im, &e->conv, conv_fwd_pd(im, c, cpu_dnnl_dtype(dt), has_bias, &cd));
+    conv_mds u;
+    conv_make_mds(&u, c, cpu_dnnl_dtype(dt), false);
+    cpu_arg_init_in(im, &e->src, &u.src, cpu_prim_md(&e->conv, dnnl_query_src_md, 0), CPU_SLOT_0);
+    cpu_arg_init_in(im, &e->wei, &u.wei, cpu_prim_md(&e->conv, dnnl_query_weights_md, 0),
+                    CPU_SLOT_1);
+    if (has_bias)
+        cpu_arg_init_in(im, &e->bias, &u.bias, cpu_prim_md(&e->conv, dnnl_query_weights_md, 1),
+                        CPU_SLOT_3);
+    cpu_arg_init_out(im, &e->dst, &u.dst, cpu_prim_md(&e->conv, dnnl_query_dst_md, 0),
+                     CPU_SLOT_2, false);
+    cpu_cache_insert(&im->cache, &k, e, conv_fwd_free, &be->stats);
+    return e;
+}
+
+void cpu_conv2d_forward(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp,
+                        const ssd_tensor *weight, const ssd_tensor *bias, const ssd_conv_desc *d) {
+    cpu_impl *im = cpu_impl_of(be);
+    conv_dims c = conv_dims_of(inp, weight, out, d);
+    conv_fwd_entry *e = conv_fwd_get(be, &c, inp->dtype, bias != NULL);
+    dnnl_exec_arg_t args[4] = {
+        {DNNL_ARG_SRC, cpu_arg_in(be, &e->src, inp->data)},
+        {DNNL_ARG_WEIGHTS, cpu_arg_in(be, &e->wei, weight->data)},
+        {DNNL_ARG_DST, cpu_arg_out(be, &e->dst, out->data)},
+        {DNNL_ARG_BIAS, NULL},
+    };
+    int nargs = 3;
+    if (bias) {
+        args[3].memory = cpu_arg_in(be, &e->bias, bias->data);
+        nargs = 4;
+    }
+    cpu_prim_exec(im, &e->conv, nargs, args);
+    cpu_arg_out_done(be, &e->dst);
+    cpu_wait(im);
+    cpu_prim_note_impl(be, &e->conv);
+}
+
+/* ---- backward data ---- */
+
+typedef struct conv_bwd_data_entry {
+    dnnl_primitive_desc_t hint;
+    cpu_prim conv;
+    cpu_arg ddst, wei, dsrc;
+} conv_bwd_data_entry;
+
+static void conv_bwd_data_free(void *p) {
+    conv_bwd_data_entry *e = p;
+    cpu_arg_destroy(&e->ddst);
+    cpu_arg_destroy(&e->wei);
+    cpu_arg_destroy(&e->dsrc);
+    cpu_prim_destroy(&e->conv);
+    dnnl_primitive_desc_destroy(e->hint);
+    free(e);
+}
+
+static conv_bwd_data_entry *conv_bwd_data_get(ssd_backend *be, const conv_dims *c, ssd_dtype dt) {
+    cpu_impl *im = cpu_impl_of(be);
+    cpu_key k;
+    conv_key(&k, SSD_OP_CONV2D_BWD_DATA, dt, c, false);
+    conv_bwd_data_entry *e = cpu_cache_find(&im->cache, &k, &be->stats);
+    if (e) return e;
+    e = ssd_xcalloc(1, sizeof *e);
+    dnnl_data_type_t ddt = cpu_dnnl_dtype(dt);
+    dnnl_convolution_desc_t fd, bd;
+    e->hint = conv_fwd_pd(im, c, ddt, false, &fd);
+    conv_mds a, u;
+    conv_make_mds(&a, c, ddt, true);
+    conv_make_mds(&u, c, ddt, false);
+    dnnl_dims_t st, pl, pr;
+    conv_geometry(c, st, pl, pr);
+    DNNL_CHECK(dnnl_convolution_backward_data_desc_init(&bd, dnnl_convolution_direct, &a.src,
+                                                        &a.wei, &a.dst, st, pl, pr));
+    cpu_prim_create(im, &e->conv, &bd, NULL, e->hint);
+    cpu_arg_init_in(im, &e->ddst, &u.dst, cpu_prim_md(&e->conv, dnnl_query_diff_dst_md, 0),
+                    CPU_SLOT_0);
+    cpu_arg_init_in(im, &e->wei, &u.wei, cpu_prim_md(&e->conv, dnnl_query_weights_md, 0),
+                    CPU_SLOT_1);
+    cpu_arg_init_out(im, &e->dsrc, &u.src, cpu_prim_md(&e->conv, dnnl_query_diff_src_md, 0),
+                     CPU_SLOT_2, false);
+    cpu_cache_insert(&im->cache, &k, e, conv_bwd_data_free, &be->stats);
+    return e;
+}
+
+void cpu_conv2d_backward_data(ssd_backend *be, ssd_tensor *dinp, const ssd_tensor *dout,
+                              const ssd_tensor *weight, const ssd_conv_desc *d) {
+    cpu_impl *im = cpu_impl_of(be);
+    conv_dims c = conv_dims_of(dinp, weight, dout, d);
+    conv_bwd_data_entry *e = conv_bwd_data_get(be, &c, dinp->dtype);
+    dnnl_exec_arg_t args[3] = {
+        {DNNL_ARG_DIFF_DST, cpu_arg_in(be, &e->ddst, dout->data)},
+        {DNNL_ARG_WEIGHTS, cpu_arg_in(be, &e->wei, weight->data)},
+        {DNNL_ARG_DIFF_SRC, cpu_arg_out(be, &e->dsrc, dinp->data)},
+    };
+    cpu_prim_exec(im, &e->conv, 3, args);
+    cpu_arg_out_done(be, &e->dsrc);
+    cpu_wait(im);
+    cpu_prim_note_impl(be, &e->conv);
+}
+
+/* ---- backward weights ---- */
+
+typedef struct conv_bwd_w_entry {
+    dnnl_primitive_desc_t hint;
+    cpu_prim conv;
+    cpu_arg src, ddst, dwei, dbias;
+    bool has_bias;
+} conv_bwd_w_entry;
+
+static void conv_bwd_w_free(void *p) {
+    conv_bwd_w_entry *e = p;
+    cpu_arg_destroy(&e->src);
+    cpu_arg_destroy(&e->ddst);
+    cpu_arg_destroy(&e->dwei);
+    if (e->has_bias) cpu_arg_destroy(&e->dbias);
+    cpu_prim_destroy(&e->conv);
+    dnnl_primitive_desc_destroy(e->hint);
+    free(e);
+}
+
+static conv_bwd_w_entry *conv_bwd_w_get(ssd_backend *be, const conv_dims *c, ssd_dtype dt,
+                                        bool has_bias) {
+    cpu_impl *im = cpu_impl_of(be);
+    cpu_key k;
+    conv_key(&k, SSD_OP_CONV2D_BWD_WEIGHTS, dt, c, has_bias);
+    conv_bwd_w_entry *e = cpu_cache_find(&im->cache, &k, &be->stats);
+    if (e) return e;
+    e = ssd_xcalloc(1, sizeof *e);
+    e->has_bias = has_bias;
+    dnnl_data_type_t ddt = cpu_dnnl_dtype(dt);
+    dnnl_convolution_desc_t fd, bd;
+    e->hint = conv_fwd_pd(im, c, ddt, has_bias, &fd);
+    conv_mds a, u;
+    conv_make_mds(&a, c, ddt, true);
+    conv_make_mds(&u, c, ddt, false);
+    dnnl_dims_t st, pl, pr;
+    conv_geometry(c, st, pl, pr);
+    DNNL_CHECK(dnnl_convolution_backward_weights_desc_init(
+        &bd, dnnl_convolution_direct, &a.src, &a.wei, has_bias ? &a.bias : NULL, &a.dst, st, pl,
+        pr));
+    cpu_prim_create(im, &e->conv, &bd, NULL, e->hint);
+    cpu_arg_init_in(im, &e->src, &u.src, cpu_prim_md(&e->conv, dnnl_query_src_md, 0),
+                    CPU_SLOT_0);
+    cpu_arg_init_in(im, &e->ddst, &u.dst, cpu_prim_md(&e->conv, dnnl_query_diff_dst_md, 0),
+                    CPU_SLOT_1);
+    cpu_arg_init_out(im, &e->dwei, &u.wei, cpu_prim_md(&e->conv, dnnl_query_diff_weights_md, 0),
+                     CPU_SLOT_2, true);
+    if (has_bias)
+        cpu_arg_init_scratch(im, &e->dbias, cpu_prim_md(&e->conv, dnnl_query_diff_weights_md, 1),
+                             CPU_SLOT_3);
+    cpu_cache_insert(&im->cache, &k, e, conv_bwd_w_free, &be->stats);
+    return e;
+}
+
+void cpu_conv2d_backward_weights(ssd_backend *be, ssd_tensor *dweight, ssd_tensor *dbias,
+                                 const ssd_tensor *dout, const ssd_tensor *inp,
+                                 const ssd_conv_desc *d) {
+    cpu_impl *im = cpu_impl_of(be);
+    conv_dims c = conv_dims_of(inp, dweight, dout, d);
+    conv_bwd_w_entry *e = conv_bwd_w_get(be, &c, inp->dtype, dbias != NULL);
+    dnnl_exec_arg_t args[4] = {
+        {DNNL_ARG_SRC, cpu_arg_in(be, &e->src, inp->data)},
+        {DNNL_ARG_DIFF_DST, cpu_arg_in(be, &e->ddst, dout->data)},
+        {DNNL_ARG_DIFF_WEIGHTS, cpu_arg_out(be, &e->dwei, dweight->data)},
+        {DNNL_ARG_DIFF_BIAS, NULL},
+    };
+    int nargs = 3;
+    if (dbias) {
+        args[3].memory = cpu_arg_scratch(be, &e->dbias);
+        nargs = 4;
+    }
+    cpu_prim_exec(im, &e->conv, nargs, args);
+    cpu_arg_out_done(be, &e->dwei); /* dweight += partial (reorder with sum post-op) */
+    cpu_wait(im);
+    if (dbias) cpu_accumulate_f32((float *)dbias->data, (const float *)e->dbias.inner_ptr, c.K);
+    cpu_prim_note_impl(be, &e->conv);
+}

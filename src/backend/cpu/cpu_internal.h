@@ -1,0 +1,179 @@
+/* Internals of the `cpu` backend (oneDNN 2.6 C API, fp32; DESIGN.md section 4).
+ *
+ * Structure
+ * - cpu_backend.c       create/destroy, supports, memory, elementwise loops (add/copy/fill/
+ *                       scale/sgd)
+ * - cpu_dnnl.c          helpers: memory descriptors, primitives with a user-mode scratchpad,
+ *                       tensor arguments with their layout reorders, shared scratch slots
+ * - cpu_cache.c         the primitive cache
+ * - cpu_conv.c          conv forward / backward-data / backward-weights
+ * - cpu_bn.c            batch norm train / inference forward and backward
+ * - cpu_pool_eltwise.c  relu forward/backward, maxpool forward/backward
+ *
+ * Tensors given to the ops are plain dense row-major (NCHW, OIHW, 1-d) host memory. Convs run
+ * in the layout oneDNN picks (format_tag_any) and reorder in and out of it; every executed
+ * reorder is counted in be->stats. Every primitive is created once per cache key. Buffers the
+ * primitives need for one call (blocked copies of tensors, scratchpads, workspaces, partial
+ * gradients) live in a handful of growable scratch slots shared by all ops, because ops run
+ * one at a time and nothing in them outlives the call; the memory objects pointing into them
+ * are cached with the primitives and re-pointed per call.
+ *
+ * Data types: every key carries the ssd_dtype and cpu_dnnl_dtype() maps it, so a bf16 path is
+ * new memory descriptors (bf16 compute layouts, f32 user tensors and statistics) plus
+ * reorders, not a new structure. Only f32 is enabled today. */
+#ifndef SSD_BACKEND_CPU_CPU_INTERNAL_H
+#define SSD_BACKEND_CPU_CPU_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <oneapi/dnnl/dnnl.h>
+#include <oneapi/dnnl/dnnl_debug.h>
+
+#include "backend/backend.h"
+#include "backend/cpu/cpu_cache.h"
+#include "core/log.h"
+
+/* Tier 2 (DESIGN.md section 5): a oneDNN failure prints the call, file:line and oneDNN's
+ * status string, then aborts through ssd_die. */
+#define DNNL_CHECK(call)                                                                      \
+    do {                                                                                      \
+        dnnl_status_t dnnl_check_st_ = (call);                                                \
+        if (dnnl_check_st_ != dnnl_success)                                                   \
+            ssd_die(__FILE__, __LINE__, "oneDNN call `%s` failed: %s", #call,                 \
+                    dnnl_status2str(dnnl_check_st_));                                         \
+    } while (0)
+
+/* Shared scratch slots. One op call uses each slot for at most one buffer. */
+enum {
+    CPU_SLOT_SCRATCHPAD = 0, /* primitive scratchpads (user scratchpad mode) */
+    CPU_SLOT_0,
+    CPU_SLOT_1,
+    CPU_SLOT_2,
+    CPU_SLOT_3,
+    CPU_SLOT_4,
+    CPU_NSLOTS
+};
+
+typedef struct cpu_impl {
+    dnnl_engine_t engine;
+    dnnl_stream_t stream;
+    cpu_cache cache;
+    void *slot[CPU_NSLOTS];
+    size_t slot_cap[CPU_NSLOTS];
+} cpu_impl;
+
+static inline cpu_impl *cpu_impl_of(ssd_backend *be) { return (cpu_impl *)be->impl; }
+
+/* ---- helpers (cpu_dnnl.c) ---- */
+
+dnnl_data_type_t cpu_dnnl_dtype(ssd_dtype dt);
+/* Buffer of at least `bytes` in scratch slot `slot` (grown, never shrunk; contents are not
+ * kept across growth). */
+void *cpu_slot(cpu_impl *im, int slot, size_t bytes);
+
+/* Plain dense row-major descriptor (tags a, ab, abc, abcd: x, nc, ncw, nchw / oihw). */
+void cpu_md_plain(dnnl_memory_desc_t *md, int ndims, const int64_t *dims, dnnl_data_type_t dt);
+/* Descriptor with format_tag_any: the primitive chooses the layout. */
+void cpu_md_any(dnnl_memory_desc_t *md, int ndims, const int64_t *dims, dnnl_data_type_t dt);
+/* 1-d descriptor over all elements of t (for shape-agnostic elementwise primitives). */
+void cpu_md_flat(dnnl_memory_desc_t *md, const ssd_tensor *t);
+
+/* A primitive with its descriptor and a scratchpad provided by us (scratch slot). */
+typedef struct cpu_prim {
+    dnnl_primitive_desc_t pd;
+    dnnl_primitive_t prim;
+    dnnl_memory_t scratchpad; /* NULL when the primitive needs none */
+    size_t scratchpad_bytes;
+} cpu_prim;
+
+/* Creates pd (+ primitive) from an op descriptor. attr may be NULL; its scratchpad mode is set
+ * to user here. hint: the forward pd for backward primitives, else NULL. */
+void cpu_prim_create(cpu_impl *im, cpu_prim *p, const_dnnl_op_desc_t desc,
+                     dnnl_primitive_attr_t attr, const_dnnl_primitive_desc_t hint);
+/* Takes ownership of pd and creates the primitive. */
+void cpu_prim_from_pd(cpu_impl *im, cpu_prim *p, dnnl_primitive_desc_t pd);
+/* Executes with the given arguments plus the scratchpad. */
+void cpu_prim_exec(cpu_impl *im, cpu_prim *p, int nargs, const dnnl_exec_arg_t *args);
+const dnnl_memory_desc_t *cpu_prim_md(const cpu_prim *p, dnnl_query_t what, int index);
+/* Copies the implementation name of p into be->stats.last_impl. */
+void cpu_prim_note_impl(ssd_backend *be, const cpu_prim *p);
+void cpu_prim_destroy(cpu_prim *p);
+
+/* One tensor argument of a primitive. `user` wraps the caller's plain memory (pointer set per
+ * call); `inner` is the primitive's layout in a scratch slot, present when the layouts differ
+ * (or when an output accumulates); `reorder` converts between them. Scratch arguments have
+ * only `inner`. */
+typedef struct cpu_arg {
+    dnnl_memory_t user;
+    dnnl_memory_t inner;
+    cpu_prim reorder;
+    bool has_reorder;
+    size_t inner_bytes;
+    size_t reorder_src_bytes;
+    int slot;
+    void *inner_ptr; /* slot buffer bound by the last call */
+} cpu_arg;
+
+/* Input: reorders user -> inner before the primitive when the layouts differ. */
+void cpu_arg_init_in(cpu_impl *im, cpu_arg *a, const dnnl_memory_desc_t *user_md,
+                     const dnnl_memory_desc_t *prim_md, int slot);
+/* Output: the primitive writes inner, reordered into user afterwards; with `accumulate` the
+ * reorder adds into user (sum post-op) and always runs. */
+void cpu_arg_init_out(cpu_impl *im, cpu_arg *a, const dnnl_memory_desc_t *user_md,
+                      const dnnl_memory_desc_t *prim_md, int slot, bool accumulate);
+/* Plain argument used in place (same layout); no slot. */
+void cpu_arg_init_user(cpu_impl *im, cpu_arg *a, const dnnl_memory_desc_t *md);
+/* Scratch-only argument (workspaces, partial results) in a slot. */
+void cpu_arg_init_scratch(cpu_impl *im, cpu_arg *a, const dnnl_memory_desc_t *md, int slot);
+
+/* Binds the user pointer, runs the input reorder if any; returns the memory to pass. */
+dnnl_memory_t cpu_arg_in(ssd_backend *be, cpu_arg *a, const void *data);
+/* Binds the user pointer (and the slot); returns the memory the primitive writes. */
+dnnl_memory_t cpu_arg_out(ssd_backend *be, cpu_arg *a, void *data);
+/* Runs the output reorder if any. */
+void cpu_arg_out_done(ssd_backend *be, cpu_arg *a);
+/* Binds the slot of a scratch argument; returns its memory (pointer in a->inner_ptr). */
+dnnl_memory_t cpu_arg_scratch(ssd_backend *be, cpu_arg *a);
+void cpu_arg_destroy(cpu_arg *a);
+
+/* Waits for the stream (end of every op). */
+void cpu_wait(cpu_impl *im);
+
+/* ---- ops ---- */
+
+void cpu_conv2d_forward(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp,
+                        const ssd_tensor *weight, const ssd_tensor *bias, const ssd_conv_desc *d);
+void cpu_conv2d_backward_data(ssd_backend *be, ssd_tensor *dinp, const ssd_tensor *dout,
+                              const ssd_tensor *weight, const ssd_conv_desc *d);
+void cpu_conv2d_backward_weights(ssd_backend *be, ssd_tensor *dweight, ssd_tensor *dbias,
+                                 const ssd_tensor *dout, const ssd_tensor *inp,
+                                 const ssd_conv_desc *d);
+
+void cpu_bn_train_forward(ssd_backend *be, ssd_tensor *out, ssd_tensor *save_mean,
+                          ssd_tensor *save_var, ssd_tensor *running_mean,
+                          ssd_tensor *running_var, const ssd_tensor *inp, const ssd_tensor *gamma,
+                          const ssd_tensor *beta, const ssd_tensor *residual,
+                          const ssd_bn_desc *d);
+void cpu_bn_backward(ssd_backend *be, ssd_tensor *dinp, ssd_tensor *dresidual, ssd_tensor *dgamma,
+                     ssd_tensor *dbeta, const ssd_tensor *dout, const ssd_tensor *out,
+                     const ssd_tensor *inp, const ssd_tensor *gamma, const ssd_tensor *save_mean,
+                     const ssd_tensor *save_var, const ssd_bn_desc *d);
+void cpu_bn_infer_forward(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp,
+                          const ssd_tensor *gamma, const ssd_tensor *beta,
+                          const ssd_tensor *running_mean, const ssd_tensor *running_var,
+                          const ssd_tensor *residual, const ssd_bn_desc *d);
+
+void cpu_relu_forward(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp);
+void cpu_relu_backward(ssd_backend *be, ssd_tensor *dinp, const ssd_tensor *dout,
+                       const ssd_tensor *out);
+void cpu_maxpool_forward(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp,
+                         const ssd_pool_desc *d);
+void cpu_maxpool_backward(ssd_backend *be, ssd_tensor *dinp, const ssd_tensor *dout,
+                          const ssd_tensor *inp, const ssd_pool_desc *d);
+
+/* dst[i] += src[i] (f32, OpenMP); used for parameter-gradient accumulation. */
+void cpu_accumulate_f32(float *dst, const float *src, int64_t n);
+
+#endif
