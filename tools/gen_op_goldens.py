@@ -292,6 +292,18 @@ def scale_case(name, seed):
     return c
 
 
+def copy_fill_case(name, seed):
+    """x.clone() and torch.full_like(x, value): the op table's copy and fill."""
+    c = Case(name, seed)
+    value = -1.625
+    x = c.randn(2, 3, 4, 5)
+    c.meta.update(op="copy_fill", value=repr(value))
+    c.add("x", x)
+    c.add("copy", x.clone())
+    c.add("fill", torch.full_like(x, value))
+    return c
+
+
 def sgd_case(name, seed, dtype, n=1003, steps=3):
     """torch.optim.SGD(momentum 0.9, weight_decay 5e-4, dampening 0, nesterov False) for
     `steps` steps from a fresh optimizer (torch creates the buffer as the first gradient). n is
@@ -342,6 +354,7 @@ def all_cases():
         maxpool_case("maxpool3x3_s2_p1_ties", 502, ties=True),
         add_case("add", 601),
         scale_case("scale", 701),
+        copy_fill_case("copy_fill", 702),
         sgd_case("sgd_f64", 801, torch.float64),
         sgd_case("sgd_f32", 801, torch.float32),
     ]

@@ -54,6 +54,7 @@ static const char *const k_cases[] = {
     "maxpool3x3_s2_p1_ties",
     "add",
     "scale",
+    "copy_fill",
     "sgd_f64",
     "sgd_f32",
 };
@@ -335,6 +336,19 @@ static void run_scale(ctx *c) {
     free_all(c, t, NT);
 }
 
+static void run_copy_fill(ctx *c) {
+    if (!supported(c, SSD_OP_COPY) || !supported(c, SSD_OP_FILL)) return;
+    enum { X, Y, NT };
+    ssd_tensor t[NT];
+    t[X] = up(c, "x");
+    t[Y] = zeros(c, "copy");
+    ssd_copy(c->be, &t[Y], &t[X]);
+    check(c, "copy", &t[Y], 0.0); /* moves values: exact */
+    ssd_fill(c->be, &t[Y], meta_f64(c, "value"));
+    check(c, "fill", &t[Y], 0.0); /* the value is exact in f32: exact */
+    free_all(c, t, NT);
+}
+
 /* Distance in units in the last place between two floats (same sign or across zero). */
 static int64_t ulp_dist_f32(float a, float b) {
     int32_t ia, ib;
@@ -494,6 +508,7 @@ static void run_case(void **state) {
         else if (strcmp(op, "maxpool") == 0) run_maxpool(&c);
         else if (strcmp(op, "add") == 0) run_add(&c);
         else if (strcmp(op, "scale") == 0) run_scale(&c);
+        else if (strcmp(op, "copy_fill") == 0) run_copy_fill(&c);
         else if (strcmp(op, "sgd") == 0) run_sgd(&c);
         else {
             printf("golden %s: unknown op \"%s\"\n", name, op);
