@@ -17,28 +17,29 @@ const char *ssd_op_name(ssd_op op) {
     return (op >= 0 && op < SSD_OP_COUNT) ? k_op_names[op] : "?";
 }
 
+/* The one list of compiled-in backends: X(name, constructor). Both tables below expand it. */
+#ifdef SSD_HAVE_CPU
+#define SSD_BACKEND_CPU_ENTRY X("cpu", ssd_backend_cpu_create)
+#else
+#define SSD_BACKEND_CPU_ENTRY
+#endif
+#define SSD_BACKEND_LIST X("ref", ssd_backend_ref_create) SSD_BACKEND_CPU_ENTRY
+
 typedef struct {
     const char *name;
     ssd_backend *(*create)(void);
 } backend_entry;
 
-static const backend_entry k_backends[] = {
-    {"ref", ssd_backend_ref_create},
-#ifdef SSD_HAVE_CPU
-    {"cpu", ssd_backend_cpu_create},
-#endif
-};
+#define X(name, create) {name, create},
+static const backend_entry k_backends[] = {SSD_BACKEND_LIST};
+#undef X
 
 #define N_BACKENDS (sizeof k_backends / sizeof k_backends[0])
 
 const char *const *ssd_backend_names(void) {
-    static const char *const names[] = {
-        "ref",
-#ifdef SSD_HAVE_CPU
-        "cpu",
-#endif
-        NULL,
-    };
+#define X(name, create) name,
+    static const char *const names[] = {SSD_BACKEND_LIST NULL};
+#undef X
     return names;
 }
 

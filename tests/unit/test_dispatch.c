@@ -36,9 +36,9 @@ static char *run_dying(void (*fn)(void)) {
     return buf;
 }
 
-static void bad_conv_output(void) {
+/* A conv forward on ref with the given input, weight and output shapes (f32). */
+static void conv_with_shapes(const int64_t *xs, const int64_t *ws, const int64_t *ys) {
     ssd_backend *be = ssd_backend_ref_create();
-    int64_t xs[4] = {1, 3, 8, 8}, ws[4] = {4, 3, 3, 3}, ys[4] = {1, 4, 7, 8};
     ssd_tensor x = ssd_backend_tensor_alloc(be, SSD_F32, 4, xs, "x");
     ssd_tensor w = ssd_backend_tensor_alloc(be, SSD_F32, 4, ws, "conv.weight");
     ssd_tensor y = ssd_backend_tensor_alloc(be, SSD_F32, 4, ys, "y");
@@ -46,14 +46,14 @@ static void bad_conv_output(void) {
     ssd_conv2d_forward(be, &y, &x, &w, NULL, &d);
 }
 
+static void bad_conv_output(void) {
+    int64_t xs[4] = {1, 3, 8, 8}, ws[4] = {4, 3, 3, 3}, ys[4] = {1, 4, 7, 8};
+    conv_with_shapes(xs, ws, ys);
+}
+
 static void bad_conv_channels(void) {
-    ssd_backend *be = ssd_backend_ref_create();
     int64_t xs[4] = {1, 3, 8, 8}, ws[4] = {4, 5, 3, 3}, ys[4] = {1, 4, 8, 8};
-    ssd_tensor x = ssd_backend_tensor_alloc(be, SSD_F32, 4, xs, "x");
-    ssd_tensor w = ssd_backend_tensor_alloc(be, SSD_F32, 4, ws, "conv.weight");
-    ssd_tensor y = ssd_backend_tensor_alloc(be, SSD_F32, 4, ys, "y");
-    ssd_conv_desc d = {1, 1, 1, 1};
-    ssd_conv2d_forward(be, &y, &x, &w, NULL, &d);
+    conv_with_shapes(xs, ws, ys);
 }
 
 static void bad_dtype(void) {

@@ -24,12 +24,7 @@
 #undef SUF
 #undef FMA
 
-/* Calls name_f32 or name_f64 on the tensors' data according to dtype. */
-#define REF_DISPATCH(dt, name, ...)                                                           \
-    do {                                                                                      \
-        if ((dt) == SSD_F32) name##_f32(__VA_ARGS__);                                         \
-        else name##_f64(__VA_ARGS__);                                                         \
-    } while (0)
+/* Typed data pointers of an optional tensor. */
 #define P32(t) ((float *)((t) ? (t)->data : NULL))
 #define P64(t) ((double *)((t) ? (t)->data : NULL))
 
