@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "core/log.h"
 
@@ -70,4 +71,47 @@ const char *tu_env(const char *name) {
 void tu_skip(const char *test, const char *reason) {
     printf("SKIPPED %s: %s\n", test, reason);
     fflush(stdout);
+}
+
+int tu_torch_oracle(const char *test, char *cmd_prefix, size_t len) {
+    const char *src = tu_env("SSD_SOURCE_DIR"), *py = tu_env("SSD_PYTHON_TORCH");
+    if (!src) {
+        tu_skip(test, "SSD_SOURCE_DIR is not set (run through ctest)");
+        return 1;
+    }
+    if (!py) {
+        tu_skip(test, "SSD_PYTHON_TORCH is not set (cmake -DSSD_PYTHON_TORCH=...)");
+        return 1;
+    }
+    char why[1400], cmd[2400];
+    if (access(py, X_OK) != 0) {
+        snprintf(why, sizeof why, "python '%s' not found or not executable", py);
+        tu_skip(test, why);
+        return 1;
+    }
+    snprintf(cmd, sizeof cmd, "\"%s\" -c \"import torch, numpy\" >/dev/null 2>&1", py);
+    if (system(cmd) != 0) {
+        snprintf(why, sizeof why, "'%s' cannot import torch (apt-get install python3-torch)", py);
+        tu_skip(test, why);
+        return 1;
+    }
+    int n = snprintf(cmd_prefix, len, "\"%s\" \"%s/tools/torchref/run.py\"", py, src);
+    return (n > 0 && (size_t)n < len) ? 0 : -1;
+}
+
+int tu_system(const char *cmd) {
+    printf("+ %s\n", cmd);
+    fflush(stdout);
+    int rc = system(cmd);
+    if (rc != 0) printf("command failed (status %d): %s\n", rc, cmd);
+    return rc == 0 ? 0 : -1;
+}
+
+const char *tu_scratch_dir(const char *test, char *buf, size_t len) {
+    const char *build = tu_env("SSD_BUILD_DIR");
+    snprintf(buf, len, "%s/test_scratch/%s", build ? build : "/tmp", test);
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "mkdir -p \"%s\"", buf);
+    SSD_ASSERT(system(cmd) == 0, "cannot create %s", buf);
+    return buf;
 }

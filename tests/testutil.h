@@ -34,4 +34,14 @@ const char *tu_env(const char *name);
 /* Print a line that CI logs keep: "SKIPPED <test>: <reason>". */
 void tu_skip(const char *test, const char *reason);
 
+/* The PyTorch test oracle (tools/torchref/run.py under SSD_PYTHON_TORCH). Returns 0 and writes
+ * the quoted command prefix `"<python>" "<src>/tools/torchref/run.py"` into cmd_prefix when
+ * python + torch are usable; 1 after printing "SKIPPED <test>: <reason>" when they are not;
+ * -1 on an internal error. */
+int tu_torch_oracle(const char *test, char *cmd_prefix, size_t len);
+/* system() that echoes the command and reports failure; 0 on exit status 0, else -1. */
+int tu_system(const char *cmd);
+/* $SSD_BUILD_DIR/test_scratch/<test> (created), for files a test exchanges with the oracle. */
+const char *tu_scratch_dir(const char *test, char *buf, size_t len);
+
 #endif
