@@ -28,10 +28,11 @@ void ssd_ltrb_to_xywh(const float l[4], float x[4]) {
 }
 
 void ssd_box_encode(const float g[4], const float d[4], float t[4]) {
-    t[0] = (g[0] - d[0]) / d[2] / SSD_SCALE_XY;
-    t[1] = (g[1] - d[1]) / d[3] / SSD_SCALE_XY;
-    t[2] = logf(g[2] / d[2]) / SSD_SCALE_WH;
-    t[3] = logf(g[3] / d[3]) / SSD_SCALE_WH;
+    /* the reference multiplies by 1/scale (10 and 5, exact in float32) before dividing */
+    t[0] = 10.0f * (g[0] - d[0]) / d[2];
+    t[1] = 10.0f * (g[1] - d[1]) / d[3];
+    t[2] = 5.0f * logf(g[2] / d[2]);
+    t[3] = 5.0f * logf(g[3] / d[3]);
 }
 
 void ssd_box_decode(const float p[4], const float d[4], float ltrb[4]) {
