@@ -11,6 +11,7 @@ static const char *const k_op_names[SSD_OP_COUNT] = {
     "relu_forward",        "relu_backward",        "maxpool_forward",
     "maxpool_backward",    "add",                  "copy",
     "fill",                "scale",                "sgd_update",
+    "copy_rows",
 };
 
 const char *ssd_op_name(ssd_op op) {
@@ -331,4 +332,29 @@ void ssd_sgd_update(ssd_backend *be, ssd_tensor *param, ssd_tensor *momentum_buf
     SSD_ASSERT(!d->nesterov || (d->momentum > 0 && d->dampening == 0),
                "nesterov needs momentum > 0 and dampening 0 (as torch.optim.SGD)");
     be->ops->sgd_update(be, param, momentum_buf, grad, d);
+}
+
+void ssd_copy_rows(ssd_backend *be, ssd_tensor *dst, int64_t dst_off, int64_t dst_ld,
+                   const ssd_tensor *src, int64_t src_off, int64_t src_ld, int64_t rows,
+                   int64_t cols) {
+    const char *name = ssd_op_name(SSD_OP_COPY_ROWS);
+    check_tensor(be, dst, name, "dst");
+    check_tensor(be, src, name, "src");
+    check_op(be, SSD_OP_COPY_ROWS, src->dtype);
+    check_dtype(dst, src->dtype, name, "dst");
+    SSD_ASSERT(rows >= 0 && cols >= 0 && dst_off >= 0 && src_off >= 0, "%s: negative extent",
+               name);
+    if (rows == 0 || cols == 0) return;
+    SSD_ASSERT(dst_ld >= cols && src_ld >= cols, "%s: leading dimension below cols", name);
+    int64_t dst_end = dst_off + (rows - 1) * dst_ld + cols;
+    int64_t src_end = src_off + (rows - 1) * src_ld + cols;
+    SSD_ASSERT(dst_end <= ssd_tensor_numel(dst), "%s: writes past dst ('%s', %lld elements)",
+               name, dst->name, (long long)ssd_tensor_numel(dst));
+    SSD_ASSERT(src_end <= ssd_tensor_numel(src), "%s: reads past src ('%s', %lld elements)",
+               name, src->name, (long long)ssd_tensor_numel(src));
+    size_t es = ssd_dtype_size(src->dtype);
+    const char *d0 = (const char *)dst->data + dst_off * es, *d1 = (const char *)dst->data + dst_end * es;
+    const char *s0 = (const char *)src->data + src_off * es, *s1 = (const char *)src->data + src_end * es;
+    SSD_ASSERT(d1 <= s0 || s1 <= d0, "%s: src and dst ranges overlap", name);
+    be->ops->copy_rows(be, dst, dst_off, dst_ld, src, src_off, src_ld, rows, cols);
 }

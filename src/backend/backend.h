@@ -25,6 +25,9 @@
  * - relu_backward: dinp = dout where out > 0 else 0.
  * - maxpool: window kernel x kernel, stride, padding acting as -inf. Backward routes each
  *   output gradient to the FIRST maximum of its window in row-major scan order (PyTorch CPU).
+ * - copy_rows: `rows` blocks of `cols` elements, block r read at src + src_off + r*src_ld and
+ *   written at dst + dst_off + r*dst_ld (element offsets; the two ranges must not overlap).
+ *   This is how the heads' outputs are gathered into (N,4,8732)/(N,81,8732) and scattered back.
  * - sgd_update: torch.optim.SGD on a flat buffer: g = grad + wd*p; buf = first_step ? g :
  *   momentum*buf + (1-dampening)*g; g = nesterov ? g + momentum*buf : buf; p -= lr*g. */
 #ifndef SSD_BACKEND_BACKEND_H
@@ -53,6 +56,7 @@ typedef enum ssd_op {
     SSD_OP_FILL,
     SSD_OP_SCALE,
     SSD_OP_SGD,
+    SSD_OP_COPY_ROWS,
     SSD_OP_COUNT
 } ssd_op;
 
@@ -145,6 +149,9 @@ typedef struct ssd_backend_ops {
     void (*scale)(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp, double alpha);
     void (*sgd_update)(ssd_backend *be, ssd_tensor *param, ssd_tensor *momentum_buf,
                        const ssd_tensor *grad, const ssd_sgd_desc *d);
+    void (*copy_rows)(ssd_backend *be, ssd_tensor *dst, int64_t dst_off, int64_t dst_ld,
+                      const ssd_tensor *src, int64_t src_off, int64_t src_ld, int64_t rows,
+                      int64_t cols);
 
     void (*destroy)(ssd_backend *be);
 } ssd_backend_ops;
@@ -216,5 +223,8 @@ void ssd_fill(ssd_backend *be, ssd_tensor *t, double value);
 void ssd_scale(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp, double alpha);
 void ssd_sgd_update(ssd_backend *be, ssd_tensor *param, ssd_tensor *momentum_buf,
                     const ssd_tensor *grad, const ssd_sgd_desc *d);
+void ssd_copy_rows(ssd_backend *be, ssd_tensor *dst, int64_t dst_off, int64_t dst_ld,
+                   const ssd_tensor *src, int64_t src_off, int64_t src_ld, int64_t rows,
+                   int64_t cols);
 
 #endif

@@ -22,3 +22,16 @@ void ssd_host_copy(ssd_backend *be, void *dst, const void *src, size_t bytes) {
 }
 
 void ssd_host_sync(ssd_backend *be) { (void)be; }
+
+void ssd_host_copy_rows(ssd_backend *be, ssd_tensor *dst, int64_t dst_off, int64_t dst_ld,
+                        const ssd_tensor *src, int64_t src_off, int64_t src_ld, int64_t rows,
+                        int64_t cols) {
+    (void)be;
+    size_t es = ssd_dtype_size(src->dtype);
+    char *d = (char *)dst->data + (size_t)dst_off * es;
+    const char *s = (const char *)src->data + (size_t)src_off * es;
+    size_t row_bytes = (size_t)cols * es;
+#pragma omp parallel for schedule(static) if (rows * cols > (1 << 16))
+    for (int64_t r = 0; r < rows; r++)
+        memcpy(d + (size_t)r * dst_ld * es, s + (size_t)r * src_ld * es, row_bytes);
+}

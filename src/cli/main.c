@@ -1,9 +1,9 @@
-/* The `ssd` program. Subcommands arrive with their issues; this foundation build answers
- * `ssd --help`, `ssd --version` and `ssd backends`. */
+/* The `ssd` program: dispatches to the subcommands (cli/commands.h). */
 #include <stdio.h>
 #include <string.h>
 
 #include "backend/backend.h"
+#include "cli/commands.h"
 #include "core/log.h"
 
 #define SSD_VERSION "0.1.0"
@@ -14,7 +14,9 @@ static void usage(FILE *f) {
             "\n"
             "SSD-ResNet34 (MLPerf) training system in C.\n"
             "\n"
-            "commands:\n"
+            "commands (ssd <command> --help for options):\n"
+            "  step         one training forward+backward on a given batch and weights; writes\n"
+            "               loc, conf, loss and every gradient by torch name (parity debugging)\n"
             "  backends     list the compute backends built into this binary\n"
             "  --help       this text\n"
             "  --version    print the version\n");
@@ -34,6 +36,7 @@ int main(int argc, char **argv) {
         printf("ssd %s\n", SSD_VERSION);
         return 0;
     }
+    if (strcmp(cmd, "step") == 0) return ssd_cmd_step(argc - 2, argv + 2);
     if (strcmp(cmd, "backends") == 0) {
         for (const char *const *n = ssd_backend_names(); *n; n++) printf("%s\n", *n);
         return 0;

@@ -173,6 +173,7 @@ static const ssd_backend_ops k_cpu_ops = {
     .fill = cpu_fill,
     .scale = cpu_scale,
     .sgd_update = cpu_sgd_update,
+    .copy_rows = ssd_host_copy_rows,
     .destroy = cpu_destroy,
 };
 

@@ -213,6 +213,7 @@ static const ssd_backend_ops k_ref_ops = {
     .fill = ref_fill,
     .scale = ref_scale,
     .sgd_update = ref_sgd_update,
+    .copy_rows = ssd_host_copy_rows,
     .destroy = ref_destroy,
 };
 

@@ -1,0 +1,8 @@
+/* Subcommands of the `ssd` program: each takes the arguments after its name and returns the
+ * process exit status (0 success, 1 runtime error, 2 usage error). */
+#ifndef SSD_CLI_COMMANDS_H
+#define SSD_CLI_COMMANDS_H
+
+int ssd_cmd_step(int argc, char **argv);
+
+#endif

@@ -1,0 +1,101 @@
+#include "cli/options.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const ssd_opt *find(const ssd_opt *opts, int n, const char *name) {
+    for (int i = 0; i < n; i++)
+        if (strcmp(opts[i].name, name) == 0) return &opts[i];
+    return NULL;
+}
+
+static ssd_status set_value(const ssd_opt *o, const char *v, ssd_error *err) {
+    char *end = NULL;
+    errno = 0;
+    switch (o->type) {
+    case SSD_OPT_STR:
+        *(const char **)o->dst = v;
+        return SSD_OK;
+    case SSD_OPT_INT: {
+        long x = strtol(v, &end, 10);
+        if (errno || end == v || *end)
+            return ssd_fail(err, SSD_ERR_ARG, "%s: '%s' is not an integer", o->name, v);
+        if (o->lo <= o->hi && (x < o->lo || x > o->hi))
+            return ssd_fail(err, SSD_ERR_ARG, "%s: %ld is outside [%g, %g]", o->name, x, o->lo,
+                            o->hi);
+        *(long *)o->dst = x;
+        return SSD_OK;
+    }
+    case SSD_OPT_DOUBLE: {
+        double x = strtod(v, &end);
+        if (errno || end == v || *end || x != x)
+            return ssd_fail(err, SSD_ERR_ARG, "%s: '%s' is not a number", o->name, v);
+        if (o->lo <= o->hi && (x < o->lo || x > o->hi))
+            return ssd_fail(err, SSD_ERR_ARG, "%s: %g is outside [%g, %g]", o->name, x, o->lo,
+                            o->hi);
+        *(double *)o->dst = x;
+        return SSD_OK;
+    }
+    case SSD_OPT_FLAG:
+        *(bool *)o->dst = true;
+        return SSD_OK;
+    }
+    return ssd_fail(err, SSD_ERR_ARG, "%s: bad option type", o->name);
+}
+
+ssd_status ssd_opts_parse(const ssd_opt *opts, int n, int argc, char **argv, bool *help,
+                          ssd_error *err) {
+    bool seen[64] = {false};
+    *help = false;
+    for (int i = 0; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            *help = true;
+            return SSD_OK;
+        }
+        const char *eq = strchr(arg, '=');
+        char name[128];
+        size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
+        if (len >= sizeof name) len = sizeof name - 1;
+        memcpy(name, arg, len);
+        name[len] = 0;
+        const ssd_opt *o = find(opts, n, name);
+        if (!o) return ssd_fail(err, SSD_ERR_ARG, "unknown option '%s'", arg);
+        const char *v = eq ? eq + 1 : NULL;
+        if (o->type == SSD_OPT_FLAG) {
+            if (v) return ssd_fail(err, SSD_ERR_ARG, "%s takes no value", o->name);
+        } else if (!v) {
+            if (i + 1 >= argc) return ssd_fail(err, SSD_ERR_ARG, "%s needs a value", o->name);
+            v = argv[++i];
+        }
+        ssd_status st = set_value(o, v, err);
+        if (st != SSD_OK) return st;
+        if (o - opts < 64) seen[o - opts] = true;
+    }
+    for (int i = 0; i < n && i < 64; i++)
+        if (opts[i].required && !seen[i])
+            return ssd_fail(err, SSD_ERR_ARG, "missing required option %s", opts[i].name);
+    return SSD_OK;
+}
+
+void ssd_opts_usage(FILE *f, const char *cmd, const char *summary, const ssd_opt *opts, int n) {
+    fprintf(f, "usage: ssd %s [options]\n\n%s\n\noptions:\n", cmd, summary);
+    for (int i = 0; i < n; i++) {
+        const ssd_opt *o = &opts[i];
+        char left[96];
+        snprintf(left, sizeof left, "%s%s%s", o->name, o->type == SSD_OPT_FLAG ? "" : " ",
+                 o->type == SSD_OPT_FLAG ? "" : (o->metavar ? o->metavar : "V"));
+        fprintf(f, "  %-28s %s", left, o->help);
+        if (o->required) {
+            fprintf(f, " (required)");
+        } else if (o->type == SSD_OPT_STR && *(const char **)o->dst) {
+            fprintf(f, " (default %s)", *(const char **)o->dst);
+        } else if (o->type == SSD_OPT_INT) {
+            fprintf(f, " (default %ld)", *(long *)o->dst);
+        } else if (o->type == SSD_OPT_DOUBLE) {
+            fprintf(f, " (default %g)", *(double *)o->dst);
+        }
+        fputc('\n', f);
+    }
+}

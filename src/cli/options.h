@@ -1,0 +1,31 @@
+/* Table-driven command-line options for the subcommands: each option has a name, a type,
+ * a default, optional bounds and a help line; parsing fills the caller's variables and
+ * reports the first problem (unknown flag, missing value, bad number, out of bounds, missing
+ * required option) as SSD_ERR_ARG with a message naming the flag. `--help` is recognised by
+ * every subcommand (ssd_opts_parse returns SSD_OK with *help = true). */
+#ifndef SSD_CLI_OPTIONS_H
+#define SSD_CLI_OPTIONS_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "core/status.h"
+
+typedef enum ssd_opt_type { SSD_OPT_STR, SSD_OPT_INT, SSD_OPT_DOUBLE, SSD_OPT_FLAG } ssd_opt_type;
+
+typedef struct ssd_opt {
+    const char *name; /* "--weights" */
+    ssd_opt_type type;
+    void *dst;        /* const char **, long *, double *, bool * */
+    bool required;
+    double lo, hi;    /* bounds for numbers (inclusive); lo > hi means unbounded */
+    const char *metavar;
+    const char *help; /* one line; the default is printed from *dst */
+} ssd_opt;
+
+ssd_status ssd_opts_parse(const ssd_opt *opts, int n, int argc, char **argv, bool *help,
+                          ssd_error *err);
+/* "usage: ssd <cmd> ..." and one line per option with its default. */
+void ssd_opts_usage(FILE *f, const char *cmd, const char *summary, const ssd_opt *opts, int n);
+
+#endif
