@@ -10,6 +10,9 @@ ssd_loss(ploc, plabel, gloc, glabel, dboxes_xywh) -> (batch_loss, per_image)
   dboxes_xywh [A,4] default boxes, xywh clamped (section 3)
 
 Everything is computed in ploc's dtype (float32 or float64); the other float inputs are cast to it.
+target_dtype (optional) computes the regression targets in another dtype and casts them to
+ploc's: the reference computes them in float32, so a float64 oracle comparing against float32
+targets passes target_dtype=torch.float32.
 Rules (section 5):
   * targets t = (10 (gx-dx)/dw, 10 (gy-dy)/dh, 5 ln(gw/dw), 5 ln(gh/dh)), in that operation order;
   * SmoothL1 (beta 1) summed over the 4 coordinates and over the positive anchors (mask multiply,
@@ -48,13 +51,13 @@ def hard_negative_mask(con, mask):
     return con_rank < neg_num
 
 
-def ssd_loss(ploc, plabel, gloc, glabel, dboxes_xywh):
+def ssd_loss(ploc, plabel, gloc, glabel, dboxes_xywh, target_dtype=None):
     dt = ploc.dtype
     plabel = plabel.to(dt)
     glabel = glabel.to(torch.int64)
     mask = glabel > 0
     pos_num = mask.sum(dim=1)
-    vec_gd = targets(gloc, dboxes_xywh, dt)
+    vec_gd = targets(gloc, dboxes_xywh, target_dtype or dt).to(dt)
 
     sl1 = F.smooth_l1_loss(ploc, vec_gd, reduction="none", beta=1.0).sum(dim=1)
     sl1 = (mask.to(dt) * sl1).sum(dim=1)
