@@ -20,6 +20,7 @@
 typedef struct step_args {
     const char *weights, *batch, *out, *backend;
     long seed, repeat;
+    bool eval;
     double sgd_lr, momentum, weight_decay;
 } step_args;
 
@@ -90,11 +91,24 @@ static void run_step(step_state *s, const step_batch *b) {
     be->ops->sync(be);
 }
 
+/* Inference-mode forward (running statistics) on the same images, into eval.loc / eval.conf. */
+static void run_eval(step_state *s, ssd_tensor *loc, ssd_tensor *conf) {
+    ssd_model_forward(s->m, s->acts, &s->images, false);
+    *loc = ssd_tensor_alloc_host(SSD_F32, 3, s->acts->loc.shape, "eval.loc");
+    *conf = ssd_tensor_alloc_host(SSD_F32, 3, s->acts->conf.shape, "eval.conf");
+    ssd_backend_download(s->m->be, loc, &s->acts->loc);
+    ssd_backend_download(s->m->be, conf, &s->acts->conf);
+}
+
+/* Order: gradients and BN buffers of the training step, then (--eval) the inference forward
+ * with the updated running statistics, then (--sgd-lr) one SGD step and the new parameters. */
 static ssd_status write_outputs(step_state *s, const step_args *a, ssd_error *err) {
     ssd_model *m = s->m;
     int ng = 0, nb = 0, np = 0;
     ssd_tensor *grads = ssd_model_export(m, 'g', SSD_F32, "grad.", &ng);
     ssd_tensor *bufs = ssd_model_export(m, 'b', SSD_F32, NULL, &nb);
+    ssd_tensor eloc = {0}, econf = {0};
+    if (a->eval) run_eval(s, &eloc, &econf);
     ssd_tensor *sgd = NULL;
     if (a->sgd_lr > 0) {
         ssd_model_sgd_step(m, a->sgd_lr, a->momentum, a->weight_decay);
@@ -102,7 +116,7 @@ static ssd_status write_outputs(step_state *s, const step_args *a, ssd_error *er
     }
     ssd_tensor loss = ssd_tensor_alloc_host(SSD_F32, 0, NULL, "loss");
     *(float *)loss.data = s->loss;
-    int n = 4 + ng + nb + np, k = 0;
+    int n = 6 + ng + nb + np, k = 0;
     const ssd_tensor **list = ssd_xcalloc((size_t)n, sizeof *list);
     ssd_tensor_set_name(&s->host_loc, "loc");
     ssd_tensor_set_name(&s->host_conf, "conf");
@@ -114,8 +128,10 @@ static ssd_status write_outputs(step_state *s, const step_args *a, ssd_error *er
     for (int i = 0; i < ng; i++) list[k++] = &grads[i];
     for (int i = 0; i < nb; i++) list[k++] = &bufs[i];
     for (int i = 0; i < np; i++) list[k++] = &sgd[i];
+    if (a->eval) list[k++] = &eloc, list[k++] = &econf;
     ssd_status st = ssd_st_write(a->out, list, k, err);
     free(list);
+    if (a->eval) ssd_tensor_free(&eloc), ssd_tensor_free(&econf);
     ssd_tensor_free(&loss);
     ssd_tensor *arrays[3] = {grads, bufs, sgd};
     int counts[3] = {ng, nb, np};
@@ -175,7 +191,7 @@ static void time_steps(step_state *s, const step_batch *b, long repeat) {
 }
 
 int ssd_cmd_step(int argc, char **argv) {
-    step_args a = {.backend = "cpu", .momentum = 0.9, .weight_decay = 5e-4, .seed = 1};
+    step_args a = {.backend = ssd_backend_names()[1] ? "cpu" : "ref", .momentum = 0.9, .weight_decay = 5e-4, .seed = 1};
     const ssd_opt opts[] = {
         {"--weights", SSD_OPT_STR, &a.weights, false, 1, 0, "W.safetensors",
          "every parameter and BN buffer by torch name (default: reference init from --seed)"},
@@ -189,6 +205,8 @@ int ssd_cmd_step(int argc, char **argv) {
          "also apply one SGD step and write sgd.<name> (0: no step)"},
         {"--momentum", SSD_OPT_DOUBLE, &a.momentum, false, 0, 1, "M", "SGD momentum"},
         {"--weight-decay", SSD_OPT_DOUBLE, &a.weight_decay, false, 0, 1, "WD", "SGD weight decay"},
+        {"--eval", SSD_OPT_FLAG, &a.eval, false, 1, 0, NULL,
+         "also run an inference-mode forward after the step: eval.loc, eval.conf"},
         {"--repeat", SSD_OPT_INT, &a.repeat, false, 0, 100000, "K",
          "then time K more steps on the same batch and print the median"},
     };
