@@ -177,7 +177,7 @@ static uint64_t oracle_key(const char *src) {
  * step takes minutes on 2 cores, so its results are kept in $SSD_SOURCE_DIR/.cache keyed by
  * the oracle's sources: the Release and the Asan suites share one oracle run. */
 static int prepare_oracle(const char *oracle, const char *dir) {
-    char marker[1200], cmd[6000];
+    char marker[1600], cmd[8000];
     snprintf(marker, sizeof marker, "%s/complete", dir);
     if (access(marker, R_OK) == 0) {
         printf("test_model_torch: reusing the oracle outputs in %s\n", dir);
@@ -209,7 +209,7 @@ int main(void) {
         tu_skip("test_model_torch", "SSD_BUILD_DIR is not set (run through ctest)");
         return 0;
     }
-    char dir[1400], scratch[1200], cmd[6000];
+    char dir[1400], scratch[1200], cmd[8000];
     snprintf(dir, sizeof dir, "%s/.cache/torchref-%016llx", src, (unsigned long long)oracle_key(src));
     if (prepare_oracle(oracle, dir)) {
         printf("test_model_torch: FAILED to build the oracle outputs with python+torch present\n");
