@@ -230,7 +230,13 @@ int main(void) {
         return 1;
     }
     int failures = 0;
+    const char *only = tu_env("SSD_PARITY_BACKENDS");
     for (const char *const *be = ssd_backend_names(); *be; be++) {
+        if (only && !strstr(only, *be)) {
+            printf("test_model_torch: backend %s not run in this build (SSD_PARITY_BACKENDS=%s)\n",
+                   *be, only);
+            continue;
+        }
         snprintf(cmd, sizeof cmd,
                  "\"%s/ssd\" step --backend %s --weights \"%s/weights.safetensors\" --batch "
                  "\"%s/batch.safetensors\" --out \"%s/ours_%s.safetensors\" --eval " SGD_ARGS,
