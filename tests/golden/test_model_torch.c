@@ -14,20 +14,23 @@
  * parameter after one SGD step (lr 0.01, momentum 0.9, wd 5e-4) together with its update.
  *
  * Metric: normwise relative error ||ours - torch|| / ||torch|| per tensor (a tensor whose
- * torch value is exactly zero must be exactly zero here too). Tolerances (float32 unit
- * roundoff u = 6e-8):
- *  - forward outputs 1e-4: 40 conv layers with sums of up to 4608 products and 29 batch
- *    normalisations, each adding O(u*sqrt(K)) relative error, stay well below 1e-5 in
- *    practice; 1e-4 leaves a 10x margin.
- *  - the loss 1e-5: the loss sums positive terms, so its relative error is that of its
- *    inputs (loc/conf ~1e-5 of their norm, far less on the few terms that matter).
- *  - parameter gradients 1e-3: backward doubles the depth, and BN backward subtracts two
- *    nearly equal means per channel (cancellation amplifies relative error by ~1/(1 -
- *    correlation)); measured worst ~1e-4 (printed below); the calibrated case rules out the
- *    mask flips that would otherwise produce O(1e-2) outliers.
- *  - BN running stats 1e-5 (means/variances of activations with ~1e-5 relative error).
- *  - SGD: updated params 1e-6 (the update is small against the params) and the update itself
- *    1e-3 (it is lr*(grad + wd*p) + momentum of the first step = the gradient's tolerance).
+ * torch value is exactly zero must be exactly zero here too). Tolerances, from float32 unit
+ * roundoff u = 6e-8 and the measured errors of the calibrated case (cpu / ref, printed by
+ * the test; ref accumulates in double, cpu in float32 inside oneDNN):
+ *  - forward loc/conf and the inference forward 2e-5 (measured 1.7e-6 / 1.0e-7): 40 convs
+ *    with sums of up to 4608 products and 29 batch normalisations, each adding
+ *    O(u sqrt(K)) relative error;
+ *  - the loss and per-image losses 2e-6 (measured 1.7e-7 / 2.5e-8): a sum of positive
+ *    terms inherits the relative error of its inputs;
+ *  - parameter gradients 5e-4 (measured worst 4.1e-5 / 2.1e-6, on loc.5.weight): backward
+ *    doubles the depth and BN backward subtracts nearly equal per-channel means, which
+ *    amplifies relative error; 10x margin. The calibrated case rules out the ReLU and max-pool
+ *    mask flips that give O(1e-3..1e-2) errors with uncalibrated weights, so this tolerance
+ *    still catches a wrong gradient anywhere (a single wrong term is O(1));
+ *  - BN running stats 5e-6 (measured 3.5e-7 / 3.0e-8);
+ *  - params after SGD (lr 0.01): ||ours - torch|| <= 4 u ||torch|| + 5e-4 ||torch - p0||,
+ *    i.e. float32 storage rounding of the new parameters plus the gradient tolerance applied
+ *    to the update itself (a parameter near 0 has an update as inexact as its gradient).
  * Without python3 + torch the test prints SKIPPED with the reason and passes. */
 #include <math.h>
 #include <stdio.h>
@@ -51,14 +54,15 @@ typedef struct tol_class {
     int count;
 } tol_class;
 
-enum { C_FWD, C_LOSS, C_GRAD, C_BN, C_SGD, C_SGD_DELTA, C_EVAL, C_COUNT };
+enum { C_FWD, C_LOSS, C_GRAD, C_BN, C_SGD, C_EVAL, C_COUNT };
+#define GRAD_TOL 5e-4
+#define F32_U 5.9604644775390625e-8 /* 2^-24 */
 
 static void classes_init(tol_class *c) {
     tol_class init[C_COUNT] = {
-        {"forward loc/conf", 1e-4, 0, "", 0},  {"loss", 1e-5, 0, "", 0},
-        {"parameter gradients", 1e-3, 0, "", 0}, {"BN running stats", 1e-5, 0, "", 0},
-        {"params after SGD", 1e-6, 0, "", 0},    {"SGD update", 1e-3, 0, "", 0},
-        {"inference forward", 1e-4, 0, "", 0},
+        {"forward loc/conf", 2e-5, 0, "", 0},    {"loss", 2e-6, 0, "", 0},
+        {"parameter gradients", 5e-4, 0, "", 0}, {"BN running stats", 5e-6, 0, "", 0},
+        {"params after SGD", 1.0, 0, "", 0},     {"inference forward", 2e-5, 0, "", 0},
     };
     memcpy(c, init, sizeof init);
 }
@@ -85,16 +89,17 @@ static double rel_err(const ssd_tensor *a, const ssd_tensor *b) {
     return sqrt(num / den);
 }
 
-/* The SGD update ours - p0 against torch's t - p0. */
-static double delta_err(const ssd_tensor *ours, const ssd_tensor *torch, const ssd_tensor *p0) {
-    double num = 0, den = 0;
+/* SGD: ||ours - torch|| as a fraction of the budget 4u||torch|| + GRAD_TOL ||torch - p0||
+ * (<= 1 passes). */
+static double sgd_budget(const ssd_tensor *ours, const ssd_tensor *torch, const ssd_tensor *p0) {
+    double num = 0, tn = 0, dn = 0;
     int64_t n = ssd_tensor_numel(p0);
     for (int64_t i = 0; i < n; i++) {
-        double p = ssd_tensor_get(p0, i);
-        double x = ssd_tensor_get(ours, i) - p, y = ssd_tensor_get(torch, i) - p;
-        num += (x - y) * (x - y), den += y * y;
+        double p = ssd_tensor_get(p0, i), x = ssd_tensor_get(ours, i), y = ssd_tensor_get(torch, i);
+        num += (x - y) * (x - y), tn += y * y, dn += (y - p) * (y - p);
     }
-    return den == 0 ? (num == 0 ? 0 : INFINITY) : sqrt(num / den);
+    double budget = 4 * F32_U * sqrt(tn) + GRAD_TOL * sqrt(dn);
+    return budget > 0 ? sqrt(num) / budget : (num == 0 ? 0 : INFINITY);
 }
 
 static void note(tol_class *c, const char *name, double err) {
@@ -133,17 +138,17 @@ static int compare(const char *be_name, const ssd_st_file *torch, const ssd_st_f
             failures += !same;
             continue;
         }
-        double e = rel_err(o, t);
-        note(&cls[k], name, e);
-        failures += !(e <= cls[k].tol);
+        double e;
         if (k == C_SGD) {
             const ssd_tensor *p0 = ssd_st_get(weights, name + 4);
-            double d = p0 ? delta_err(o, t, p0) : INFINITY;
-            note(&cls[C_SGD_DELTA], name, d);
-            failures += !(d <= cls[C_SGD_DELTA].tol);
+            e = p0 && ssd_tensor_same_shape(p0, t) ? sgd_budget(o, t, p0) : INFINITY;
+        } else {
+            e = rel_err(o, t);
         }
+        note(&cls[k], name, e);
+        failures += !(e <= cls[k].tol);
     }
-    printf("backend %s vs torch float64:\n", be_name);
+    printf("backend %s vs torch float64 (params after SGD: error / budget):\n", be_name);
     for (int k = 0; k < C_COUNT; k++)
         printf("  %-20s %4d tensors  worst rel err %.3e (%s)  tol %.0e\n", cls[k].what,
                cls[k].count, cls[k].worst, cls[k].worst_name, cls[k].tol);
