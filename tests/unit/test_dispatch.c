@@ -81,6 +81,22 @@ static void bf16_on_ref(void) {
     ssd_fill(be, &a, 1.0);
 }
 
+/* copy_rows whose last row would end past dst / whose ranges overlap. */
+static void copy_rows_past_end(void) {
+    ssd_backend *be = ssd_backend_ref_create();
+    int64_t s[1] = {100};
+    ssd_tensor a = ssd_backend_tensor_alloc(be, SSD_F32, 1, s, "heads");
+    ssd_tensor b = ssd_backend_tensor_alloc(be, SSD_F32, 1, s, "loc");
+    ssd_copy_rows(be, &b, 10, 30, &a, 0, 10, 4, 10); /* ends at 10 + 3*30 + 10 = 110 */
+}
+
+static void copy_rows_overlap(void) {
+    ssd_backend *be = ssd_backend_ref_create();
+    int64_t s[1] = {100};
+    ssd_tensor a = ssd_backend_tensor_alloc(be, SSD_F32, 1, s, "buf");
+    ssd_copy_rows(be, &a, 5, 10, &a, 0, 10, 3, 10);
+}
+
 static void test_dispatch_aborts(void **state) {
     (void)state;
     char *m = run_dying(bad_conv_output);
@@ -94,6 +110,10 @@ static void test_dispatch_aborts(void **state) {
     assert_non_null(strstr(m, "gamma ('bn.weight') has shape (7), expected (8)"));
     m = run_dying(bf16_on_ref);
     assert_non_null(strstr(m, "backend ref does not run fill in bf16"));
+    m = run_dying(copy_rows_past_end);
+    assert_non_null(strstr(m, "copy_rows: writes past dst ('loc', 100 elements)"));
+    m = run_dying(copy_rows_overlap);
+    assert_non_null(strstr(m, "copy_rows: src and dst ranges overlap"));
 }
 
 static void test_registry(void **state) {
