@@ -1,14 +1,16 @@
 """run.py subcommands for the SSD300 network oracle (model.py, calibrate.py, loss.py).
 
   run.py step --weights W.safetensors --batch B.safetensors --out O.safetensors
-              [--dtype f64|f32] [--sgd-lr LR [--momentum 0.9] [--weight-decay 5e-4]]
+              [--dtype f64|f32] [--eval] [--sgd-lr LR [--momentum 0.9] [--weight-decay 5e-4]]
       One training step in train mode: forward, loss.ssd_loss, backward (and with --sgd-lr one
       torch.optim.SGD step from fresh momentum buffers). W: every parameter and BN running_mean /
       running_var by its reference name (num_batches_tracked optional, default 0); B: images f32
       [N,3,300,300], bboxes f32 [N,8732,4] (encoder xywh), labels i64 [N,8732]. O: loc [N,4,8732],
       conf [N,81,8732], loss (0-d), per_image_loss [N], grad.<param> for every parameter, every BN
       buffer after the forward under its own name, and sgd.<param> (parameter after the step) with
-      --sgd-lr. Float outputs in --dtype (default f64), num_batches_tracked int64.
+      --sgd-lr; with --eval also eval.loc / eval.conf, an eval-mode forward with the updated
+      running stats (before the SGD step). Float outputs in --dtype (default f64),
+      num_batches_tracked int64.
       Debian's torch links the reference (netlib) BLAS, so f64 is slow: ~85 s at batch 2 on two
       cores, against ~3 s (batch 2) / ~9 s (batch 8) in f32.
   run.py make-case --out-weights W.safetensors --out-batch B.safetensors --batch N --seed S
