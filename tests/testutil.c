@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "box/box_coder.h"
 #include "core/log.h"
+#include "core/mem.h"
 
 double tu_nmse(const ssd_tensor *a, const ssd_tensor *ref) {
     int64_t n = ssd_tensor_numel(ref);
@@ -47,14 +49,7 @@ ssd_tensor tu_to_backend(ssd_backend *be, const ssd_tensor *host, ssd_dtype dt) 
 }
 
 ssd_tensor tu_to_host(ssd_backend *be, const ssd_tensor *t, ssd_dtype dt) {
-    ssd_tensor raw = ssd_tensor_alloc_host(t->dtype, t->ndim, t->shape, t->name);
-    ssd_backend_download(be, &raw, t);
-    if (dt == t->dtype) return raw;
-    ssd_tensor conv = ssd_tensor_alloc_host(dt, t->ndim, t->shape, t->name);
-    int64_t n = ssd_tensor_numel(t);
-    for (int64_t i = 0; i < n; i++) ssd_tensor_set(&conv, i, ssd_tensor_get(&raw, i));
-    ssd_tensor_free(&raw);
-    return conv;
+    return ssd_backend_download_as(be, t, dt);
 }
 
 ssd_tensor tu_zeros_like(ssd_backend *be, const ssd_tensor *like, ssd_dtype dt) {
@@ -114,4 +109,35 @@ const char *tu_scratch_dir(const char *test, char *buf, size_t len) {
     snprintf(cmd, sizeof cmd, "mkdir -p \"%s\"", buf);
     SSD_ASSERT(system(cmd) == 0, "cannot create %s", buf);
     return buf;
+}
+
+void tu_naive_encode(const ssd_anchors *an, int B, const float (*gt)[4], const int *lab, float *gbox,
+                         int64_t *label) {
+    float *best_iou = ssd_xmalloc(SSD_NUM_ANCHORS * sizeof(float));
+    int *best_gt = ssd_xmalloc(SSD_NUM_ANCHORS * sizeof(int));
+    for (int a = 0; a < SSD_NUM_ANCHORS; a++) {
+        best_iou[a] = -1.0f;
+        best_gt[a] = 0;
+        for (int g = 0; g < B; g++) {
+            float v = ssd_iou_ltrb(gt[g], an->ltrb[a]);
+            if (v > best_iou[a]) best_iou[a] = v, best_gt[a] = g;
+        }
+    }
+    for (int g = 0; g < B; g++) {
+        int ba = 0;
+        float bv = -1.0f;
+        for (int a = 0; a < SSD_NUM_ANCHORS; a++) {
+            float v = ssd_iou_ltrb(gt[g], an->ltrb[a]);
+            if (v > bv) bv = v, ba = a;
+        }
+        best_iou[ba] = 2.0f;
+        best_gt[ba] = g; /* g ascending: the last GT wins a shared anchor */
+    }
+    for (int a = 0; a < SSD_NUM_ANCHORS; a++) {
+        int pos = best_iou[a] > 0.5f;
+        label[a] = pos ? lab[best_gt[a]] : 0;
+        ssd_ltrb_to_xywh(pos ? gt[best_gt[a]] : an->ltrb[a], gbox + 4 * (size_t)a);
+    }
+    free(best_iou);
+    free(best_gt);
 }

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "backend/backend.h"
+#include "box/anchors.h"
 #include "core/rng.h"
 #include "core/tensor.h"
 
@@ -33,6 +34,12 @@ const char *tu_env(const char *name);
 
 /* Print a line that CI logs keep: "SKIPPED <test>: <reason>". */
 void tu_skip(const char *test, const char *reason);
+
+/* The encoder of spec 4, steps 1-9, written literally (every GT against every anchor, float32
+ * IoU, first-GT/first-anchor ties, last GT wins a shared anchor, > 0.5): an independent oracle
+ * for the tests of the loss. gbox (8732,4) xywh, label (8732); B may be 0. */
+void tu_naive_encode(const ssd_anchors *an, int B, const float (*gt)[4], const int *lab,
+                     float *gbox, int64_t *label);
 
 /* The PyTorch test oracle (tools/torchref/run.py under SSD_PYTHON_TORCH). Returns 0 and writes
  * the quoted command prefix `"<python>" "<src>/tools/torchref/run.py"` into cmd_prefix when

@@ -101,6 +101,17 @@ void ssd_backend_download(ssd_backend *be, ssd_tensor *dst_host, const ssd_tenso
     be->ops->copy_to_host(be, dst_host->data, src->data, ssd_tensor_nbytes(src));
 }
 
+ssd_tensor ssd_backend_download_as(ssd_backend *be, const ssd_tensor *src, ssd_dtype dt) {
+    ssd_tensor raw = ssd_tensor_alloc_host(src->dtype, src->ndim, src->shape, src->name);
+    ssd_backend_download(be, &raw, src);
+    if (dt == src->dtype) return raw;
+    ssd_tensor out = ssd_tensor_alloc_host(dt, src->ndim, src->shape, src->name);
+    int64_t n = ssd_tensor_numel(src);
+    for (int64_t i = 0; i < n; i++) ssd_tensor_set(&out, i, ssd_tensor_get(&raw, i));
+    ssd_tensor_free(&raw);
+    return out;
+}
+
 int64_t ssd_conv_out_size(int64_t in, int64_t kernel, int stride, int pad) {
     return (in + 2 * pad - kernel) / stride + 1;
 }

@@ -184,6 +184,8 @@ void ssd_backend_tensor_free(ssd_backend *be, ssd_tensor *t);
 /* Host <-> backend copies of whole tensors of equal shape and dtype. */
 void ssd_backend_upload(ssd_backend *be, ssd_tensor *dst, const ssd_tensor *src_host);
 void ssd_backend_download(ssd_backend *be, ssd_tensor *dst_host, const ssd_tensor *src);
+/* A new host tensor (same shape and name) holding src converted to dtype dt. */
+ssd_tensor ssd_backend_download_as(ssd_backend *be, const ssd_tensor *src, ssd_dtype dt);
 
 /* ---- shape helpers ---- */
 int64_t ssd_conv_out_size(int64_t in, int64_t kernel, int stride, int pad);

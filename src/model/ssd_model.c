@@ -155,16 +155,6 @@ ssd_status ssd_model_load(ssd_model *m, const ssd_st_file *f, const char *path, 
 
 /* ---- export ---- */
 
-static ssd_tensor host_copy(ssd_backend *be, const ssd_tensor *src, ssd_dtype dt) {
-    ssd_tensor raw = ssd_tensor_alloc_host(src->dtype, src->ndim, src->shape, src->name);
-    ssd_backend_download(be, &raw, src);
-    if (dt == src->dtype) return raw;
-    ssd_tensor out = ssd_tensor_alloc_host(dt, src->ndim, src->shape, src->name);
-    int64_t n = ssd_tensor_numel(src);
-    for (int64_t i = 0; i < n; i++) ssd_tensor_set(&out, i, ssd_tensor_get(&raw, i));
-    ssd_tensor_free(&raw);
-    return out;
-}
 
 ssd_tensor *ssd_model_export(const ssd_model *m, char which, ssd_dtype dt, const char *prefix,
                              int *count) {
@@ -175,8 +165,8 @@ ssd_tensor *ssd_model_export(const ssd_model *m, char which, ssd_dtype dt, const
     if (which == 'b') {
         for (int i = 0; i < t->net.n_bn; i++) {
             const ssd_bn_layer *bn = &t->net.bn[i];
-            out[k++] = host_copy(m->be, &m->buf[bn->rmean], dt);
-            out[k++] = host_copy(m->be, &m->buf[bn->rvar], dt);
+            out[k++] = ssd_backend_download_as(m->be, &m->buf[bn->rmean], dt);
+            out[k++] = ssd_backend_download_as(m->be, &m->buf[bn->rvar], dt);
             out[k] = ssd_tensor_alloc_host(SSD_I64, 0, NULL, NULL);
             *(int64_t *)out[k].data = m->num_batches_tracked;
             snprintf(out[k].name, sizeof out[k].name, "%s.num_batches_tracked", bn->prefix);
@@ -184,7 +174,7 @@ ssd_tensor *ssd_model_export(const ssd_model *m, char which, ssd_dtype dt, const
         }
     } else {
         const ssd_tensor *src = which == 'g' ? m->g : m->p;
-        for (int i = 0; i < n; i++) out[k++] = host_copy(m->be, &src[i], dt);
+        for (int i = 0; i < n; i++) out[k++] = ssd_backend_download_as(m->be, &src[i], dt);
     }
     for (int i = 0; prefix && i < k; i++) {
         char name[SSD_TENSOR_NAME_LEN];

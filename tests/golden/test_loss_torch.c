@@ -39,37 +39,6 @@
 
 static ssd_anchors *g_an;
 
-/* Spec 4 encoder, literally (same as tests/unit/test_loss.c). */
-static void naive_encode(int B, const float (*gt)[4], const int *lab, float *gbox,
-                         int64_t *label) {
-    float *best_iou = ssd_xmalloc(A * sizeof(float));
-    int *best_gt = ssd_xmalloc(A * sizeof(int));
-    for (int a = 0; a < A; a++) {
-        best_iou[a] = -1.0f;
-        best_gt[a] = 0;
-        for (int g = 0; g < B; g++) {
-            float v = ssd_iou_ltrb(gt[g], g_an->ltrb[a]);
-            if (v > best_iou[a]) best_iou[a] = v, best_gt[a] = g;
-        }
-    }
-    for (int g = 0; g < B; g++) {
-        int ba = 0;
-        float bv = -1.0f;
-        for (int a = 0; a < A; a++) {
-            float v = ssd_iou_ltrb(gt[g], g_an->ltrb[a]);
-            if (v > bv) bv = v, ba = a;
-        }
-        best_iou[ba] = 2.0f;
-        best_gt[ba] = g;
-    }
-    for (int a = 0; a < A; a++) {
-        int pos = best_iou[a] > 0.5f;
-        label[a] = pos ? lab[best_gt[a]] : 0;
-        ssd_ltrb_to_xywh(pos ? gt[best_gt[a]] : g_an->ltrb[a], gbox + 4 * (size_t)a);
-    }
-    free(best_iou);
-    free(best_gt);
-}
 
 static const ssd_tensor *need(const ssd_st_file *f, const char *name, int64_t numel) {
     const ssd_tensor *t = ssd_st_get(f, name);
@@ -116,9 +85,9 @@ static void test_loss_vs_torch(void **state) {
                                     {0.5f, 0.5f, 0.53f, 0.56f},  {0.0f, 0.0f, 1.0f, 1.0f},
                                     {0.61f, 0.05f, 0.98f, 0.33f}};
     static const int lab2[5] = {80, 1, 62, 9, 9};
-    naive_encode(3, gt0, lab0, gbox, glabel);
-    naive_encode(0, NULL, NULL, gbox + (size_t)A * 4, glabel + A);
-    naive_encode(5, gt2, lab2, gbox + (size_t)2 * A * 4, glabel + 2 * (size_t)A);
+    tu_naive_encode(g_an, 3, gt0, lab0, gbox, glabel);
+    tu_naive_encode(g_an, 0, NULL, NULL, gbox + (size_t)A * 4, glabel + A);
+    tu_naive_encode(g_an, 5, gt2, lab2, gbox + (size_t)2 * A * 4, glabel + 2 * (size_t)A);
     int P[N] = {0, 0, 0};
     for (int n = 0; n < N; n++)
         for (int a = 0; a < A; a++) P[n] += glabel[(size_t)n * A + a] > 0;

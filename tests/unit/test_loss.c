@@ -31,37 +31,6 @@ static int teardown(void **state) {
     return 0;
 }
 
-/* Spec 4, steps 1-9, literally (B x A IoU matrix, float32). gbox (A,4) xywh, label (A). */
-static void naive_encode(int B, const float (*gt)[4], const int *lab, float *gbox,
-                         int64_t *label) {
-    float *best_iou = ssd_xmalloc(A * sizeof(float));
-    int *best_gt = ssd_xmalloc(A * sizeof(int));
-    for (int a = 0; a < A; a++) {
-        best_iou[a] = -1.0f;
-        best_gt[a] = 0;
-        for (int g = 0; g < B; g++) {
-            float v = ssd_iou_ltrb(gt[g], g_an->ltrb[a]);
-            if (v > best_iou[a]) best_iou[a] = v, best_gt[a] = g;
-        }
-    }
-    for (int g = 0; g < B; g++) {
-        int ba = 0;
-        float bv = -1.0f;
-        for (int a = 0; a < A; a++) {
-            float v = ssd_iou_ltrb(gt[g], g_an->ltrb[a]);
-            if (v > bv) bv = v, ba = a;
-        }
-        best_iou[ba] = 2.0f;
-        best_gt[ba] = g; /* g ascending: the last GT wins a shared anchor */
-    }
-    for (int a = 0; a < A; a++) {
-        int pos = best_iou[a] > 0.5f;
-        label[a] = pos ? lab[best_gt[a]] : 0;
-        ssd_ltrb_to_xywh(pos ? gt[best_gt[a]] : g_an->ltrb[a], gbox + 4 * (size_t)a);
-    }
-    free(best_iou);
-    free(best_gt);
-}
 
 typedef struct {
     int n;
@@ -125,7 +94,7 @@ static void assert_golden(double got, double want) {
 
 static void test_golden_one_image(void **state) {
     batch b = batch_new(1);
-    naive_encode(1, k_gt0, k_lab0, b.gbox, b.glabel);
+    tu_naive_encode(g_an, 1, k_gt0, k_lab0, b.gbox, b.glabel);
     static const int want_pos[7] = {7964, 7974, 8063, 8064, 8074, 8264, 8274};
     assert_int_equal(count_pos(b.glabel), 7);
     for (int i = 0; i < 7; i++) assert_int_equal(b.glabel[want_pos[i]], 7);
@@ -155,8 +124,8 @@ static void fill_sincos(batch *b) {
 
 static void test_golden_two_images(void **state) {
     batch b = batch_new(2);
-    naive_encode(1, k_gt0, k_lab0, b.gbox, b.glabel);
-    naive_encode(3, k_gt1, k_lab1, b.gbox + 4 * A, b.glabel + A);
+    tu_naive_encode(g_an, 1, k_gt0, k_lab0, b.gbox, b.glabel);
+    tu_naive_encode(g_an, 3, k_gt1, k_lab1, b.gbox + 4 * A, b.glabel + A);
     assert_int_equal(count_pos(b.glabel + A), 13);
     fill_sincos(&b);
     ssd_loss_ws *ws = ssd_loss_ws_create();
@@ -233,8 +202,8 @@ static void test_finite_differences(void **state) {
         {{0.1f, 0.12f, 0.45f, 0.5f}, {0.55f, 0.6f, 0.7f, 0.92f}, {0.3f, 0.05f, 0.38f, 0.2f}},
         {{0.2f, 0.2f, 0.9f, 0.85f}, {0.02f, 0.6f, 0.2f, 0.7f}, {0, 0, 0, 0}}};
     static const int labs[2][3] = {{3, 17, 44}, {80, 1, 0}};
-    naive_encode(3, gts[0], labs[0], b.gbox, b.glabel);
-    naive_encode(2, gts[1], labs[1], b.gbox + 4 * A, b.glabel + A);
+    tu_naive_encode(g_an, 3, gts[0], labs[0], b.gbox, b.glabel);
+    tu_naive_encode(g_an, 2, gts[1], labs[1], b.gbox + 4 * A, b.glabel + A);
     for (size_t i = 0; i < (size_t)N * 4 * A; i++) b.ploc[i] = quant(ssd_rng_range(&r, -1.6, 1.6));
     for (size_t i = 0; i < (size_t)N * NC * A; i++) b.pconf[i] = quant(2.0 * ssd_rng_normal(&r));
 
@@ -324,7 +293,7 @@ static void test_finite_differences(void **state) {
 static void test_zero_positives(void **state) {
     /* alone: loss 0, gradient 0 */
     batch b = batch_new(1);
-    naive_encode(0, NULL, NULL, b.gbox, b.glabel);
+    tu_naive_encode(g_an, 0, NULL, NULL, b.gbox, b.glabel);
     assert_int_equal(count_pos(b.glabel), 0);
     fill_sincos(&b);
     ssd_loss_ws *ws = ssd_loss_ws_create();
@@ -336,12 +305,12 @@ static void test_zero_positives(void **state) {
 
     /* beside an image with positives: still counts in N (halves the loss and the gradient) */
     batch one = batch_new(1), two = batch_new(2);
-    naive_encode(1, k_gt0, k_lab0, one.gbox, one.glabel);
+    tu_naive_encode(g_an, 1, k_gt0, k_lab0, one.gbox, one.glabel);
     fill_sincos(&one);
     fill_sincos(&two);
     memcpy(two.gbox, one.gbox, 4 * A * sizeof(float));
     memcpy(two.glabel, one.glabel, A * sizeof(int64_t));
-    naive_encode(0, NULL, NULL, two.gbox + 4 * A, two.glabel + A);
+    tu_naive_encode(g_an, 0, NULL, NULL, two.gbox + 4 * A, two.glabel + A);
     memcpy(two.ploc, one.ploc, 4 * A * sizeof(float));
     memcpy(two.pconf, one.pconf, NC * A * sizeof(float));
     float l1 = run(&one, ws), l2 = run(&two, ws);
@@ -365,8 +334,8 @@ static void test_inf_loss(void **state) {
     static const float gt[1][4] = {{0.5f, 0.5f, 0.6f, 0.5f}};
     static const int lab[1] = {5};
     batch b = batch_new(2);
-    naive_encode(1, gt, lab, b.gbox, b.glabel);
-    naive_encode(1, k_gt0, k_lab0, b.gbox + 4 * A, b.glabel + A);
+    tu_naive_encode(g_an, 1, gt, lab, b.gbox, b.glabel);
+    tu_naive_encode(g_an, 1, k_gt0, k_lab0, b.gbox + 4 * A, b.glabel + A);
     assert_int_equal(count_pos(b.glabel), 1);
     assert_int_equal(b.glabel[0], 5);
     assert_true(b.gbox[3] == 0.0f);
@@ -447,7 +416,7 @@ static void test_tie_rule(void **state) {
     /* all logits 0: every CE is ln 81, so the 21 hard negatives are the 21 lowest-index
      * negatives (ties by ascending anchor index) */
     batch b = batch_new(1);
-    naive_encode(1, k_gt0, k_lab0, b.gbox, b.glabel);
+    tu_naive_encode(g_an, 1, k_gt0, k_lab0, b.gbox, b.glabel);
     run(&b, NULL);
     int seen = 0;
     for (int a = 0; a < A; a++) {
