@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "box/box_coder.h"
+#include "core/logits.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "eval/nms.h"
@@ -142,16 +143,7 @@ static int image_run(const ssd_anchors *an, const float *ploc, const float *pcon
      * threshold: x - max < log(thresh * sum) - 1e-6 means the double score is below
      * thresh * (1 - 1e-6), which float rounding (relative 6e-8) cannot lift above thresh. */
     double *mx = s->mx, *sum = s->sum, *lskip = s->lskip;
-    for (int a = 0; a < A; a++) mx[a] = pconf[a];
-    for (int k = 1; k < NC; k++) {
-        const float *x = pconf + (size_t)k * A;
-        for (int a = 0; a < A; a++) mx[a] = x[a] > mx[a] ? x[a] : mx[a];
-    }
-    for (int a = 0; a < A; a++) sum[a] = 0.0;
-    for (int k = 0; k < NC; k++) {
-        const float *x = pconf + (size_t)k * A;
-        for (int a = 0; a < A; a++) sum[a] += exp((double)x[a] - mx[a]);
-    }
+    ssd_logits_max_sumexp(pconf, NC, A, mx, sum);
     const float thr = cfg->score_thresh;
     for (int a = 0; a < A; a++)
         lskip[a] = thr > 0.0f ? log((double)thr * sum[a]) - 1e-6 : -INFINITY;

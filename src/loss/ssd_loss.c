@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "box/box_coder.h"
+#include "core/logits.h"
 #include "core/log.h"
 #include "core/mem.h"
 
@@ -130,16 +131,7 @@ static void image_loss(const ssd_anchors *an, const float *ploc, const float *pc
 
     /* rule 3: logsumexp (max-subtracted) and ce */
     double *lse = w->lse, *ce = w->ce, *tmp = w->tmp;
-    for (int a = 0; a < A; a++) lse[a] = pconf[a];
-    for (int k = 1; k < NC; k++) {
-        const float *x = pconf + (size_t)k * A;
-        for (int a = 0; a < A; a++) lse[a] = x[a] > lse[a] ? x[a] : lse[a];
-    }
-    for (int a = 0; a < A; a++) tmp[a] = 0.0;
-    for (int k = 0; k < NC; k++) {
-        const float *x = pconf + (size_t)k * A;
-        for (int a = 0; a < A; a++) tmp[a] += exp((double)x[a] - lse[a]);
-    }
+    ssd_logits_max_sumexp(pconf, NC, A, lse, tmp);
     for (int a = 0; a < A; a++) {
         lse[a] += log(tmp[a]);
         ce[a] = lse[a] - (double)pconf[(size_t)glabel[a] * A + a];
