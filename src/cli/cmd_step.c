@@ -118,9 +118,6 @@ static ssd_status write_outputs(step_state *s, const step_args *a, ssd_error *er
     *(float *)loss.data = s->loss;
     int n = 6 + ng + nb + np, k = 0;
     const ssd_tensor **list = ssd_xcalloc((size_t)n, sizeof *list);
-    ssd_tensor_set_name(&s->host_loc, "loc");
-    ssd_tensor_set_name(&s->host_conf, "conf");
-    ssd_tensor_set_name(&s->per_image, "per_image_loss");
     list[k++] = &s->host_loc;
     list[k++] = &s->host_conf;
     list[k++] = &loss;

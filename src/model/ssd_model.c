@@ -176,14 +176,12 @@ ssd_tensor *ssd_model_export(const ssd_model *m, char which, ssd_dtype dt, const
         const ssd_tensor *src = which == 'g' ? m->g : m->p;
         for (int i = 0; i < n; i++) out[k++] = ssd_backend_download_as(m->be, &src[i], dt);
     }
-    for (int i = 0; prefix && i < k; i++) {
+    for (int i = 0; i < k; i++) { /* prefix + torch name */
         char name[SSD_TENSOR_NAME_LEN];
         const char *base = which == 'b' ? out[i].name : t->params[i].name;
-        snprintf(name, sizeof name, "%s%s", prefix, base);
+        snprintf(name, sizeof name, "%s%s", prefix ? prefix : "", base);
         ssd_tensor_set_name(&out[i], name);
     }
-    if (!prefix && which != 'b')
-        for (int i = 0; i < k; i++) ssd_tensor_set_name(&out[i], t->params[i].name);
     *count = k;
     return out;
 }

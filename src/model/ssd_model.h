@@ -57,9 +57,9 @@ ssd_status ssd_model_load(ssd_model *m, const ssd_st_file *f, const char *path, 
                           ssd_error *err);
 
 /* Host copies for export, in f32 or f64 (caller frees each with ssd_tensor_free and the
- * array with free): which = 'p' parameters (torch names), 'g' gradients ("grad." + name),
- * 'b' BN buffers incl. one i64 num_batches_tracked per BN (torch names). *count receives the
- * number of tensors. */
+ * array with free): which = 'p' parameters, 'g' gradients, 'b' BN buffers incl. one i64
+ * num_batches_tracked per BN. Each is named `prefix` (NULL: none) + its torch name, e.g.
+ * prefix "grad." gives "grad.conf.0.bias". *count receives the number of tensors. */
 ssd_tensor *ssd_model_export(const ssd_model *m, char which, ssd_dtype dt, const char *prefix,
                              int *count);
 

@@ -282,9 +282,8 @@ static void gather_head(ssd_model *m, ssd_tensor *all, const ssd_tensor *head, i
                       rows, g->count);
 }
 
-static void heads_forward(ssd_model *m, ssd_acts *a, bool train) {
+static void heads_forward(ssd_model *m, ssd_acts *a) {
     const ssd_net_layers *net = &m->tab.net;
-    (void)train;
     for (int i = 0; i < SSD_NUM_EXTRAS; i++) {
         conv_fwd(m, &a->ex_a[i], feature(a, i), &net->extra[i][0]);
         ssd_relu_forward(m->be, &a->ex_ar[i], &a->ex_a[i]);
@@ -336,7 +335,7 @@ static void check_images(const ssd_model *m, const ssd_acts *a, const ssd_tensor
 void ssd_model_forward(ssd_model *m, ssd_acts *a, const ssd_tensor *images, bool train) {
     check_images(m, a, images);
     backbone_forward(m, a, images, train);
-    heads_forward(m, a, train);
+    heads_forward(m, a);
     if (train) m->num_batches_tracked++;
 }
 
