@@ -1,14 +1,21 @@
 """safetensors for the test oracle: read and write dicts of torch tensors.
 
 Format: u64 little-endian header length, a JSON header {name: {dtype, shape, data_offsets}}
-(optionally "__metadata__": {str: str}), then the raw little-endian data. Written to a temp
-file and renamed, so a reader never sees half a file."""
+(optionally "__metadata__": {str: str}), then the raw little-endian data. Writing goes through
+the project's one stdlib writer, tools/gen_op_goldens.py:st_write (temp file, fsync, rename,
+so a reader never sees half a file)."""
 import json
 import os
 import struct
+import sys
 
 import numpy as np
 import torch
+
+_TOOLS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _TOOLS not in sys.path:
+    sys.path.insert(0, _TOOLS)
+from gen_op_goldens import st_write  # noqa: E402
 
 _NP = {"F32": np.float32, "F64": np.float64, "I64": np.int64}
 _ST = {torch.float32: "F32", torch.float64: "F64", torch.int64: "I64", torch.bfloat16: "BF16"}
@@ -37,11 +44,7 @@ def read(path):
 
 def write(path, tensors, metadata=None):
     """tensors: dict (insertion order kept) name -> torch tensor (f32/f64/i64/bf16)."""
-    header = {}
-    if metadata:
-        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
-    raws = []
-    off = 0
+    entries = []
     for name, t in tensors.items():
         t = t.detach().contiguous().cpu()
         dt = _ST[t.dtype]
@@ -49,15 +52,5 @@ def write(path, tensors, metadata=None):
             raw = t.view(torch.int16).numpy().astype("<i2").tobytes()
         else:
             raw = t.numpy().astype(np.dtype(_NP[dt]).newbyteorder("<")).tobytes()
-        header[name] = {"dtype": dt, "shape": list(t.shape), "data_offsets": [off, off + len(raw)]}
-        off += len(raw)
-        raws.append(raw)
-    hb = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    hb += b" " * ((8 - len(hb) % 8) % 8)
-    tmp = "%s.tmp.%d" % (path, os.getpid())
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(hb)))
-        f.write(hb)
-        for raw in raws:
-            f.write(raw)
-    os.replace(tmp, path)
+        entries.append((name, dt, list(t.shape), raw))
+    st_write(path, entries, metadata)
