@@ -17,6 +17,8 @@ static void usage(FILE *f) {
             "commands (ssd <command> --help for options):\n"
             "  step         one training forward+backward on a given batch and weights; writes\n"
             "               loc, conf, loss and every gradient by torch name (parity debugging)\n"
+            "  cocoeval     COCO bbox evaluation of a detections json against a ground truth\n"
+            "               (pycocotools-exact 12 stats, per-category AP with --json)\n"
             "  backends     list the compute backends built into this binary\n"
             "  --help       this text\n"
             "  --version    print the version\n");
@@ -37,6 +39,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (strcmp(cmd, "step") == 0) return ssd_cmd_step(argc - 2, argv + 2);
+    if (strcmp(cmd, "cocoeval") == 0) return ssd_cmd_cocoeval(argc - 2, argv + 2);
     if (strcmp(cmd, "backends") == 0) {
         for (const char *const *n = ssd_backend_names(); *n; n++) printf("%s\n", *n);
         return 0;

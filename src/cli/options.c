@@ -10,6 +10,15 @@ static const ssd_opt *find(const ssd_opt *opts, int n, const char *name) {
     return NULL;
 }
 
+static bool is_positional(const ssd_opt *o) { return o->name[0] != '-'; }
+
+/* The first positional option not yet given. */
+static const ssd_opt *next_positional(const ssd_opt *opts, int n, const bool *seen) {
+    for (int i = 0; i < n && i < 64; i++)
+        if (is_positional(&opts[i]) && !seen[i]) return &opts[i];
+    return NULL;
+}
+
 static ssd_status set_value(const ssd_opt *o, const char *v, ssd_error *err) {
     char *end = NULL;
     errno = 0;
@@ -54,6 +63,14 @@ ssd_status ssd_opts_parse(const ssd_opt *opts, int n, int argc, char **argv, boo
             *help = true;
             return SSD_OK;
         }
+        if (arg[0] != '-' || strcmp(arg, "-") == 0) { /* a positional argument */
+            const ssd_opt *o = next_positional(opts, n, seen);
+            if (!o) return ssd_fail(err, SSD_ERR_ARG, "unexpected argument '%s'", arg);
+            ssd_status st = set_value(o, arg, err);
+            if (st != SSD_OK) return st;
+            seen[o - opts] = true;
+            continue;
+        }
         const char *eq = strchr(arg, '=');
         char name[128];
         size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
@@ -75,17 +92,22 @@ ssd_status ssd_opts_parse(const ssd_opt *opts, int n, int argc, char **argv, boo
     }
     for (int i = 0; i < n && i < 64; i++)
         if (opts[i].required && !seen[i])
-            return ssd_fail(err, SSD_ERR_ARG, "missing required option %s", opts[i].name);
+            return ssd_fail(err, SSD_ERR_ARG, "missing required %s %s",
+                            is_positional(&opts[i]) ? "argument" : "option", opts[i].name);
     return SSD_OK;
 }
 
 void ssd_opts_usage(FILE *f, const char *cmd, const char *summary, const ssd_opt *opts, int n) {
-    fprintf(f, "usage: ssd %s [options]\n\n%s\n\noptions:\n", cmd, summary);
+    fprintf(f, "usage: ssd %s [options]", cmd);
+    for (int i = 0; i < n; i++)
+        if (is_positional(&opts[i])) fprintf(f, opts[i].required ? " %s" : " [%s]", opts[i].name);
+    fprintf(f, "\n\n%s\n\noptions:\n", summary);
     for (int i = 0; i < n; i++) {
         const ssd_opt *o = &opts[i];
         char left[96];
-        snprintf(left, sizeof left, "%s%s%s", o->name, o->type == SSD_OPT_FLAG ? "" : " ",
-                 o->type == SSD_OPT_FLAG ? "" : (o->metavar ? o->metavar : "V"));
+        bool bare = o->type == SSD_OPT_FLAG || is_positional(o);
+        snprintf(left, sizeof left, "%s%s%s", o->name, bare ? "" : " ",
+                 bare ? "" : (o->metavar ? o->metavar : "V"));
         fprintf(f, "  %-28s %s", left, o->help);
         if (o->required) {
             fprintf(f, " (required)");

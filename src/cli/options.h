@@ -2,7 +2,10 @@
  * a default, optional bounds and a help line; parsing fills the caller's variables and
  * reports the first problem (unknown flag, missing value, bad number, out of bounds, missing
  * required option) as SSD_ERR_ARG with a message naming the flag. `--help` is recognised by
- * every subcommand (ssd_opts_parse returns SSD_OK with *help = true). */
+ * every subcommand (ssd_opts_parse returns SSD_OK with *help = true).
+ *
+ * An option whose name does not start with '-' (e.g. "GT.json") is positional: the arguments
+ * that are not flags fill the positional options in table order (SSD_OPT_STR / INT / DOUBLE). */
 #ifndef SSD_CLI_OPTIONS_H
 #define SSD_CLI_OPTIONS_H
 
@@ -14,7 +17,7 @@
 typedef enum ssd_opt_type { SSD_OPT_STR, SSD_OPT_INT, SSD_OPT_DOUBLE, SSD_OPT_FLAG } ssd_opt_type;
 
 typedef struct ssd_opt {
-    const char *name; /* "--weights" */
+    const char *name; /* "--weights", or "GT.json" for a positional argument */
     ssd_opt_type type;
     void *dst;        /* const char **, long *, double *, bool * */
     bool required;

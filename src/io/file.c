@@ -1,0 +1,127 @@
+/* Whole-file reads and atomic writes (file.h). */
+#include "io/file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/mem.h"
+
+ssd_status ssd_read_file(const char *path, char **buf, size_t *len, ssd_error *err) {
+    *buf = NULL;
+    *len = 0;
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return ssd_fail(err, SSD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    ssd_status st = SSD_OK;
+    if (fstat(fileno(fp), &sb) != 0) {
+        st = ssd_fail(err, SSD_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
+    } else if (!S_ISREG(sb.st_mode)) {
+        st = ssd_fail(err, SSD_ERR_IO, "%s: not a regular file", path);
+    } else {
+        size_t n = (size_t)sb.st_size;
+        char *b = ssd_xmalloc(n + 1);
+        size_t got = n ? fread(b, 1, n, fp) : 0;
+        if (got != n) {
+            st = ssd_fail(err, SSD_ERR_IO, "%s: short read (%zu of %zu bytes)", path, got, n);
+            free(b);
+        } else {
+            b[n] = '\0';
+            *buf = b;
+            *len = n;
+        }
+    }
+    fclose(fp);
+    return st;
+}
+
+static ssd_status fsync_parent_dir(const char *path, ssd_error *err) {
+    const char *slash = strrchr(path, '/');
+    char *dir;
+    if (!slash) dir = ssd_xstrdup(".");
+    else if (slash == path) dir = ssd_xstrdup("/");
+    else {
+        size_t n = (size_t)(slash - path);
+        dir = ssd_xmalloc(n + 1);
+        memcpy(dir, path, n);
+        dir[n] = '\0';
+    }
+    ssd_status st = SSD_OK;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) {
+        st = ssd_fail(err, SSD_ERR_IO, "%s: cannot open directory %s to fsync it: %s", path, dir,
+                      strerror(errno));
+    } else {
+        /* EINVAL: the filesystem does not sync directories; nothing more we can do. */
+        if (fsync(fd) != 0 && errno != EINVAL)
+            st = ssd_fail(err, SSD_ERR_IO, "%s: fsync of directory %s failed: %s", path, dir,
+                          strerror(errno));
+        close(fd);
+    }
+    free(dir);
+    return st;
+}
+
+ssd_status ssd_atomic_open(ssd_atomic_file *af, const char *path, ssd_error *err) {
+    memset(af, 0, sizeof *af);
+    size_t tlen = strlen(path) + 32;
+    af->tmp = ssd_xmalloc(tlen);
+    snprintf(af->tmp, tlen, "%s.tmp.%ld", path, (long)getpid());
+    af->fp = fopen(af->tmp, "wb");
+    if (!af->fp) {
+        ssd_status st =
+            ssd_fail(err, SSD_ERR_IO, "%s: cannot create %s: %s", path, af->tmp, strerror(errno));
+        free(af->tmp);
+        af->tmp = NULL;
+        return st;
+    }
+    af->path = ssd_xstrdup(path);
+    return SSD_OK;
+}
+
+void ssd_atomic_abort(ssd_atomic_file *af) {
+    if (af->fp) fclose(af->fp);
+    if (af->tmp) remove(af->tmp);
+    free(af->tmp);
+    free(af->path);
+    memset(af, 0, sizeof *af);
+}
+
+ssd_status ssd_atomic_commit(ssd_atomic_file *af, ssd_error *err) {
+    bool ok = !ferror(af->fp);
+    int saved = ok ? 0 : EIO;
+    if (ok && fflush(af->fp) != 0) ok = false, saved = errno;
+    if (ok && fsync(fileno(af->fp)) != 0) ok = false, saved = errno;
+    if (fclose(af->fp) != 0 && ok) ok = false, saved = errno;
+    af->fp = NULL;
+    ssd_status st = SSD_OK;
+    if (!ok) {
+        st = ssd_fail(err, SSD_ERR_IO, "%s: writing %s failed: %s", af->path, af->tmp,
+                      strerror(saved));
+    } else if (rename(af->tmp, af->path) != 0) {
+        st = ssd_fail(err, SSD_ERR_IO, "%s: cannot rename %s into place: %s", af->path, af->tmp,
+                      strerror(errno));
+    } else {
+        free(af->tmp);
+        af->tmp = NULL; /* renamed: nothing to remove */
+        st = fsync_parent_dir(af->path, err);
+    }
+    ssd_atomic_abort(af);
+    return st;
+}
+
+ssd_status ssd_write_file_atomic(const char *path, const void *data, size_t n, ssd_error *err) {
+    ssd_atomic_file af;
+    ssd_status st = ssd_atomic_open(&af, path, err);
+    if (st != SSD_OK) return st;
+    if (n && fwrite(data, 1, n, af.fp) != n) {
+        st = ssd_fail(err, SSD_ERR_IO, "%s: writing %s failed: %s", path, af.tmp, strerror(errno));
+        ssd_atomic_abort(&af);
+        return st;
+    }
+    return ssd_atomic_commit(&af, err);
+}
