@@ -4,5 +4,6 @@
 #define SSD_CLI_COMMANDS_H
 
 int ssd_cmd_step(int argc, char **argv);
+int ssd_cmd_convert(int argc, char **argv);
 
 #endif

@@ -17,6 +17,8 @@ static void usage(FILE *f) {
             "commands (ssd <command> --help for options):\n"
             "  step         one training forward+backward on a given batch and weights; writes\n"
             "               loc, conf, loss and every gradient by torch name (parity debugging)\n"
+            "  convert      IN.pth OUT.safetensors: every tensor of a PyTorch state_dict (zip,\n"
+            "               legacy or tar container) under its torch name\n"
             "  backends     list the compute backends built into this binary\n"
             "  --help       this text\n"
             "  --version    print the version\n");
@@ -37,6 +39,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (strcmp(cmd, "step") == 0) return ssd_cmd_step(argc - 2, argv + 2);
+    if (strcmp(cmd, "convert") == 0) return ssd_cmd_convert(argc - 2, argv + 2);
     if (strcmp(cmd, "backends") == 0) {
         for (const char *const *n = ssd_backend_names(); *n; n++) printf("%s\n", *n);
         return 0;
