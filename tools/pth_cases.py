@@ -353,6 +353,14 @@ def cmd_write(d):
             bad += compare(flat, flatten(torch.load(path)), "torch.load(%s)" % path)
         manifest.append(dict(name=name, container=container, tensors=len(flat),
                              bytes=os.path.getsize(path)))
+    # for --pretrained-backbone's refusals (not converted): one wrong shape, one tensor missing
+    sd = collections.OrderedDict((k, v) for k, v in resnet34_state_dict(7, False).items()
+                                 if not k.startswith(("layer4.", "fc.")))
+    sd["layer2.1.conv1.weight"] = torch.zeros(128, 128, 1, 1)
+    torch.save(sd, os.path.join(d, "bad_shape.pth"))
+    sd = collections.OrderedDict((k, v) for k, v in resnet34_state_dict(7, False).items()
+                                 if k != "layer3.5.bn2.running_var")
+    torch.save(sd, os.path.join(d, "missing_tensor.pth"))
     with open(os.path.join(d, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1)
     for m in manifest:
