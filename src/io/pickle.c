@@ -258,6 +258,13 @@ static bool hex_n(const char *s, int n, uint32_t *out) {
     return true;
 }
 
+/* Pushes the decoded text o[0..k) as a string and frees o. */
+static ssd_status push_decoded(pk_vm *vm, char *o, size_t k) {
+    push(vm, new_str(vm, o, k));
+    free(o);
+    return SSD_OK;
+}
+
 /* STRING: a Python repr, 'abc' or "abc", with backslash escapes. */
 static ssd_status op_string(pk_vm *vm) {
     const char *s;
@@ -295,10 +302,7 @@ static ssd_status op_string(pk_vm *vm) {
         default: free(o); return FAIL("STRING has an unsupported escape '\\%c'", c);
         }
     }
-    pk_value *v = new_str(vm, o, k);
-    free(o);
-    push(vm, v);
-    return SSD_OK;
+    return push_decoded(vm, o, k);
 }
 
 /* UNICODE: raw-unicode-escape (\uXXXX, \UXXXXXXXX; other bytes are Latin-1) -> UTF-8. */
@@ -323,10 +327,7 @@ static ssd_status op_unicode(pk_vm *vm) {
         }
         utf8_put(o, &k, c);
     }
-    pk_value *v = new_str(vm, o, k);
-    free(o);
-    push(vm, v);
-    return SSD_OK;
+    return push_decoded(vm, o, k);
 }
 
 /* LONG1 / LONG4: n bytes of two's complement little-endian; must fit int64. */

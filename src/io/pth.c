@@ -513,14 +513,22 @@ static ssd_status int_value(const pk_value *v, const pk_where *w, size_t pos, co
     return SSD_OK;
 }
 
+/* The pickled entry count that starts the storages and tensors members. */
+static ssd_status tar_count(pth_reader *r, const pth_member *m, const pk_where *w, size_t *pos,
+                            int64_t *n, ssd_error *err) {
+    pk_value *v;
+    ssd_status st = pk_load(&r->heap, m->data, m->size, pos, w, NULL, NULL, &v, err);
+    if (!st) st = int_value(v, w, 0, "the entry count", n, err);
+    return st;
+}
+
 /* storages member: count, then (key, location, type) + raw storage each, then the views. */
 static ssd_status tar_storages(pth_reader *r, const pth_member *m, ssd_error *err) {
     pk_where w = {r->file, "tar member 'storages'", 0};
     size_t pos = 0, at;
     pk_value *v;
     int64_t n = 0, key = 0;
-    ssd_status st = pk_load(&r->heap, m->data, m->size, &pos, &w, NULL, NULL, &v, err);
-    if (!st) st = int_value(v, &w, 0, "the storage count", &n, err);
+    ssd_status st = tar_count(r, m, &w, &pos, &n, err);
     for (int64_t i = 0; !st && i < n; i++) {
         at = pos;
         if ((st = pk_load(&r->heap, m->data, m->size, &pos, &w, NULL, NULL, &v, err))) break;
@@ -567,8 +575,7 @@ static ssd_status tar_tensors(pth_reader *r, const pth_member *m, ssd_error *err
     size_t pos = 0, at;
     pk_value *v;
     int64_t n = 0, key = 0;
-    ssd_status st = pk_load(&r->heap, m->data, m->size, &pos, &w, NULL, NULL, &v, err);
-    if (!st) st = int_value(v, &w, 0, "the tensor count", &n, err);
+    ssd_status st = tar_count(r, m, &w, &pos, &n, err);
     for (int64_t i = 0; !st && i < n; i++) {
         at = pos;
         if ((st = pk_load(&r->heap, m->data, m->size, &pos, &w, NULL, NULL, &v, err))) break;

@@ -105,13 +105,32 @@ static void snapshot(ssd_model *m, ssd_tensor *p, ssd_tensor *b) {
     *b = ssd_backend_download_as(m->be, &m->buffers, SSD_F32);
 }
 
-static void expect_backbone(const char *file) {
-    ssd_backend *be = NULL;
-    ssd_error err;
-    assert_int_equal(ssd_backend_create("ref", &be, &err), SSD_OK);
-    ssd_model *m = ssd_model_create(be, SSD_F32, 5);
+/* A fresh f32 model on `ref` and its parameters/buffers before (p0, b0) and after (p1, b1). */
+typedef struct fixture {
+    ssd_backend *be;
+    ssd_model *m;
     ssd_tensor p0, b0, p1, b1;
-    snapshot(m, &p0, &b0);
+} fixture;
+
+static void fixture_open(fixture *x) {
+    ssd_error err;
+    assert_int_equal(ssd_backend_create("ref", &x->be, &err), SSD_OK);
+    x->m = ssd_model_create(x->be, SSD_F32, 5);
+    snapshot(x->m, &x->p0, &x->b0);
+}
+
+static void fixture_close(fixture *x) {
+    ssd_tensor *all[] = {&x->p0, &x->b0, &x->p1, &x->b1};
+    for (int i = 0; i < 4; i++) ssd_tensor_free(all[i]);
+    ssd_model_destroy(x->m);
+    ssd_backend_destroy(x->be);
+}
+
+static void expect_backbone(const char *file) {
+    fixture x;
+    fixture_open(&x);
+    ssd_model *m = x.m;
+    ssd_error err;
     ssd_pretrained_report rep;
     ssd_status st = ssd_model_load_pretrained_backbone(m, path_of(file), &rep, &err);
     if (st) printf("%s\n", err.msg);
@@ -122,7 +141,7 @@ static void expect_backbone(const char *file) {
     assert_int_equal(rep.loaded, 145);
     assert_int_equal(rep.loaded_values, 8180160); /* spec section 6 */
     assert_int_equal(rep.skipped_unused, 15 + 2 * 10 + 2); /* layer4 blocks 0-2 + fc */
-    snapshot(m, &p1, &b1);
+    snapshot(m, &x.p1, &x.b1);
     ssd_pth_file *f = NULL;
     assert_int_equal(ssd_pth_read(path_of(file), &f, &err), SSD_OK);
     int seen = 0;
@@ -131,8 +150,8 @@ static void expect_backbone(const char *file) {
         int n = pass ? t->n_buffers : t->n_params;
         for (int k = 0; k < n; k++) {
             const ssd_param_info *info = pass ? &t->buffers[k] : &t->params[k];
-            const float *now = (const float *)(pass ? b1.data : p1.data) + info->offset;
-            const float *before = (const float *)(pass ? b0.data : p0.data) + info->offset;
+            const float *now = (const float *)(pass ? x.b1.data : x.p1.data) + info->offset;
+            const float *before = (const float *)(pass ? x.b0.data : x.p0.data) + info->offset;
             if (strncmp(info->name, "model.", 6) != 0) { /* extras and heads: untouched */
                 assert_memory_equal(now, before, (size_t)info->numel * 4);
                 continue;
@@ -151,10 +170,7 @@ static void expect_backbone(const char *file) {
     }
     assert_int_equal(seen, 145);
     ssd_pth_free(f);
-    ssd_tensor *all[] = {&p0, &b0, &p1, &b1};
-    for (int i = 0; i < 4; i++) ssd_tensor_free(all[i]);
-    ssd_model_destroy(m);
-    ssd_backend_destroy(be);
+    fixture_close(&x);
 }
 
 static void test_pretrained_backbone(void **state) {
@@ -166,24 +182,18 @@ static void test_pretrained_backbone(void **state) {
 }
 
 static void expect_refused(const char *file, const char *needle) {
-    ssd_backend *be = NULL;
+    fixture x;
+    fixture_open(&x);
     ssd_error err;
-    assert_int_equal(ssd_backend_create("ref", &be, &err), SSD_OK);
-    ssd_model *m = ssd_model_create(be, SSD_F32, 5);
-    ssd_tensor p0, b0, p1, b1;
-    snapshot(m, &p0, &b0);
-    ssd_status st = ssd_model_load_pretrained_backbone(m, path_of(file), NULL, &err);
+    ssd_status st = ssd_model_load_pretrained_backbone(x.m, path_of(file), NULL, &err);
     printf("%s -> %s\n", file, err.msg);
     assert_int_equal(st, SSD_ERR_FORMAT);
     assert_non_null(strstr(err.msg, file));
     assert_non_null(strstr(err.msg, needle));
-    snapshot(m, &p1, &b1);
-    assert_memory_equal(p0.data, p1.data, ssd_tensor_nbytes(&p0));
-    assert_memory_equal(b0.data, b1.data, ssd_tensor_nbytes(&b0));
-    ssd_tensor *all[] = {&p0, &b0, &p1, &b1};
-    for (int i = 0; i < 4; i++) ssd_tensor_free(all[i]);
-    ssd_model_destroy(m);
-    ssd_backend_destroy(be);
+    snapshot(x.m, &x.p1, &x.b1);
+    assert_memory_equal(x.p0.data, x.p1.data, ssd_tensor_nbytes(&x.p0));
+    assert_memory_equal(x.b0.data, x.b1.data, ssd_tensor_nbytes(&x.b0));
+    fixture_close(&x);
 }
 
 static void test_pretrained_refusals(void **state) {
