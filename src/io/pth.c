@@ -522,6 +522,24 @@ static ssd_status tar_count(pth_reader *r, const pth_member *m, const pk_where *
     return st;
 }
 
+/* One entry header (key, <storage key | location>, <type global>) with a new integer key. */
+static ssd_status tar_entry(pth_reader *r, const pth_member *m, const pk_where *w, size_t *pos,
+                            pk_global type, pk_value **v, int64_t *key, ssd_error *err) {
+    size_t at = *pos;
+    ssd_status st = pk_load(&r->heap, m->data, m->size, pos, w, NULL, NULL, v, err);
+    if (st) return st;
+    const pk_value *e = *v;
+    if (e->type != PK_TUPLE || e->n != 3 || e->items[2]->type != PK_GLOBAL ||
+        e->items[2]->i != type)
+        return pk_fail(err, w, at, "entry is not (key, %s, %s type)",
+                       type == PKG_STORAGE_TYPE ? "location" : "storage key",
+                       type == PKG_STORAGE_TYPE ? "storage" : "tensor");
+    if ((st = int_value(e->items[0], w, at, "entry key", key, err))) return st;
+    if (find_object(r, *key) >= 0)
+        return pk_fail(err, w, at, "key %" PRId64 " is used twice", *key);
+    return SSD_OK;
+}
+
 /* storages member: count, then (key, location, type) + raw storage each, then the views. */
 static ssd_status tar_storages(pth_reader *r, const pth_member *m, ssd_error *err) {
     pk_where w = {r->file, "tar member 'storages'", 0};
@@ -531,13 +549,7 @@ static ssd_status tar_storages(pth_reader *r, const pth_member *m, ssd_error *er
     ssd_status st = tar_count(r, m, &w, &pos, &n, err);
     for (int64_t i = 0; !st && i < n; i++) {
         at = pos;
-        if ((st = pk_load(&r->heap, m->data, m->size, &pos, &w, NULL, NULL, &v, err))) break;
-        if (v->type != PK_TUPLE || v->n != 3 || v->items[2]->type != PK_GLOBAL ||
-            v->items[2]->i != PKG_STORAGE_TYPE)
-            return pk_fail(err, &w, at, "storage header is not (key, location, storage type)");
-        if ((st = int_value(v->items[0], &w, at, "storage key", &key, err))) break;
-        if (find_object(r, key) >= 0) return pk_fail(err, &w, at, "storage key %" PRId64
-                                                     " appears twice", key);
+        if ((st = tar_entry(r, m, &w, &pos, PKG_STORAGE_TYPE, &v, &key, err))) break;
         char txt[32];
         snprintf(txt, sizeof txt, "%" PRId64, key);
         size_t c = pos;
@@ -578,13 +590,7 @@ static ssd_status tar_tensors(pth_reader *r, const pth_member *m, ssd_error *err
     ssd_status st = tar_count(r, m, &w, &pos, &n, err);
     for (int64_t i = 0; !st && i < n; i++) {
         at = pos;
-        if ((st = pk_load(&r->heap, m->data, m->size, &pos, &w, NULL, NULL, &v, err))) break;
-        if (v->type != PK_TUPLE || v->n != 3 || v->items[2]->type != PK_GLOBAL ||
-            v->items[2]->i != PKG_TENSOR_TYPE)
-            return pk_fail(err, &w, at, "tensor header is not (key, storage key, tensor type)");
-        if ((st = int_value(v->items[0], &w, at, "tensor key", &key, err))) break;
-        if (find_object(r, key) >= 0) return pk_fail(err, &w, at, "tensor key %" PRId64
-                                                     " is used twice", key);
+        if ((st = tar_entry(r, m, &w, &pos, PKG_TENSOR_TYPE, &v, &key, err))) break;
         pk_tensor t = {.dtype = v->items[2]->dtype};
         if (v->items[1]->type == PK_NONE) { /* no storage: an empty tensor */
             t.storage = add_storage(r, "(none)", t.dtype, 0);

@@ -146,7 +146,7 @@ typedef struct bytes {
 } bytes;
 
 static void put(bytes *o, const void *p, size_t n) {
-    memcpy(o->b + o->n, p, n);
+    if (n) memcpy(o->b + o->n, p, n);
     o->n += n;
 }
 #define PUTS(o, s) put(o, s, sizeof(s) - 1)
