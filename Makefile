@@ -1,10 +1,18 @@
-# Thin wrapper over CMake. `make`, `make test`, `make bench`, `make asan`, `make deps`.
+# Thin wrapper over CMake. `make`, `make test`, `make bench`, `make asan`, `make deps`, `make fuzz`.
 BUILD ?= build
 TYPE ?= Release
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all configure test bench asan asan-test deps clean
+# `make fuzz`: the .pth reader under libFuzzer + ASan + UBSan for FUZZ_TIME seconds (clang;
+# built outside CMake from just the sources the reader needs), seeded with tests/fuzz/corpus;
+# new inputs go to build-fuzz/corpus. Fails on any crash, leak or sanitizer report.
+FUZZ_TIME ?= 60
+FUZZ_CC ?= clang
+FUZZ_SRC = src/io/pth.c src/io/pickle.c src/core/status.c src/core/mem.c src/core/log.c \
+           src/core/timer.c src/core/tensor.c tests/fuzz/fuzz_pth.c
+
+.PHONY: all configure test bench asan asan-test deps clean fuzz
 
 all: configure
 	cmake --build $(BUILD) -j $(JOBS)
@@ -27,5 +35,15 @@ asan-test:
 deps:
 	bash tools/install_deps.sh
 
+fuzz:
+	mkdir -p build-fuzz/corpus
+	$(FUZZ_CC) -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	  -D_POSIX_C_SOURCE=200809L -Isrc $(FUZZ_SRC) -larchive -o build-fuzz/fuzz_pth
+	build-fuzz/fuzz_pth -max_total_time=$(FUZZ_TIME) -print_final_stats=1 -rss_limit_mb=2048 \
+	  -timeout=10 build-fuzz/corpus tests/fuzz/corpus > build-fuzz/fuzz.log 2>&1; \
+	  rc=$$?; tail -n 25 build-fuzz/fuzz.log; \
+	  echo "fuzz: $$(grep -o 'number_of_executed_units: [0-9]*' build-fuzz/fuzz.log) in $(FUZZ_TIME) s, exit $$rc"; \
+	  exit $$rc
+
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz

@@ -12,6 +12,8 @@ PKGS=(
   libcjson-dev                                # JSON (annotations, safetensors headers)
   libarchive-dev                              # tar/zip containers of .pth files
   libcmocka-dev                               # unit-test framework
+  clang libclang-rt-14-dev                    # make fuzz: libFuzzer + sanitizers (clang 14)
+  curl                                        # tools/download_resnet34_backbone.sh
   python3-torch python3-pil                   # test oracle only (goldens), /usr/bin/python3
 )
 

@@ -15,10 +15,11 @@
 #include "core/timer.h"
 #include "io/safetensors.h"
 #include "loss/ssd_loss.h"
+#include "model/pretrained.h"
 #include "model/ssd_model.h"
 
 typedef struct step_args {
-    const char *weights, *batch, *out, *backend;
+    const char *weights, *batch, *out, *backend, *pretrained;
     long seed, repeat;
     bool eval;
     double sgd_lr, momentum, weight_decay;
@@ -192,6 +193,9 @@ int ssd_cmd_step(int argc, char **argv) {
     const ssd_opt opts[] = {
         {"--weights", SSD_OPT_STR, &a.weights, false, 1, 0, "W.safetensors",
          "every parameter and BN buffer by torch name (default: reference init from --seed)"},
+        {"--pretrained-backbone", SSD_OPT_STR, &a.pretrained, false, 1, 0, "R34.pth",
+         "torchvision ResNet-34 state_dict (.pth, any torch container) for the backbone "
+         "(conv1, bn1, layer1-3), loaded before --weights"},
         {"--batch", SSD_OPT_STR, &a.batch, true, 1, 0, "B.safetensors",
          "images f32 (N,3,300,300), bboxes f32 (N,8732,4) xywh, labels i64 (N,8732)"},
         {"--out", SSD_OPT_STR, &a.out, true, 1, 0, "O.safetensors",
@@ -231,6 +235,16 @@ int ssd_cmd_step(int argc, char **argv) {
     if (a.weights && ssd_st_read(a.weights, &wf, &err) != SSD_OK) goto cleanup;
     if (ssd_backend_create(a.backend, &be, &err) != SSD_OK) goto cleanup;
     state_init(&s, be, &b, (uint32_t)a.seed);
+    if (a.pretrained) {
+        ssd_pretrained_report rep;
+        if (ssd_model_load_pretrained_backbone(s.m, a.pretrained, &rep, &err) != SSD_OK)
+            goto cleanup;
+        fprintf(stderr, "ssd step: pretrained backbone %s (%s container): loaded %d tensors "
+                "(%lld values: conv1, bn1, layer1-3 incl. BN running stats); skipped %d unused "
+                "(layer4, fc) and %d num_batches_tracked\n", a.pretrained, rep.container,
+                rep.loaded, (long long)rep.loaded_values, rep.skipped_unused,
+                rep.skipped_counters);
+    }
     if (wf && ssd_model_load(s.m, wf, a.weights, true, &err) != SSD_OK) goto cleanup;
     double t0 = ssd_now();
     run_step(&s, &b);

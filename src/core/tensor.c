@@ -12,6 +12,7 @@ size_t ssd_dtype_size(ssd_dtype dt) {
     case SSD_BF16: return 2;
     case SSD_F64: return 8;
     case SSD_I64: return 8;
+    case SSD_F16: return 2;
     }
     SSD_ASSERT(0, "bad dtype %d", (int)dt);
 }
@@ -22,6 +23,7 @@ const char *ssd_dtype_name(ssd_dtype dt) {
     case SSD_BF16: return "bf16";
     case SSD_F64: return "f64";
     case SSD_I64: return "i64";
+    case SSD_F16: return "f16";
     }
     return "?";
 }
@@ -30,6 +32,7 @@ bool ssd_dtype_parse(const char *s, ssd_dtype *out) {
     static const struct { const char *name; ssd_dtype dt; } names[] = {
         {"f32", SSD_F32}, {"F32", SSD_F32}, {"bf16", SSD_BF16}, {"BF16", SSD_BF16},
         {"f64", SSD_F64}, {"F64", SSD_F64}, {"i64", SSD_I64},   {"I64", SSD_I64},
+        {"f16", SSD_F16}, {"F16", SSD_F16},
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strcmp(s, names[i].name) == 0) {
@@ -135,12 +138,50 @@ float ssd_bf16_to_f32(uint16_t b) {
     return f;
 }
 
+float ssd_f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1f, m = h & 0x3ffu, u;
+    if (e == 0x1f) {
+        u = sign | 0x7f800000u | (m << 13); /* inf / NaN */
+    } else if (e) {
+        u = sign | ((e + 112) << 23) | (m << 13);
+    } else if (!m) {
+        u = sign;
+    } else { /* subnormal: normalise */
+        e = 113;
+        while (!(m & 0x400u)) m <<= 1, e--;
+        u = sign | (e << 23) | ((m & 0x3ffu) << 13);
+    }
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+uint16_t ssd_f32_to_f16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    uint16_t sign = (uint16_t)((u >> 16) & 0x8000u);
+    uint32_t a = u & 0x7fffffffu;
+    if (a > 0x7f800000u) return (uint16_t)(sign | 0x7e00u | ((a >> 13) & 0x3ffu)); /* NaN */
+    if (a >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u); /* rounds to >= 65520: inf */
+    if (a < 0x38800000u) { /* below the smallest normal half: subnormal or zero */
+        if (a < 0x33000000u) return sign; /* < half the smallest subnormal */
+        uint32_t e = a >> 23, m = (a & 0x7fffffu) | 0x800000u;
+        uint32_t shift = 126 - e; /* 14..24 */
+        uint32_t q = m >> shift, rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
+        if (rem > half || (rem == half && (q & 1))) q++;
+        return (uint16_t)(sign | q);
+    }
+    uint32_t r = a + 0xfffu + ((a >> 13) & 1u); /* round to nearest even at bit 13 */
+    return (uint16_t)(sign | ((r - 0x38000000u) >> 13));
+}
+
 double ssd_tensor_get(const ssd_tensor *t, int64_t i) {
     switch (t->dtype) {
     case SSD_F32: return ((const float *)t->data)[i];
     case SSD_F64: return ((const double *)t->data)[i];
     case SSD_BF16: return ssd_bf16_to_f32(((const uint16_t *)t->data)[i]);
     case SSD_I64: return (double)((const int64_t *)t->data)[i];
+    case SSD_F16: return ssd_f16_to_f32(((const uint16_t *)t->data)[i]);
     }
     SSD_ASSERT(0, "bad dtype");
 }
@@ -151,6 +192,7 @@ void ssd_tensor_set(ssd_tensor *t, int64_t i, double v) {
     case SSD_F64: ((double *)t->data)[i] = v; return;
     case SSD_BF16: ((uint16_t *)t->data)[i] = ssd_f32_to_bf16((float)v); return;
     case SSD_I64: ((int64_t *)t->data)[i] = (int64_t)v; return;
+    case SSD_F16: ((uint16_t *)t->data)[i] = ssd_f32_to_f16((float)v); return;
     }
     SSD_ASSERT(0, "bad dtype");
 }

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum ssd_dtype { SSD_F32 = 0, SSD_BF16 = 1, SSD_F64 = 2, SSD_I64 = 3 } ssd_dtype;
+typedef enum ssd_dtype { SSD_F32 = 0, SSD_BF16 = 1, SSD_F64 = 2, SSD_I64 = 3, SSD_F16 = 4 } ssd_dtype;
 
 typedef enum ssd_device_kind { SSD_DEVICE_HOST = 0, SSD_DEVICE_CUDA = 1 } ssd_device_kind;
 
@@ -31,8 +31,9 @@ typedef struct ssd_tensor {
 } ssd_tensor;
 
 size_t ssd_dtype_size(ssd_dtype dt);
-const char *ssd_dtype_name(ssd_dtype dt); /* "f32", "bf16", "f64", "i64" */
-/* Parses the names above and safetensors' ("F32", "BF16", "F64", "I64"); false if unknown. */
+const char *ssd_dtype_name(ssd_dtype dt); /* "f32", "bf16", "f64", "i64", "f16" */
+/* Parses the names above and safetensors' ("F32", "BF16", "F64", "I64", "F16"); false if
+ * unknown. */
 bool ssd_dtype_parse(const char *s, ssd_dtype *out);
 
 int64_t ssd_tensor_numel(const ssd_tensor *t);
@@ -57,6 +58,10 @@ ssd_tensor ssd_tensor_alloc_host1(ssd_dtype dt, int64_t n, const char *name);
 /* bfloat16 <-> float: round to nearest even; NaN stays NaN (quiet). */
 uint16_t ssd_f32_to_bf16(float f);
 float ssd_bf16_to_f32(uint16_t b);
+/* IEEE half <-> float: round to nearest even, overflow to infinity, subnormals kept; NaN stays
+ * NaN. f16 tensors are storage only (checkpoint conversion); no backend computes in f16. */
+uint16_t ssd_f32_to_f16(float f);
+float ssd_f16_to_f32(uint16_t h);
 
 /* Element access on host tensors of floating types, converting to/from double. */
 double ssd_tensor_get(const ssd_tensor *t, int64_t i);

@@ -35,11 +35,11 @@ struct ssd_st_file {
 static const struct {
     const char *name;
     ssd_dtype dt;
-} k_st_dtypes[] = {{"F32", SSD_F32}, {"BF16", SSD_BF16}, {"F64", SSD_F64}, {"I64", SSD_I64}};
+} k_st_dtypes[] = {{"F32", SSD_F32}, {"BF16", SSD_BF16}, {"F64", SSD_F64}, {"I64", SSD_I64}, {"F16", SSD_F16}};
 
 /* Dtypes the format defines that we do not handle (a clearer message than "unknown"). */
 static const char *const k_st_other_dtypes[] = {
-    "BOOL", "U8",  "I8",  "F8_E5M2", "F8_E4M3", "I16",     "U16",  "F16",    "I32",
+    "BOOL", "U8",  "I8",  "F8_E5M2", "F8_E4M3", "I16",     "U16",  "I32",
     "U32",  "U64", "C64", "F4",      "F6_E2M3", "F6_E3M2", "E8M0", "F8_E8M0"};
 
 static const char *st_dtype_str(ssd_dtype dt) {
@@ -210,11 +210,11 @@ static ssd_status parse_entry(const cJSON *e, ssd_tensor *t, st_range *range, ui
         for (size_t i = 0; i < sizeof k_st_other_dtypes / sizeof k_st_other_dtypes[0]; i++)
             if (strcmp(dtype->valuestring, k_st_other_dtypes[i]) == 0)
                 return ssd_fail(err, SSD_ERR_UNSUPPORTED,
-                                "%s: tensor \"%s\": dtype %s is not supported (F32, BF16, F64, "
+                                "%s: tensor \"%s\": dtype %s is not supported (F32, BF16, F64, F16, "
                                 "I64 are)",
                                 path, nm, dtype->valuestring);
         return ssd_fail(err, SSD_ERR_FORMAT,
-                        "%s: tensor \"%s\": unknown dtype \"%.40s\" (supported: F32, BF16, F64, "
+                        "%s: tensor \"%s\": unknown dtype \"%.40s\" (supported: F32, BF16, F64, F16, "
                         "I64)",
                         path, nm, dtype->valuestring);
     }

@@ -5,7 +5,7 @@
  * The header is one JSON object: {"<name>": {"dtype": "F32", "shape": [2,3],
  * "data_offsets": [begin, end]}, ..., "__metadata__": {"<key>": "<string>", ...}}, with offsets
  * relative to the start of the data section. The tensors must cover the data section exactly:
- * no overlap, no hole, no trailing bytes. Dtypes handled here: F32, BF16, F64, I64 (the data is
+ * no overlap, no hole, no trailing bytes. Dtypes handled here: F32, BF16, F64, I64, F16 (the data is
  * little-endian; so is every host we build for).
  *
  * Reading loads the whole file; the tensors are host views (owns = false) into memory owned by

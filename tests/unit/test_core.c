@@ -107,10 +107,30 @@ static void test_tensor(void **state) {
     assert_true(ssd_tensor_get(&t, 7) == 2.5);
     ssd_dtype dt;
     assert_true(ssd_dtype_parse("BF16", &dt) && dt == SSD_BF16);
-    assert_false(ssd_dtype_parse("F16", &dt));
+    assert_true(ssd_dtype_parse("F16", &dt) && dt == SSD_F16);
+    assert_false(ssd_dtype_parse("I32", &dt));
     assert_int_equal(ssd_dtype_size(SSD_I64), 8);
     ssd_tensor_free(&t);
     assert_null(t.data);
+}
+
+/* IEEE half: known encodings, round to nearest even at every boundary kind, and every finite
+ * half converts to float and back unchanged. */
+static void test_f16(void **state) {
+    (void)state;
+    static const struct { float f; uint16_t h; } k[] = {
+        {1.0f, 0x3c00}, {-2.0f, 0xc000}, {65504.0f, 0x7bff}, {65519.99f, 0x7bff},
+        {65520.0f, 0x7c00}, {1e10f, 0x7c00}, {0.1f, 0x2e66}, {5.9604645e-8f, 0x0001},
+        {2.9802322e-8f, 0x0000}, {2.9802326e-8f, 0x0001}, {6.1035156e-5f, 0x0400},
+        {1.0f + 1.0f / 2048, 0x3c00}, {1.0f + 3.0f / 2048, 0x3c02}, {-0.0f, 0x8000},
+    };
+    for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
+        assert_int_equal(ssd_f32_to_f16(k[i].f), k[i].h);
+    for (uint32_t h = 0; h < 0x10000; h++) {
+        if ((h & 0x7c00) == 0x7c00 && (h & 0x3ff)) continue; /* NaN payloads */
+        assert_int_equal(ssd_f32_to_f16(ssd_f16_to_f32((uint16_t)h)), h);
+    }
+    assert_true(ssd_f16_to_f32(0x7e00) != ssd_f16_to_f32(0x7e00)); /* NaN */
 }
 
 static void test_arena(void **state) {
@@ -156,7 +176,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_philox_kat), cmocka_unit_test(test_rng_streams),
         cmocka_unit_test(test_rng_distributions), cmocka_unit_test(test_bf16),
-        cmocka_unit_test(test_tensor), cmocka_unit_test(test_arena),
+        cmocka_unit_test(test_tensor), cmocka_unit_test(test_f16), cmocka_unit_test(test_arena),
         cmocka_unit_test(test_status), cmocka_unit_test(test_timer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

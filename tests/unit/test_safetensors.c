@@ -369,8 +369,8 @@ static void test_bad_fields(void **state) {
                        "unknown dtype \"Q7\"");
     expect_header_fail("d2", "{\"a\":" T_ENTRY("\"f32\"", "[1]", "[0,4]") "}", 4, FMT,
                        "unknown dtype \"f32\"");
-    expect_header_fail("d3", "{\"a\":" T_ENTRY("\"F16\"", "[2]", "[0,4]") "}", 4,
-                       SSD_ERR_UNSUPPORTED, "dtype F16 is not supported");
+    expect_header_fail("d3", "{\"a\":" T_ENTRY("\"I32\"", "[1]", "[0,4]") "}", 4,
+                       SSD_ERR_UNSUPPORTED, "dtype I32 is not supported");
     /* shapes */
     expect_header_fail("s1", "{\"a\":" T_ENTRY("\"F32\"", "[2,-1]", "[0,0]") "}", 0, FMT,
                        "shape[1] is negative");

@@ -17,8 +17,9 @@ if _TOOLS not in sys.path:
     sys.path.insert(0, _TOOLS)
 from gen_op_goldens import st_write  # noqa: E402
 
-_NP = {"F32": np.float32, "F64": np.float64, "I64": np.int64}
-_ST = {torch.float32: "F32", torch.float64: "F64", torch.int64: "I64", torch.bfloat16: "BF16"}
+_NP = {"F32": np.float32, "F64": np.float64, "I64": np.int64, "F16": np.float16}
+_ST = {torch.float32: "F32", torch.float64: "F64", torch.int64: "I64", torch.bfloat16: "BF16",
+       torch.float16: "F16"}
 
 
 def read(path):
@@ -43,7 +44,7 @@ def read(path):
 
 
 def write(path, tensors, metadata=None):
-    """tensors: dict (insertion order kept) name -> torch tensor (f32/f64/i64/bf16)."""
+    """tensors: dict (insertion order kept) name -> torch tensor (f32/f64/i64/bf16/f16)."""
     entries = []
     for name, t in tensors.items():
         t = t.detach().contiguous().cpu()
