@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs, with apt-get, whatever the build and the tests need that this machine lacks.
+# Installs, with apt-get, whatever the build and the tests need that this machine lacks, then the
+# PyPI test oracles (pycocotools) into .venv-oracle/ (tools/install_pydeps.sh).
 # Debian 12 package names. Run as root (or with sudo available). Idempotent: installs nothing
 # when everything is present.
 set -euo pipefail
@@ -15,6 +16,7 @@ PKGS=(
   clang libclang-rt-14-dev                    # make fuzz: libFuzzer + sanitizers (clang 14)
   curl                                        # tools/download_resnet34_backbone.sh
   python3-torch python3-pil                   # test oracle only (goldens), /usr/bin/python3
+  python3-venv                                # .venv-oracle: pycocotools from PyPI (tests only)
 )
 
 missing=()
@@ -26,12 +28,13 @@ done
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install_deps: all ${#PKGS[@]} packages present"
-  exit 0
+else
+  echo "install_deps: installing ${missing[*]}"
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-echo "install_deps: installing ${missing[*]}"
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+bash "$(dirname "$0")/install_pydeps.sh"
