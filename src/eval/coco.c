@@ -264,17 +264,70 @@ void ssd_coco_dets_free(ssd_coco_dets *dets) {
 
 /* ---- writing ---- */
 
-ssd_status ssd_coco_dets_write(const char *path, const ssd_coco_dets *dets, ssd_error *err) {
-    for (size_t i = 0; i < dets->n; i++) {
-        const ssd_coco_ann *a = &dets->d[i];
-        bool finite = isfinite(a->score);
+/* The first record whose box (or score / area) is not finite, or n. */
+static size_t first_non_finite(const ssd_coco_ann *a, size_t n, bool score, bool area) {
+    for (size_t i = 0; i < n; i++) {
+        bool finite = (!score || isfinite(a[i].score)) && (!area || isfinite(a[i].area));
         for (int k = 0; k < 4; k++)
-            finite = finite && isfinite(a->bbox[k]);
-        if (!finite)
-            return ssd_fail(err, SSD_ERR_ARG,
-                            "%s: cannot write: detection %zu has a non-finite box or score", path,
-                            i);
+            finite = finite && isfinite(a[i].bbox[k]);
+        if (!finite) return i;
     }
+    return n;
+}
+
+static void put_bbox(ssd_strbuf *b, const double bb[4]) {
+    ssd_sb_puts(b, "\"bbox\":[");
+    for (int k = 0; k < 4; k++) {
+        if (k) ssd_sb_puts(b, ",");
+        ssd_sb_json_double(b, bb[k]);
+    }
+    ssd_sb_puts(b, "]");
+}
+
+ssd_status ssd_coco_gt_write(const char *path, const ssd_coco_gt *gt, ssd_error *err) {
+    size_t bad = first_non_finite(gt->anns, gt->n_anns, false, true);
+    if (bad < gt->n_anns)
+        return ssd_fail(err, SSD_ERR_ARG,
+                        "%s: cannot write: annotation %zu has a non-finite box or area", path, bad);
+    ssd_atomic_file af;
+    ssd_status st = ssd_atomic_open(&af, path, err);
+    if (st != SSD_OK) return st;
+    ssd_strbuf b = {0};
+    ssd_sb_puts(&b, "{\"images\":[");
+    for (int i = 0; i < gt->n_images; i++) {
+        const ssd_coco_image *im = &gt->images[i];
+        ssd_sb_printf(&b, "%s\n{\"id\":%lld", i ? "," : "", (long long)im->id);
+        if (im->width > 0 && im->height > 0)
+            ssd_sb_printf(&b, ",\"width\":%d,\"height\":%d", im->width, im->height);
+        ssd_sb_puts(&b, "}");
+    }
+    ssd_sb_puts(&b, "],\n\"categories\":[");
+    for (int k = 0; k < gt->n_categories; k++)
+        ssd_sb_printf(&b, "%s{\"id\":%lld,\"name\":\"c%lld\"}", k ? "," : "",
+                      (long long)gt->category_ids[k], (long long)gt->category_ids[k]);
+    ssd_sb_puts(&b, "],\n\"annotations\":[");
+    fwrite(b.s, 1, b.len, af.fp);
+    for (size_t i = 0; i < gt->n_anns; i++) {
+        const ssd_coco_ann *a = &gt->anns[i];
+        b.len = 0;
+        ssd_sb_printf(&b, "%s\n{\"id\":%lld,\"image_id\":%lld,\"category_id\":%lld,", i ? "," : "",
+                      (long long)a->id, (long long)a->image_id, (long long)a->category_id);
+        put_bbox(&b, a->bbox);
+        ssd_sb_puts(&b, ",\"area\":");
+        ssd_sb_json_double(&b, a->area);
+        ssd_sb_printf(&b, ",\"iscrowd\":%d}", a->iscrowd ? 1 : 0);
+        fwrite(b.s, 1, b.len, af.fp);
+    }
+    fputs("\n]}\n", af.fp);
+    ssd_sb_free(&b);
+    return ssd_atomic_commit(&af, err);
+}
+
+ssd_status ssd_coco_dets_write(const char *path, const ssd_coco_dets *dets, ssd_error *err) {
+    size_t bad = first_non_finite(dets->d, dets->n, true, false);
+    if (bad < dets->n)
+        return ssd_fail(err, SSD_ERR_ARG,
+                        "%s: cannot write: detection %zu has a non-finite box or score", path, bad);
     ssd_atomic_file af;
     ssd_status st = ssd_atomic_open(&af, path, err);
     if (st != SSD_OK) return st;
@@ -283,13 +336,10 @@ ssd_status ssd_coco_dets_write(const char *path, const ssd_coco_dets *dets, ssd_
     for (size_t i = 0; i < dets->n; i++) {
         const ssd_coco_ann *a = &dets->d[i];
         b.len = 0;
-        ssd_sb_printf(&b, "%s{\"image_id\":%lld,\"category_id\":%lld,\"bbox\":[", i ? ",\n" : "\n",
+        ssd_sb_printf(&b, "%s{\"image_id\":%lld,\"category_id\":%lld,", i ? ",\n" : "\n",
                       (long long)a->image_id, (long long)a->category_id);
-        for (int k = 0; k < 4; k++) {
-            if (k) ssd_sb_puts(&b, ",");
-            ssd_sb_json_double(&b, a->bbox[k]);
-        }
-        ssd_sb_puts(&b, "],\"score\":");
+        put_bbox(&b, a->bbox);
+        ssd_sb_puts(&b, ",\"score\":");
         ssd_sb_json_double(&b, a->score);
         ssd_sb_puts(&b, "}");
         fwrite(b.s, 1, b.len, af.fp);

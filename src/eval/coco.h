@@ -67,4 +67,9 @@ void ssd_coco_dets_free(ssd_coco_dets *dets);
  * values are refused (SSD_ERR_ARG) before anything is written. */
 ssd_status ssd_coco_dets_write(const char *path, const ssd_coco_dets *dets, ssd_error *err);
 
+/* Writes GT to PATH as a COCO instances json (images with width/height when known, categories
+ * with a name "c<id>", annotations with id, image_id, category_id, bbox, area, iscrowd), every
+ * double exact, atomically. For synthetic sets and tests. */
+ssd_status ssd_coco_gt_write(const char *path, const ssd_coco_gt *gt, ssd_error *err);
+
 #endif

@@ -346,60 +346,75 @@ typedef struct eval_index {
     const int *npig;             /* (K*I, A) */
 } eval_index;
 
-/* One (category k, area a, maxDets m): precision[:, :, k, a, m] and recall[:, k, a, m]. */
-static void accumulate_one(const eval_index *x, int k, int a, int m, double *precision,
-                           double *recall) {
-    const int I = x->I, K = x->K, max_det = k_max_dets[m];
+/* One category k: precision[:, :, k, :, :] and recall[:, k, :, :]. The score order does not
+ * depend on the area range, and the order of a maxDets subset is the full order filtered (the
+ * sort is a total order: score, then concatenation position), so each category sorts once. */
+static void accumulate_cat(const eval_index *x, int k, double *precision, double *recall) {
+    const int I = x->I, K = x->K;
     size_t n = 0;
-    long npig = 0;
+    long npig[A] = {0};
     bool any = false;
     for (int i = 0; i < I; i++) {
         size_t b = (size_t)k * I + i;
         size_t G = x->gt.off[b + 1] - x->gt.off[b], D = x->dt.off[b + 1] - x->dt.off[b];
         if (G == 0 && D == 0) continue; /* evaluateImg returned None */
         any = true;
-        n += D < (size_t)max_det ? D : (size_t)max_det;
-        npig += x->npig[b * A + a];
+        n += D;
+        for (int a = 0; a < A; a++)
+            npig[a] += x->npig[b * A + a];
     }
-    if (!any || npig == 0) return; /* stays -1 */
+    if (!any) return; /* stays -1 */
     score_pos *sp = ssd_xmalloc((n + 1) * sizeof *sp);
     const unsigned char **fl = ssd_xmalloc((n + 1) * sizeof *fl);
+    int *rank = ssd_xmalloc((n + 1) * sizeof *rank);
     size_t p = 0;
     for (int i = 0; i < I; i++) {
         size_t b = (size_t)k * I + i, D = x->dt.off[b + 1] - x->dt.off[b];
-        if (D > (size_t)max_det) D = (size_t)max_det;
         for (size_t d = 0; d < D; d++, p++) {
             size_t j = x->dt.off[b] + d;
             sp[p] = (score_pos){x->dts[x->dt.idx[j]].score, p};
-            fl[p] = x->flags + (j * A + a) * T;
+            fl[p] = x->flags + j * A * T;
+            rank[p] = (int)d;
         }
     }
     qsort(sp, n, sizeof *sp, cmp_score_desc);
+    size_t *sel = ssd_xmalloc((n + 1) * sizeof *sel);
     double *rc = ssd_xmalloc((n + 1) * sizeof *rc), *pr = ssd_xmalloc((n + 1) * sizeof *pr);
-    for (int t = 0; t < T; t++) {
-        long tp = 0, fp = 0;
-        for (size_t i = 0; i < n; i++) {
-            unsigned char f = fl[sp[i].pos][t];
-            if (!(f & F_IGNORE)) {
-                if (f & F_MATCHED) tp++;
-                else fp++;
+    for (int m = 0; m < M; m++) {
+        /* §7.2-7.3: each image's first maxDet, in the stable score order. */
+        size_t nd = 0;
+        for (size_t q = 0; q < n; q++)
+            if (rank[sp[q].pos] < k_max_dets[m]) sel[nd++] = sp[q].pos;
+        for (int a = 0; a < A; a++) {
+            if (npig[a] == 0) continue; /* §7.4: stays -1 */
+            for (int t = 0; t < T; t++) {
+                long tp = 0, fp = 0;
+                for (size_t i = 0; i < nd; i++) {
+                    unsigned char f = fl[sel[i]][a * T + t];
+                    if (!(f & F_IGNORE)) {
+                        if (f & F_MATCHED) tp++;
+                        else fp++;
+                    }
+                    rc[i] = (double)tp / (double)npig[a];
+                    pr[i] = (double)tp / (((double)fp + (double)tp) + DBL_EPSILON);
+                }
+                recall[rec_at(t, k, K, a, m)] = nd ? rc[nd - 1] : 0.0;
+                for (size_t i = nd; i-- > 1;)
+                    if (pr[i] > pr[i - 1]) pr[i - 1] = pr[i];
+                size_t idx = 0;
+                for (int r = 0; r < R; r++) {
+                    double thr = rec_thr(r);
+                    while (idx < nd && rc[idx] < thr) /* searchsorted(rc, thr, side='left') */
+                        idx++;
+                    precision[prec_at(t, r, k, K, a, m)] = idx < nd ? pr[idx] : 0.0;
+                }
             }
-            rc[i] = (double)tp / (double)npig;
-            pr[i] = (double)tp / (((double)fp + (double)tp) + DBL_EPSILON);
-        }
-        recall[rec_at(t, k, K, a, m)] = n ? rc[n - 1] : 0.0;
-        for (size_t i = n; i-- > 1;)
-            if (pr[i] > pr[i - 1]) pr[i - 1] = pr[i];
-        size_t idx = 0;
-        for (int r = 0; r < R; r++) {
-            double thr = rec_thr(r);
-            while (idx < n && rc[idx] < thr) /* searchsorted(rc, thr, side='left') */
-                idx++;
-            precision[prec_at(t, r, k, K, a, m)] = idx < n ? pr[idx] : 0.0;
         }
     }
     free(rc);
     free(pr);
+    free(sel);
+    free(rank);
     free(fl);
     free(sp);
 }
@@ -519,8 +534,8 @@ ssd_status ssd_cocoeval(const ssd_coco_gt *gt, const ssd_coco_dets *dt, const ss
     for (size_t i = 0; i < nr; i++)
         res->recall[i] = -1.0;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
-    for (int task = 0; task < K * A * M; task++)
-        accumulate_one(&x, task / (A * M), task / M % A, task % M, res->precision, res->recall);
+    for (int k = 0; k < K; k++)
+        accumulate_cat(&x, k, res->precision, res->recall);
 
     summarize(res, chunk);
     free(flags);
