@@ -15,6 +15,8 @@
 #include <unistd.h>
 
 #include "core/mem.h"
+#include "core/strbuf.h"
+#include "io/file.h"
 
 struct ssd_st_file {
     char *path;
@@ -531,48 +533,6 @@ const char *ssd_st_meta_value(const ssd_st_file *f, int i) {
 
 /* ---- writing ---- */
 
-typedef struct {
-    char *s;
-    size_t len, cap;
-} strbuf;
-
-static void sb_putn(strbuf *b, const char *s, size_t n) {
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        b->s = ssd_xrealloc(b->s, cap);
-        b->cap = cap;
-    }
-    memcpy(b->s + b->len, s, n);
-    b->len += n;
-    b->s[b->len] = '\0';
-}
-
-static void sb_puts(strbuf *b, const char *s) { sb_putn(b, s, strlen(s)); }
-
-static void sb_printf(strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(strbuf *b, const char *fmt, ...) {
-    char tmp[64];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n > 0) sb_putn(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
-}
-
-/* A JSON string literal: quotes, backslashes and control bytes escaped; other bytes as-is. */
-static void sb_json_str(strbuf *b, const char *s) {
-    sb_puts(b, "\"");
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"') sb_puts(b, "\\\"");
-        else if (*p == '\\') sb_puts(b, "\\\\");
-        else if (*p < 0x20) sb_printf(b, "\\u%04x", *p);
-        else sb_putn(b, (const char *)p, 1);
-    }
-    sb_puts(b, "\"");
-}
-
 static ssd_status check_distinct(const char *const *names, int n, const char *path,
                                  const char *what, ssd_error *err) {
     if (n < 2) return SSD_OK;
@@ -585,33 +545,6 @@ static ssd_status check_distinct(const char *const *names, int n, const char *pa
             st = ssd_fail(err, SSD_ERR_ARG, "%s: cannot write: duplicate %s \"%s\"", path, what,
                           s[i]);
     free(s);
-    return st;
-}
-
-static ssd_status fsync_parent_dir(const char *path, ssd_error *err) {
-    const char *slash = strrchr(path, '/');
-    char *dir;
-    if (!slash) dir = ssd_xstrdup(".");
-    else if (slash == path) dir = ssd_xstrdup("/");
-    else {
-        size_t n = (size_t)(slash - path);
-        dir = ssd_xmalloc(n + 1);
-        memcpy(dir, path, n);
-        dir[n] = '\0';
-    }
-    ssd_status st = SSD_OK;
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd < 0) {
-        st = ssd_fail(err, SSD_ERR_IO, "%s: cannot open directory %s to fsync it: %s", path, dir,
-                      strerror(errno));
-    } else {
-        /* EINVAL: the filesystem does not sync directories; nothing more we can do. */
-        if (fsync(fd) != 0 && errno != EINVAL)
-            st = ssd_fail(err, SSD_ERR_IO, "%s: fsync of directory %s failed: %s", path, dir,
-                          strerror(errno));
-        close(fd);
-    }
-    free(dir);
     return st;
 }
 
@@ -670,37 +603,37 @@ ssd_status ssd_st_write_meta(const char *path, const ssd_tensor *const *tensors,
     if (st != SSD_OK) return st;
 
     /* The header. */
-    strbuf h = {0};
-    sb_puts(&h, "{");
+    ssd_strbuf h = {0};
+    ssd_sb_puts(&h, "{");
     bool first = true;
     if (n_meta > 0) {
-        sb_puts(&h, "\"__metadata__\":{");
+        ssd_sb_puts(&h, "\"__metadata__\":{");
         for (int i = 0; i < n_meta; i++) {
-            if (i) sb_puts(&h, ",");
-            sb_json_str(&h, meta_keys[i]);
-            sb_puts(&h, ":");
-            sb_json_str(&h, meta_values[i]);
+            if (i) ssd_sb_puts(&h, ",");
+            ssd_sb_json_str(&h, meta_keys[i]);
+            ssd_sb_puts(&h, ":");
+            ssd_sb_json_str(&h, meta_values[i]);
         }
-        sb_puts(&h, "}");
+        ssd_sb_puts(&h, "}");
         first = false;
     }
     uint64_t off = 0;
     for (int i = 0; i < n; i++) {
         const ssd_tensor *t = tensors[i];
         uint64_t nb = (uint64_t)ssd_tensor_nbytes(t);
-        if (!first) sb_puts(&h, ",");
+        if (!first) ssd_sb_puts(&h, ",");
         first = false;
-        sb_json_str(&h, t->name);
-        sb_printf(&h, ":{\"dtype\":\"%s\",\"shape\":[", st_dtype_str(t->dtype));
+        ssd_sb_json_str(&h, t->name);
+        ssd_sb_printf(&h, ":{\"dtype\":\"%s\",\"shape\":[", st_dtype_str(t->dtype));
         for (int d = 0; d < t->ndim; d++)
-            sb_printf(&h, d ? ",%lld" : "%lld", (long long)t->shape[d]);
-        sb_printf(&h, "],\"data_offsets\":[%llu,", (unsigned long long)off);
-        sb_printf(&h, "%llu]}", (unsigned long long)(off + nb));
+            ssd_sb_printf(&h, d ? ",%lld" : "%lld", (long long)t->shape[d]);
+        ssd_sb_printf(&h, "],\"data_offsets\":[%llu,", (unsigned long long)off);
+        ssd_sb_printf(&h, "%llu]}", (unsigned long long)(off + nb));
         off += nb;
     }
-    sb_puts(&h, "}");
+    ssd_sb_puts(&h, "}");
     while (h.len % 8 != 0)
-        sb_puts(&h, " ");
+        ssd_sb_puts(&h, " ");
     if (h.len > SSD_ST_MAX_HEADER) {
         free(h.s);
         return ssd_fail(err, SSD_ERR_ARG, "%s: cannot write: header of %zu bytes exceeds the limit",
@@ -708,45 +641,28 @@ ssd_status ssd_st_write_meta(const char *path, const ssd_tensor *const *tensors,
     }
 
     /* Temp file, fsync, rename, fsync the directory. */
-    size_t tlen = strlen(path) + 32;
-    char *tmp = ssd_xmalloc(tlen);
-    snprintf(tmp, tlen, "%s.tmp.%ld", path, (long)getpid());
-    FILE *fp = fopen(tmp, "wb");
-    if (!fp) {
-        st = ssd_fail(err, SSD_ERR_IO, "%s: cannot create %s: %s", path, tmp, strerror(errno));
-        free(h.s);
-        free(tmp);
+    ssd_atomic_file af;
+    st = ssd_atomic_open(&af, path, err);
+    if (st != SSD_OK) {
+        ssd_sb_free(&h);
         return st;
     }
     unsigned char lenb[8];
     uint64_t hl = h.len;
     for (int i = 0; i < 8; i++)
         lenb[i] = (unsigned char)(hl >> (8 * i));
-    bool ok = fwrite(lenb, 1, 8, fp) == 8 && fwrite(h.s, 1, h.len, fp) == h.len;
+    bool ok = fwrite(lenb, 1, 8, af.fp) == 8 && fwrite(h.s, 1, h.len, af.fp) == h.len;
     for (int i = 0; ok && i < n; i++) {
         size_t nb = ssd_tensor_nbytes(tensors[i]);
-        if (nb) ok = fwrite(tensors[i]->data, 1, nb, fp) == nb;
+        if (nb) ok = fwrite(tensors[i]->data, 1, nb, af.fp) == nb;
     }
-    int saved = errno;
-    if (ok && fflush(fp) != 0) ok = false, saved = errno;
-    if (ok && fsync(fileno(fp)) != 0) ok = false, saved = errno;
-    if (fclose(fp) != 0 && ok) ok = false, saved = errno;
-    free(h.s);
+    ssd_sb_free(&h);
     if (!ok) {
-        st = ssd_fail(err, SSD_ERR_IO, "%s: writing %s failed: %s", path, tmp, strerror(saved));
-        remove(tmp);
-        free(tmp);
+        st = ssd_fail(err, SSD_ERR_IO, "%s: writing %s failed: %s", path, af.tmp, strerror(errno));
+        ssd_atomic_abort(&af);
         return st;
     }
-    if (rename(tmp, path) != 0) {
-        st = ssd_fail(err, SSD_ERR_IO, "%s: cannot rename %s into place: %s", path, tmp,
-                      strerror(errno));
-        remove(tmp);
-        free(tmp);
-        return st;
-    }
-    free(tmp);
-    return fsync_parent_dir(path, err);
+    return ssd_atomic_commit(&af, err);
 }
 
 ssd_status ssd_st_write(const char *path, const ssd_tensor *const *tensors, int n, ssd_error *err) {
