@@ -3,11 +3,16 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <cjson/cJSON.h>
 
 #include "box/box_coder.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "io/file.h"
 
 double tu_nmse(const ssd_tensor *a, const ssd_tensor *ref) {
     int64_t n = ssd_tensor_numel(ref);
@@ -140,4 +145,30 @@ void tu_naive_encode(const ssd_anchors *an, int B, const float (*gt)[4], const i
     }
     free(best_iou);
     free(best_gt);
+}
+
+int tu_run_capture(const char *cmdline, const char *log, char *out, size_t len) {
+    size_t n = strlen(cmdline) + strlen(log) + 16;
+    char *cmd = malloc(n);
+    snprintf(cmd, n, "%s > \"%s\" 2>&1", cmdline, log);
+    int rc = system(cmd);
+    free(cmd);
+    FILE *f = fopen(log, "rb");
+    size_t got = f ? fread(out, 1, len - 1, f) : 0;
+    if (f) fclose(f);
+    out[got] = 0;
+    int status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+    printf("$ %s\n-> %d\n%s", cmdline, status, out);
+    return status;
+}
+
+cJSON *tu_read_json(const char *path) {
+    char *text;
+    size_t len;
+    ssd_error err;
+    if (ssd_read_file(path, &text, &len, &err) != SSD_OK) fail_msg("%s", err.msg);
+    cJSON *j = cJSON_ParseWithLength(text, len);
+    free(text);
+    if (!j) fail_msg("%s: malformed JSON", path);
+    return j;
 }

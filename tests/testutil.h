@@ -48,6 +48,13 @@ void tu_naive_encode(const ssd_anchors *an, int B, const float (*gt)[4], const i
 int tu_torch_oracle(const char *test, char *cmd_prefix, size_t len);
 /* system() that echoes the command and reports failure; 0 on exit status 0, else -1. */
 int tu_system(const char *cmd);
+/* Runs the shell command CMDLINE with stdout+stderr going to LOG, reads LOG into out (NUL-ended,
+ * at most len-1 bytes), echoes the command, status and output, and returns the exit status (-1
+ * when it did not exit normally). */
+int tu_run_capture(const char *cmdline, const char *log, char *out, size_t len);
+/* The JSON document in PATH (cJSON_Delete it); fails the test if unreadable or malformed. */
+struct cJSON;
+struct cJSON *tu_read_json(const char *path);
 /* $SSD_BUILD_DIR/test_scratch/<test> (created), for files a test exchanges with the oracle. */
 const char *tu_scratch_dir(const char *test, char *buf, size_t len);
 

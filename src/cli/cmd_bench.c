@@ -284,17 +284,8 @@ int ssd_cmd_bench(int argc, char **argv) {
         "Benchmarks (timing only; never a test). --what eval: COCO bbox evaluation of a synthetic\n"
         "set (default 5,000 images x 80 categories, 100 detections per image), ours at each\n"
         "thread count and pycocotools on the same files, as one JSON object on stdout.";
-    bool help = false;
-    ssd_error err;
-    ssd_error_clear(&err);
-    if (ssd_opts_parse(opts, nopts, argc, argv, &help, &err) != SSD_OK) {
-        fprintf(stderr, "ssd bench: %s (try 'ssd bench --help')\n", err.msg);
-        return 2;
-    }
-    if (help) {
-        ssd_opts_usage(stdout, "bench", summary, opts, nopts);
-        return 0;
-    }
+    int early = ssd_opts_cli("bench", summary, opts, nopts, argc, argv);
+    if (early >= 0) return early;
     if (strcmp(a.what, "eval") != 0) {
         fprintf(stderr, "ssd bench: --what '%s': only 'eval' is available so far (try 'ssd bench "
                 "--help')\n", a.what);

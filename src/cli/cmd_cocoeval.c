@@ -42,17 +42,10 @@ int ssd_cmd_cocoeval(int argc, char **argv) {
     const char *summary =
         "COCO bbox evaluation (pycocotools COCOeval 'bbox', default parameters): prints the 12\n"
         "standard stats (AP, AP50, AP75, APs, APm, APl, AR1, AR10, AR100, ARs, ARm, ARl).";
-    bool help = false;
+    int early = ssd_opts_cli("cocoeval", summary, opts, nopts, argc, argv);
+    if (early >= 0) return early;
     ssd_error err;
     ssd_error_clear(&err);
-    if (ssd_opts_parse(opts, nopts, argc, argv, &help, &err) != SSD_OK) {
-        fprintf(stderr, "ssd cocoeval: %s (try 'ssd cocoeval --help')\n", err.msg);
-        return 2;
-    }
-    if (help) {
-        ssd_opts_usage(stdout, "cocoeval", summary, opts, nopts);
-        return 0;
-    }
     ssd_coco_gt gt;
     ssd_coco_dets dt = {0};
     ssd_cocoeval_result res = {0};

@@ -25,17 +25,10 @@ int ssd_cmd_convert(int argc, char **argv) {
         "in its own dtype (f32, f64, f16, bf16, i64), contiguous. Nested dicts are flattened\n"
         "with '.'; non-tensor values are skipped. Metadata: format=pt,\n"
         "container=<zip|tar|legacy>, source=<IN's file name>.";
-    bool help = false;
+    int early = ssd_opts_cli("convert", summary, opts, nopts, argc, argv);
+    if (early >= 0) return early;
     ssd_error err;
     ssd_error_clear(&err);
-    if (ssd_opts_parse(opts, nopts, argc, argv, &help, &err) != SSD_OK) {
-        fprintf(stderr, "ssd convert: %s (try 'ssd convert --help')\n", err.msg);
-        return 2;
-    }
-    if (help) {
-        ssd_opts_usage(stdout, "convert", summary, opts, nopts);
-        return 0;
-    }
     ssd_pth_file *f = NULL;
     ssd_tensor *views = NULL;
     const ssd_tensor **list = NULL;

@@ -214,17 +214,10 @@ int ssd_cmd_step(int argc, char **argv) {
     int nopts = (int)(sizeof opts / sizeof opts[0]);
     const char *summary = "One training-mode forward, loss and backward of SSD300-ResNet34 on a given\n"
                           "batch; writes every output and gradient by torch name.";
-    bool help = false;
+    int early = ssd_opts_cli("step", summary, opts, nopts, argc, argv);
+    if (early >= 0) return early;
     ssd_error err;
     ssd_error_clear(&err);
-    if (ssd_opts_parse(opts, nopts, argc, argv, &help, &err) != SSD_OK) {
-        fprintf(stderr, "ssd step: %s (try 'ssd step --help')\n", err.msg);
-        return 2;
-    }
-    if (help) {
-        ssd_opts_usage(stdout, "step", summary, opts, nopts);
-        return 0;
-    }
     int rc = 1;
     ssd_backend *be = NULL;
     ssd_st_file *bf = NULL, *wf = NULL;

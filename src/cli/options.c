@@ -121,3 +121,19 @@ void ssd_opts_usage(FILE *f, const char *cmd, const char *summary, const ssd_opt
         fputc('\n', f);
     }
 }
+
+int ssd_opts_cli(const char *cmd, const char *summary, const ssd_opt *opts, int n, int argc,
+                 char **argv) {
+    bool help = false;
+    ssd_error err;
+    ssd_error_clear(&err);
+    if (ssd_opts_parse(opts, n, argc, argv, &help, &err) != SSD_OK) {
+        fprintf(stderr, "ssd %s: %s (try 'ssd %s --help')\n", cmd, err.msg, cmd);
+        return 2;
+    }
+    if (help) {
+        ssd_opts_usage(stdout, cmd, summary, opts, n);
+        return 0;
+    }
+    return -1;
+}

@@ -31,4 +31,10 @@ ssd_status ssd_opts_parse(const ssd_opt *opts, int n, int argc, char **argv, boo
 /* "usage: ssd <cmd> ..." and one line per option with its default. */
 void ssd_opts_usage(FILE *f, const char *cmd, const char *summary, const ssd_opt *opts, int n);
 
+/* What every subcommand does first: parse; on a usage error print "ssd CMD: <problem> (try
+ * 'ssd CMD --help')" and return 2; on --help print the usage to stdout and return 0; otherwise
+ * return -1 (go on). */
+int ssd_opts_cli(const char *cmd, const char *summary, const ssd_opt *opts, int n, int argc,
+                 char **argv);
+
 #endif

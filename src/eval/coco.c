@@ -182,6 +182,31 @@ static int cmp_i64(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+int64_t *ssd_coco_sorted_unique(const int64_t *ids, size_t n, int *out_n) {
+    int64_t *u = ssd_xmalloc((n + 1) * sizeof *u);
+    if (n) memcpy(u, ids, n * sizeof *u);
+    qsort(u, n, sizeof *u, cmp_i64);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (m == 0 || u[i] != u[m - 1]) u[m++] = u[i];
+    *out_n = (int)m;
+    return u;
+}
+
+int64_t *ssd_coco_image_ids(const ssd_coco_gt *gt, int *n) {
+    int64_t *ids = ssd_xmalloc(((size_t)gt->n_images + 1) * sizeof *ids);
+    for (int i = 0; i < gt->n_images; i++)
+        ids[i] = gt->images[i].id;
+    int64_t *u = ssd_coco_sorted_unique(ids, (size_t)gt->n_images, n);
+    free(ids);
+    return u;
+}
+
+int ssd_coco_find_id(const int64_t *sorted, int n, int64_t id) {
+    const int64_t *p = bsearch(&id, sorted, (size_t)n, sizeof *sorted, cmp_i64);
+    return p ? (int)(p - sorted) : -1;
+}
+
 void ssd_coco_dets_push(ssd_coco_dets *dets, int64_t image_id, int64_t category_id,
                         const double bbox[4], double score) {
     /* Grow geometrically: capacity is the next power of two above n. */
@@ -204,10 +229,8 @@ ssd_status ssd_coco_dets_parse(const char *json, size_t len, const char *name,
     cJSON *root = NULL;
     ssd_status st = parse_root(json, len, name, &root, err);
     if (st != SSD_OK) return st;
-    int64_t *ids = ssd_xmalloc(((size_t)gt->n_images + 1) * sizeof(int64_t));
-    for (int i = 0; i < gt->n_images; i++)
-        ids[i] = gt->images[i].id;
-    qsort(ids, (size_t)gt->n_images, sizeof(int64_t), cmp_i64);
+    int n_ids;
+    int64_t *ids = ssd_coco_image_ids(gt, &n_ids);
     if (!cJSON_IsArray(root)) {
         st = ssd_fail(err, SSD_ERR_FORMAT,
                       "%s: the top level is not a JSON array of detections [{image_id, "
@@ -229,7 +252,7 @@ ssd_status ssd_coco_dets_parse(const char *json, size_t len, const char *name,
             (st = get_bbox(e, &w, bb, err)) != SSD_OK ||
             (st = get_number(e, "score", &w, &score, err)) != SSD_OK)
             goto cleanup;
-        if (!bsearch(&img, ids, (size_t)gt->n_images, sizeof(int64_t), cmp_i64)) {
+        if (ssd_coco_find_id(ids, n_ids, img) < 0) {
             st = ssd_fail(err, SSD_ERR_FORMAT,
                           "%s: detections[%zu].image_id %lld is not an image of the ground truth",
                           name, w.index, (long long)img);

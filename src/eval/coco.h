@@ -67,6 +67,13 @@ void ssd_coco_dets_free(ssd_coco_dets *dets);
  * values are refused (SSD_ERR_ARG) before anything is written. */
 ssd_status ssd_coco_dets_write(const char *path, const ssd_coco_dets *dets, ssd_error *err);
 
+/* Sorted copy of ids[0..n) without repeats (malloc'd; *out_n = its length). */
+int64_t *ssd_coco_sorted_unique(const int64_t *ids, size_t n, int *out_n);
+/* The GT's image ids, sorted, without repeats (malloc'd): pycocotools' imgIds. */
+int64_t *ssd_coco_image_ids(const ssd_coco_gt *gt, int *n);
+/* Index of id in a sorted id array, or -1. */
+int ssd_coco_find_id(const int64_t *sorted, int n, int64_t id);
+
 /* Writes GT to PATH as a COCO instances json (images with width/height when known, categories
  * with a name "c<id>", annotations with id, image_id, category_id, bbox, area, iscrowd), every
  * double exact, atomically. For synthetic sets and tests. */

@@ -69,28 +69,6 @@ double ssd_numpy_sum(const double *a, long n, long chunk) {
 
 /* ---- the index: (category, image) buckets of GT and detections (§4.1) ---- */
 
-static int cmp_i64(const void *a, const void *b) {
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
-/* Sorted unique copy of ids[0..n). */
-static int64_t *sorted_unique(const int64_t *ids, size_t n, int *out_n) {
-    int64_t *u = ssd_xmalloc((n + 1) * sizeof *u);
-    memcpy(u, ids, n * sizeof *u);
-    qsort(u, n, sizeof *u, cmp_i64);
-    size_t m = 0;
-    for (size_t i = 0; i < n; i++)
-        if (m == 0 || u[i] != u[m - 1]) u[m++] = u[i];
-    *out_n = (int)m;
-    return u;
-}
-
-static int find_id(const int64_t *sorted, int n, int64_t id) {
-    const int64_t *p = bsearch(&id, sorted, (size_t)n, sizeof *sorted, cmp_i64);
-    return p ? (int)(p - sorted) : -1;
-}
-
 typedef struct buckets {
     size_t *off; /* (K*I+1): bucket b = k*I + i holds idx[off[b] .. off[b+1]) */
     size_t *idx; /* annotation indices */
@@ -119,8 +97,8 @@ static void build_buckets(const ssd_coco_ann *anns, size_t n, bool resolve_ids,
     int *cat_of = ssd_xmalloc((n + 1) * sizeof *cat_of);
     size_t *resolved = ssd_xmalloc((n + 1) * sizeof *resolved);
     for (size_t j = 0; j < n; j++) {
-        img_of[j] = find_id(img_ids, I, anns[j].image_id);
-        cat_of[j] = find_id(cat_ids, K, anns[j].category_id);
+        img_of[j] = ssd_coco_find_id(img_ids, I, anns[j].image_id);
+        cat_of[j] = ssd_coco_find_id(cat_ids, K, anns[j].category_id);
         resolved[j] = j;
     }
     if (resolve_ids && n > 0) {
@@ -481,14 +459,10 @@ ssd_status ssd_cocoeval(const ssd_coco_gt *gt, const ssd_coco_dets *dt, const ss
     long chunk = o && o->chunk ? o->chunk : 8192;
 
     int I, K;
-    int64_t *ids = ssd_xmalloc(((size_t)gt->n_images + 1) * sizeof *ids);
-    for (int i = 0; i < gt->n_images; i++)
-        ids[i] = gt->images[i].id;
-    int64_t *img_ids = sorted_unique(ids, (size_t)gt->n_images, &I);
-    free(ids);
-    int64_t *cat_ids = sorted_unique(gt->category_ids, (size_t)gt->n_categories, &K);
+    int64_t *img_ids = ssd_coco_image_ids(gt, &I);
+    int64_t *cat_ids = ssd_coco_sorted_unique(gt->category_ids, (size_t)gt->n_categories, &K);
     for (size_t j = 0; j < dt->n; j++)
-        if (find_id(img_ids, I, dt->d[j].image_id) < 0) {
+        if (ssd_coco_find_id(img_ids, I, dt->d[j].image_id) < 0) {
             free(img_ids);
             free(cat_ids);
             return ssd_fail(err, SSD_ERR_ARG,

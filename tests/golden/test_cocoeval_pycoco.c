@@ -24,17 +24,6 @@
 
 static char g_py[1024], g_dir[1024], g_tool[1024];
 
-static cJSON *read_json(const char *path) {
-    char *text;
-    size_t len;
-    ssd_error err;
-    if (ssd_read_file(path, &text, &len, &err) != SSD_OK) fail_msg("%s", err.msg);
-    cJSON *j = cJSON_Parse(text);
-    free(text);
-    if (!j) fail_msg("%s: malformed JSON from the oracle", path);
-    return j;
-}
-
 /* Compares our result with one oracle result object; returns the number of differences. */
 static int compare(const char *label, const ssd_cocoeval_result *r, const cJSON *e,
                    double *max_diff) {
@@ -90,7 +79,7 @@ static void test_random_cases_vs_pycocotools(void **state) {
         snprintf(exp, sizeof exp, "%s/case%d/expected.json", g_dir, c);
         snprintf(outp, sizeof outp, "%s/case%d/dt_written_by_ssd.json", g_dir, c);
         snprintf(label, sizeof label, "case%d (seed %d)", c, SEED0 + c);
-        cJSON *e = read_json(exp);
+        cJSON *e = tu_read_json(exp);
         const char *nv = cJSON_GetObjectItem(e, "numpy")->valuestring;
         snprintf(numpy_ver, sizeof numpy_ver, "%s", nv);
         long chunk = atoi(nv) >= 2 ? -1 : 8192; /* numpy's summation rule (cocoeval.h) */
@@ -133,13 +122,13 @@ static void test_random_cases_vs_pycocotools(void **state) {
     snprintf(resp, sizeof resp, "%s/written_eval.json", g_dir);
     off += (size_t)snprintf(eval_cmd + off, sizeof eval_cmd - off, " > \"%s\"", resp);
     assert_int_equal(tu_system(eval_cmd), 0);
-    cJSON *all = read_json(resp);
+    cJSON *all = tu_read_json(resp);
     assert_int_equal(cJSON_GetArraySize(all), N_CASES);
     for (int c = 0; c < N_CASES; c++) {
         char exp[1200], label[64];
         snprintf(exp, sizeof exp, "%s/case%d/expected.json", g_dir, c);
         snprintf(label, sizeof label, "case%d as written by ssd", c);
-        cJSON *e = read_json(exp);
+        cJSON *e = tu_read_json(exp);
         /* Same numbers as pycocotools on the original file: compare the two oracle runs. */
         const cJSON *a = cJSON_GetObjectItem(cJSON_GetArrayItem(all, c), "stats");
         const cJSON *b = cJSON_GetObjectItem(e, "stats");

@@ -25,16 +25,9 @@ static const char *path_of(const char *name) {
 
 /* Runs `ssd step ARGS`, capturing stderr+stdout into `log`; returns the exit status. */
 static int run_step(const char *args, char *log, size_t len) {
-    char cmd[4096];
-    const char *out = path_of("log.txt");
-    snprintf(cmd, sizeof cmd, "\"%s\" step %s > \"%s\" 2>&1", g_ssd, args, out);
-    int rc = system(cmd);
-    FILE *f = fopen(out, "rb");
-    size_t n = f ? fread(log, 1, len - 1, f) : 0;
-    if (f) fclose(f);
-    log[n] = 0;
-    printf("$ ssd step %s\n-> %d: %s", args, WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, log);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "\"%s\" step %s", g_ssd, args);
+    return tu_run_capture(cmd, path_of("log.txt"), log, len);
 }
 
 /* A batch of n images: a smooth image, one box per image encoded by hand on anchor 7964

@@ -49,13 +49,7 @@ static void test_golden_cases(void **state) {
         case_path(gtp, sizeof gtp, k_cases[c], "gt.json");
         case_path(dtp, sizeof dtp, k_cases[c], "dt.json");
         case_path(exp, sizeof exp, k_cases[c], "expected.json");
-        char *text;
-        size_t len;
-        ssd_error err;
-        if (ssd_read_file(exp, &text, &len, &err) != SSD_OK) fail_msg("%s", err.msg);
-        cJSON *e = cJSON_Parse(text);
-        free(text);
-        assert_non_null(e);
+        cJSON *e = tu_read_json(exp);
         const cJSON *stats = cJSON_GetObjectItem(e, "stats");
         const cJSON *per = cJSON_GetObjectItem(e, "per_category_ap");
         assert_int_equal(cJSON_GetArraySize(stats), SSD_COCO_NSTATS);
@@ -471,15 +465,8 @@ static int run_ssd(const char *args, char *out, size_t len) {
     char dir[1024], log[1100], cmd[4096];
     tu_scratch_dir("test_cocoeval", dir, sizeof dir);
     snprintf(log, sizeof log, "%s/cli.txt", dir);
-    snprintf(cmd, sizeof cmd, "\"%s/ssd\" cocoeval %s > \"%s\" 2>&1", tu_env("SSD_BUILD_DIR"),
-             args, log);
-    int rc = system(cmd);
-    FILE *f = fopen(log, "rb");
-    size_t n = f ? fread(out, 1, len - 1, f) : 0;
-    if (f) fclose(f);
-    out[n] = 0;
-    printf("$ ssd cocoeval %s\n-> %d\n%s", args, WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, out);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+    snprintf(cmd, sizeof cmd, "\"%s/ssd\" cocoeval %s", tu_env("SSD_BUILD_DIR"), args);
+    return tu_run_capture(cmd, log, out, len);
 }
 
 static void test_cli(void **state) {
