@@ -9,7 +9,7 @@ CMAKE_FLAGS ?=
 # new inputs go to build-fuzz/corpus. Fails on any crash, leak or sanitizer report.
 FUZZ_TIME ?= 60
 FUZZ_CC ?= clang
-FUZZ_SRC = src/io/pth.c src/io/pickle.c src/core/status.c src/core/mem.c src/core/log.c \
+FUZZ_SRC = src/io/pth.c src/io/pickle.c src/io/file.c src/core/status.c src/core/mem.c src/core/log.c \
            src/core/timer.c src/core/tensor.c tests/fuzz/fuzz_pth.c
 
 .PHONY: all configure test bench asan asan-test deps clean fuzz

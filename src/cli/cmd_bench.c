@@ -205,12 +205,9 @@ static int bench_eval(const bench_args *a) {
         free(ts);
         first = false;
     }
-    ssd_sb_puts(&out, "],\"stats\":[");
-    for (int s = 0; s < SSD_COCO_NSTATS; s++) {
-        if (s) ssd_sb_puts(&out, ",");
-        ssd_sb_json_double(&out, res.stats[s]);
-    }
-    ssd_sb_puts(&out, "]},\"pycocotools\":");
+    ssd_sb_puts(&out, "],\"stats\":");
+    ssd_sb_json_doubles(&out, res.stats, SSD_COCO_NSTATS);
+    ssd_sb_puts(&out, "},\"pycocotools\":");
     const char *why = "--no-pycocotools";
     if (!a->no_pycocotools) py = run_pycocotools(a, gtp, dtp, &why);
     if (py) {

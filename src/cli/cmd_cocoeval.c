@@ -9,13 +9,10 @@
 #include "core/timer.h"
 #include "eval/cocoeval.h"
 
-void ssd_cocoeval_json(ssd_strbuf *b, const ssd_cocoeval_result *r) {
-    ssd_sb_puts(b, "{\"stats\":[");
-    for (int s = 0; s < SSD_COCO_NSTATS; s++) {
-        if (s) ssd_sb_puts(b, ",");
-        ssd_sb_json_double(b, r->stats[s]);
-    }
-    ssd_sb_puts(b, "],\"per_category\":{");
+static void cocoeval_json(ssd_strbuf *b, const ssd_cocoeval_result *r) {
+    ssd_sb_puts(b, "{\"stats\":");
+    ssd_sb_json_doubles(b, r->stats, SSD_COCO_NSTATS);
+    ssd_sb_puts(b, ",\"per_category\":{");
     for (int k = 0; k < r->n_categories; k++) {
         ssd_sb_printf(b, "%s\"%lld\":", k ? "," : "", (long long)r->category_ids[k]);
         ssd_sb_json_double(b, r->category_ap[k]);
@@ -59,7 +56,7 @@ int ssd_cmd_cocoeval(int argc, char **argv) {
     double t2 = ssd_now();
     if (json) {
         ssd_strbuf b = {0};
-        ssd_cocoeval_json(&b, &res);
+        cocoeval_json(&b, &res);
         puts(b.s);
         ssd_sb_free(&b);
     } else {

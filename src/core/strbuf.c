@@ -70,6 +70,15 @@ void ssd_sb_json_double(ssd_strbuf *b, double v) {
     ssd_sb_puts(b, tmp);
 }
 
+void ssd_sb_json_doubles(ssd_strbuf *b, const double *v, int n) {
+    ssd_sb_puts(b, "[");
+    for (int i = 0; i < n; i++) {
+        if (i) ssd_sb_puts(b, ",");
+        ssd_sb_json_double(b, v[i]);
+    }
+    ssd_sb_puts(b, "]");
+}
+
 void ssd_sb_free(ssd_strbuf *b) {
     free(b->s);
     b->s = NULL;

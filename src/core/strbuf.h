@@ -18,6 +18,8 @@ void ssd_sb_json_str(ssd_strbuf *b, const char *s);
  * the first of %.15g, %.16g, %.17g that round-trips; an integral value up to 2^53 prints as an
  * integer ("3"), negative zero as "-0.0". Non-finite values are not JSON: asserted. */
 void ssd_sb_json_double(ssd_strbuf *b, double v);
+/* A JSON array of n finite doubles, each as ssd_sb_json_double writes it. */
+void ssd_sb_json_doubles(ssd_strbuf *b, const double *v, int n);
 void ssd_sb_free(ssd_strbuf *b);
 
 #endif

@@ -252,7 +252,7 @@ static void evaluate_img(const ssd_coco_ann *gts, const size_t *gi, size_t G,
         double lo = k_area[a][0], hi = k_area[a][1];
         /* §6.2-6.3: _ignore, then the stable partition (not ignored first). */
         size_t ng = 0;
-        for (int pass = 0; pass < 2; pass++)
+        for (int pass = 0; pass < 2; pass++) {
             for (size_t g = 0; g < G; g++) {
                 const ssd_coco_ann *o = &gts[gi[g]];
                 bool ig = o->iscrowd || o->area < lo || o->area > hi;
@@ -263,10 +263,8 @@ static void evaluate_img(const ssd_coco_ann *gts, const size_t *gi, size_t G,
                 s->gt_id[ng] = o->id;
                 ng++;
             }
-        int n_not_ig = 0;
-        for (size_t g = 0; g < G; g++)
-            n_not_ig += !s->ig[g];
-        npig[a] = n_not_ig;
+            if (pass == 0) npig[a] = (int)ng; /* the GT not ignored in this range */
+        }
         memset(s->gtm, 0, (size_t)T * G * sizeof(bool));
         for (size_t d = 0; d < D; d++)
             for (int t = 0; t < T; t++)

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/mem.h"
+#include "io/file.h"
 #include "io/pickle.h"
 
 /* ---- the storage table ---- */
@@ -692,25 +693,10 @@ ssd_status ssd_pth_read_mem(const void *buf, size_t len, const char *name, ssd_p
 
 ssd_status ssd_pth_read(const char *path, ssd_pth_file **out, ssd_error *err) {
     *out = NULL;
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return ssd_fail(err, SSD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    uint8_t *buf = NULL;
-    size_t len = 0, cap = 0;
-    ssd_status st = SSD_OK;
-    for (;;) {
-        if (len == cap) {
-            cap = cap ? 2 * cap : (1u << 20);
-            buf = ssd_xrealloc(buf, cap);
-        }
-        size_t got = fread(buf + len, 1, cap - len, fp);
-        len += got;
-        if (got == 0) {
-            if (ferror(fp)) st = ssd_fail(err, SSD_ERR_IO, "%s: read error: %s", path, strerror(errno));
-            break;
-        }
-    }
-    fclose(fp);
-    if (!st) st = ssd_pth_read_mem(buf, len, path, out, err);
+    char *buf;
+    size_t len;
+    ssd_status st = ssd_read_file(path, &buf, &len, err);
+    if (!st) st = ssd_pth_read_mem((const uint8_t *)buf, len, path, out, err);
     free(buf);
     return st;
 }
