@@ -16,6 +16,7 @@ PKGS=(
   clang libclang-rt-14-dev                    # make fuzz: libFuzzer + sanitizers (clang 14)
   curl                                        # tools/download_resnet34_backbone.sh
   python3-torch python3-pil                   # test oracle only (goldens), /usr/bin/python3
+  python3-torchvision                         # test/bench oracle only: the torchvision data pipeline
   python3-venv                                # .venv-oracle: pycocotools from PyPI (tests only)
 )
 
