@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli/bench.h"
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "core/mem.h"
@@ -23,11 +24,6 @@
 #define SSD_SOURCE_DIR "."
 #endif
 
-typedef struct bench_args {
-    const char *what, *workdir, *python, *threads_list;
-    long images, dets, seed, repeat;
-    bool json, keep, no_pycocotools;
-} bench_args;
 
 /* A box of random size (side log-uniform in [4, 400] px) inside a 640x480 image. */
 static void random_box(ssd_rng *r, double bb[4]) {
@@ -96,20 +92,20 @@ static void make_set(const bench_args *a, ssd_coco_gt *gt, ssd_coco_dets *dt) {
     }
 }
 
-/* Runs the pycocotools side; fills *out with its JSON object (malloc'd) or *why with a reason. */
-static char *run_pycocotools(const bench_args *a, const char *gtp, const char *dtp,
-                             const char **why) {
+/* Runs `python script args` (after checking that python can import `probe`) and returns the
+ * last line it printed (malloc'd; the partner scripts print one JSON object), or NULL with *why. */
+char *ssd_bench_run_python(const char *python, const char *probe, const char *script_args,
+                           const char **why) {
     ssd_strbuf cmd = {0};
-    ssd_sb_printf(&cmd, "\"%s\" -c \"import pycocotools.cocoeval\" > /dev/null 2>&1", a->python);
-    int probe = system(cmd.s);
+    ssd_sb_printf(&cmd, "\"%s\" -c \"import %s\" > /dev/null 2>&1", python, probe);
+    int probe_rc = system(cmd.s);
     cmd.len = 0;
-    ssd_sb_printf(&cmd, "\"%s\" \"%s/tools/cocoeval_oracle.py\" bench \"%s\" \"%s\"", a->python,
-                  SSD_SOURCE_DIR, gtp, dtp);
+    ssd_sb_printf(&cmd, "\"%s\" %s", python, script_args);
     FILE *p = NULL;
-    if (probe != 0) {
-        *why = "pycocotools is not importable by --python";
+    if (probe_rc != 0) {
+        *why = "the partner python cannot import what it needs (see --help)";
     } else {
-        fprintf(stderr, "ssd bench: running pycocotools: %s\n", cmd.s);
+        fprintf(stderr, "ssd bench: running %s\n", cmd.s);
         p = popen(cmd.s, "r");
         if (!p) *why = "cannot start python";
     }
@@ -122,12 +118,25 @@ static char *run_pycocotools(const bench_args *a, const char *gtp, const char *d
         ssd_sb_putn(&b, buf, n);
     if (pclose(p) != 0 || !b.s) {
         ssd_sb_free(&b);
-        *why = "the pycocotools run failed (see stderr)";
+        *why = "the python run failed (see stderr)";
         return NULL;
     }
     while (b.len && (b.s[b.len - 1] == '\n' || b.s[b.len - 1] == ' '))
         b.s[--b.len] = 0;
-    return b.s;
+    char *last = strrchr(b.s, '\n');
+    char *res = ssd_xstrdup(last ? last + 1 : b.s);
+    ssd_sb_free(&b);
+    return res;
+}
+
+static char *run_pycocotools(const bench_args *a, const char *gtp, const char *dtp,
+                             const char **why) {
+    ssd_strbuf args = {0};
+    ssd_sb_printf(&args, "\"%s/tools/cocoeval_oracle.py\" bench \"%s\" \"%s\"", SSD_SOURCE_DIR,
+                  gtp, dtp);
+    char *r = ssd_bench_run_python(a->python, "pycocotools.cocoeval", args.s, why);
+    ssd_sb_free(&args);
+    return r;
 }
 
 static int cmp_double(const void *x, const void *y) {
@@ -259,11 +268,20 @@ int ssd_cmd_bench(int argc, char **argv) {
                     .images = 5000,
                     .dets = 100,
                     .seed = 1,
-                    .repeat = 3};
+                    .repeat = 3,
+                    .workers = 1,
+                    .batch = 32,
+                    .crop_iterations = 1};
+    const char *env_torch = getenv("SSD_PYTHON_TORCH");
+    a.torch_python = env_torch && *env_torch ? env_torch : "/usr/bin/python3";
+    bool images_given = false;
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--images") || !strncmp(argv[i], "--images=", 9)) images_given = true;
     const ssd_opt opts[] = {
-        {"--what", SSD_OPT_STR, &a.what, false, 1, 0, "WHAT", "what to time: eval"},
+        {"--what", SSD_OPT_STR, &a.what, false, 1, 0, "WHAT", "what to time: eval or loader"},
         {"--json", SSD_OPT_FLAG, &a.json, false, 1, 0, NULL, "print the report as one JSON object"},
-        {"--images", SSD_OPT_INT, &a.images, false, 1, 1000000, "N", "synthetic images"},
+        {"--images", SSD_OPT_INT, &a.images, false, 1, 1000000, "N",
+         "eval: synthetic images (5000); loader: images to time (320)"},
         {"--dets-per-image", SSD_OPT_INT, &a.dets, false, 0, 10000, "D", "detections per image"},
         {"--seed", SSD_OPT_INT, &a.seed, false, 0, 4294967295.0, "S", "synthetic set seed"},
         {"--threads-list", SSD_OPT_STR, &a.threads_list, false, 1, 0, "T1,T2", "thread counts to time"},
@@ -275,16 +293,33 @@ int ssd_cmd_bench(int argc, char **argv) {
         {"--workdir", SSD_OPT_STR, &a.workdir, false, 1, 0, "DIR",
          "where gt.json / dt.json go (default: a temporary directory, removed)"},
         {"--keep", SSD_OPT_FLAG, &a.keep, false, 1, 0, NULL, "keep the temporary directory"},
+        {"--data", SSD_OPT_STR, &a.data, false, 1, 0, "DIR",
+         "loader: COCO-format root (annotations/, train2017/); default ../shared/data/coco_tiny"},
+        {"--workers", SSD_OPT_INT, &a.workers, false, 0, 256, "K",
+         "loader: worker threads (and the reference's worker processes)"},
+        {"--batch", SSD_OPT_INT, &a.batch, false, 1, 4096, "B", "loader: batch size"},
+        {"--num-cropping-iterations", SSD_OPT_INT, &a.crop_iterations, false, 1, 1000, "T",
+         "loader: crop tries per drawn mode (reference: 1)"},
+        {"--torch-python", SSD_OPT_STR, &a.torch_python, false, 1, 0, "PY",
+         "loader: python with torch + torchvision + PIL (env SSD_PYTHON_TORCH, /usr/bin/python3)"},
+        {"--no-reference", SSD_OPT_FLAG, &a.no_reference, false, 1, 0, NULL,
+         "loader: time ours only"},
     };
     int nopts = (int)(sizeof opts / sizeof opts[0]);
     const char *summary =
         "Benchmarks (timing only; never a test). --what eval: COCO bbox evaluation of a synthetic\n"
         "set (default 5,000 images x 80 categories, 100 detections per image), ours at each\n"
-        "thread count and pycocotools on the same files, as one JSON object on stdout.";
+        "thread count and pycocotools on the same files. --what loader: images/s of the whole\n"
+        "training data pipeline with --workers threads, and the torchvision/PIL pipeline with\n"
+        "as many DataLoader workers, in the same run. The last line of stdout is one JSON object.";
     int early = ssd_opts_cli("bench", summary, opts, nopts, argc, argv);
     if (early >= 0) return early;
+    if (!strcmp(a.what, "loader")) {
+        if (!images_given) a.images = 320;
+        return ssd_bench_loader(&a);
+    }
     if (strcmp(a.what, "eval") != 0) {
-        fprintf(stderr, "ssd bench: --what '%s': only 'eval' is available so far (try 'ssd bench "
+        fprintf(stderr, "ssd bench: --what '%s': expected eval or loader (try 'ssd bench "
                 "--help')\n", a.what);
         return 2;
     }
