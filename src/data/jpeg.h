@@ -4,10 +4,10 @@
  * accurate integer IDCT (ISLOW), fancy upsampling, no EXIF rotation. Colour spaces:
  *   - YCbCr / RGB: decoded straight to RGB;
  *   - grayscale: L replicated to (L, L, L), as convert("RGB") does;
- *   - CMYK / YCCK: decoded to CMYK; when the file has an Adobe APP14 marker the stored values
- *     are inverted first (Pillow's "CMYK;I" raw mode), then converted to RGB with the formula
- *     of Pillow >= 8 (R = (255 - C) * (255 - K) / 255, rounded like Pillow's MULDIV255);
- *     see docs/data.md.
+ *   - CMYK / YCCK: decoded to CMYK; the stored values are inverted first (Pillow 9.4 reads
+ *     every 4-channel JPEG in its "CMYK;I" raw mode, Adobe APP14 marker or not), then
+ *     converted to RGB with the formula of Pillow >= 8 (R = (255 - C) * (255 - K) / 255,
+ *     rounded like Pillow's MULDIV255); see docs/data.md.
  * Any libjpeg error or warning (corrupt data, truncated file: "Premature end of JPEG file")
  * fails the decode: like Pillow without LOAD_TRUNCATED_IMAGES we never return a partially
  * decoded image. Failures are SSD_ERR_FORMAT (or SSD_ERR_IO for a missing/unreadable file)
