@@ -43,12 +43,7 @@ static int make_synth(void **state) {
     char cmd[1200];
     snprintf(cmd, sizeof cmd, "rm -rf \"%s\"", g_syn.root);
     if (system(cmd) != 0) return -1;
-    ssd_synth_cfg sc;
-    ssd_synth_cfg_default(&sc);
-    sc.out = g_syn.root;
-    sc.train_images = 23;
-    sc.val_images = 8;
-    sc.seed = 5;
+    ssd_synth_cfg sc = {.out_dir = g_syn.root, .n_train = 23, .n_val = 8, .seed = 5};
     ssd_error err;
     if (ssd_synth_write(&sc, &err) != SSD_OK) {
         fprintf(stderr, "synth: %s\n", err.msg);
