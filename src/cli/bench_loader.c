@@ -2,8 +2,10 @@
  * flip, resize, colour jitter, normalise, encoder; batches of --batch) with --workers threads,
  * and the same pipeline in torchvision/PIL (tools/bench_torch_loader.py, a DataLoader with the
  * same number of worker processes) in the same run, on the same COCO-format data (default: the
- * real COCO images of ../shared/data/coco_tiny). Both sides are timed after one warm-up batch,
+ * real COCO images of ../shared/data/coco_tiny, else 80 synthesized ones). Both sides are timed after one warm-up batch,
  * over at least --images images. Timing only: nothing here decides a test. */
+#define _XOPEN_SOURCE 700 /* nftw */
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +17,7 @@
 #include "core/timer.h"
 #include "data/coco_json.h"
 #include "data/loader.h"
+#include "data/synth.h"
 
 #ifndef SSD_SOURCE_DIR
 #define SSD_SOURCE_DIR "."
@@ -23,6 +26,11 @@
 static bool is_dir(const char *p) {
     struct stat st;
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *f) {
+    (void)st, (void)flag, (void)f;
+    return remove(path);
 }
 
 int ssd_bench_loader(const bench_args *a) {
@@ -34,14 +42,23 @@ int ssd_bench_loader(const bench_args *a) {
     ssd_loader *l = NULL;
     char *ref = NULL;
     ssd_strbuf out = {0}, args = {0};
+    bool made = false;
     if (a->data) {
         snprintf(data, sizeof data, "%s", a->data);
     } else {
         snprintf(data, sizeof data, "%s/../shared/data/coco_tiny", SSD_SOURCE_DIR);
         if (!is_dir(data)) {
-            fprintf(stderr, "ssd bench: no --data given and %s is absent; make a dataset with "
-                    "`ssd synth --out DIR` and pass --data DIR\n", data);
-            return 2;
+            /* No real images at hand: a synthetic set of the same size, removed afterwards. */
+            snprintf(data, sizeof data, "%s/ssd-bench-loader-XXXXXX", a->workdir ? a->workdir : "/tmp");
+            if (!mkdtemp(data)) {
+                fprintf(stderr, "ssd bench: cannot create %s\n", data);
+                return 1;
+            }
+            made = true;
+            fprintf(stderr, "ssd bench: ../shared/data/coco_tiny is absent: synthesizing 80 images "
+                    "into %s\n", data);
+            ssd_synth_cfg sc = {.out_dir = data, .n_train = 80, .n_val = 8, .seed = 1, .force = true};
+            if (ssd_synth_write(&sc, &err) != SSD_OK) goto cleanup;
         }
     }
     snprintf(ann, sizeof ann, "%s/annotations/instances_train2017.json", data);
@@ -125,5 +142,6 @@ cleanup:
     free(ref);
     ssd_sb_free(&out);
     ssd_sb_free(&args);
+    if (made && !a->keep) nftw(data, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
     return rc;
 }
