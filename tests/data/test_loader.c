@@ -39,7 +39,7 @@ static int make_synth(void **state) {
     (void)state;
     char scratch[1024];
     tu_scratch_dir("test_loader", scratch, sizeof scratch);
-    snprintf(g_syn.root, sizeof g_syn.root, "%s/synth", scratch);
+    snprintf(g_syn.root, sizeof g_syn.root, "%.1000s/synth", scratch);
     char cmd[1200];
     snprintf(cmd, sizeof cmd, "rm -rf \"%s\"", g_syn.root);
     if (system(cmd) != 0) return -1;
