@@ -2,6 +2,7 @@
 BUILD ?= build
 TYPE ?= Release
 JOBS ?= $(shell nproc)
+space := $(subst ,, )
 CMAKE_FLAGS ?=
 
 # `make fuzz`: the .pth reader under libFuzzer + ASan + UBSan for FUZZ_TIME seconds (clang;
@@ -12,7 +13,7 @@ FUZZ_CC ?= clang
 FUZZ_SRC = src/io/pth.c src/io/pickle.c src/io/file.c src/core/status.c src/core/mem.c src/core/log.c \
            src/core/timer.c src/core/tensor.c tests/fuzz/fuzz_pth.c
 
-.PHONY: all configure test bench asan asan-test deps clean fuzz
+.PHONY: all configure test bench asan asan-test tsan-test deps clean fuzz
 
 all: configure
 	cmake --build $(BUILD) -j $(JOBS)
@@ -31,6 +32,15 @@ asan:
 
 asan-test:
 	$(MAKE) BUILD=build-asan TYPE=Asan test
+
+# `make tsan-test`: the multi-threaded tests (the data loader's worker threads and ring) under
+# ThreadSanitizer, in build-tsan/.
+TSAN_TESTS ?= test_loader
+tsan-test:
+	@test -f build-tsan/CMakeCache.txt || cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DCMAKE_C_FLAGS="-fsanitize=thread -O1" -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=thread"
+	cmake --build build-tsan -j $(JOBS) --target $(TSAN_TESTS)
+	cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -R '^($(subst $(space),|,$(TSAN_TESTS)))$$'
 
 deps:
 	bash tools/install_deps.sh
