@@ -8,5 +8,6 @@ int ssd_cmd_cocoeval(int argc, char **argv);
 int ssd_cmd_bench(int argc, char **argv);
 int ssd_cmd_convert(int argc, char **argv);
 int ssd_cmd_synth(int argc, char **argv);
+int ssd_cmd_batch(int argc, char **argv);
 
 #endif

@@ -21,8 +21,10 @@ static void usage(FILE *f) {
             "               (pycocotools-exact 12 stats, per-category AP with --json)\n"
             "  convert      IN.pth OUT.safetensors: every tensor of a PyTorch state_dict (zip,\n"
             "               legacy or tar container) under its torch name\n"
-            "  bench        timings as JSON (--what eval: COCO evaluation, ours vs pycocotools)\n"
+            "  bench        timings as JSON (--what eval: COCO evaluation vs pycocotools;\n"
+            "               --what loader: the data pipeline vs torchvision/PIL)\n"
             "  synth        write a synthetic COCO-format dataset (JPEGs + instances json)\n"
+            "  batch        one batch of the data pipeline as safetensors (what `step` takes)\n"
             "  backends     list the compute backends built into this binary\n"
             "  --help       this text\n"
             "  --version    print the version\n");
@@ -47,6 +49,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "bench") == 0) return ssd_cmd_bench(argc - 2, argv + 2);
     if (strcmp(cmd, "convert") == 0) return ssd_cmd_convert(argc - 2, argv + 2);
     if (strcmp(cmd, "synth") == 0) return ssd_cmd_synth(argc - 2, argv + 2);
+    if (strcmp(cmd, "batch") == 0) return ssd_cmd_batch(argc - 2, argv + 2);
     if (strcmp(cmd, "backends") == 0) {
         for (const char *const *n = ssd_backend_names(); *n; n++) printf("%s\n", *n);
         return 0;
