@@ -25,6 +25,7 @@
 #include "data/loader.h"
 #include "data/sampler.h"
 #include "data/synth.h"
+#include "io/safetensors.h"
 
 #define IMGF ((size_t)3 * 300 * 300)
 
@@ -540,6 +541,64 @@ static void test_coco_tiny(void **state) {
     ssd_coco_index_free(f.idx);
 }
 
+/* `ssd batch` writes the loader's batch (same seed/position, any worker count) as safetensors. */
+static void test_cli_batch(void **state) {
+    (void)state;
+    char scratch[1024], out[1200], log[1200], cmd[4096], text[8192];
+    tu_scratch_dir("test_loader", scratch, sizeof scratch);
+    snprintf(out, sizeof out, "%.1000s/batch.safetensors", scratch);
+    snprintf(log, sizeof log, "%.1000s/batch.log", scratch);
+    remove(out);
+    snprintf(cmd, sizeof cmd, "\"%s/ssd\" batch --data \"%s\" --out \"%s\" --batch 5 --epoch 1 "
+             "--iter 2 --seed 77 --num-workers 3 --cache-dir ''", tu_env("SSD_BUILD_DIR"),
+             g_syn.root, out);
+    assert_int_equal(tu_run_capture(cmd, log, text, sizeof text), 0);
+    ssd_st_file *f;
+    ssd_error err;
+    assert_int_equal(ssd_st_read(out, &f, &err), SSD_OK);
+    ssd_loader_cfg c;
+    base_cfg(&c, &g_syn, 1);
+    c.num_workers = 0;
+    c.start_epoch = 1;
+    c.start_iter = 2;
+    c.epochs = 1;
+    ssd_loader *l;
+    assert_int_equal(ssd_loader_create(&c, &l, &err), SSD_OK);
+    const ssd_batch *b = ssd_loader_next(l);
+    assert_non_null(b);
+    const ssd_tensor *im = ssd_st_get(f, "images"), *bb = ssd_st_get(f, "bboxes"),
+                     *lb = ssd_st_get(f, "labels"), *ids = ssd_st_get(f, "image_ids"),
+                     *sz = ssd_st_get(f, "sizes");
+    assert_non_null(im);
+    assert_non_null(bb);
+    assert_non_null(lb);
+    assert_non_null(ids);
+    assert_non_null(sz);
+    assert_int_equal(im->shape[0], b->n);
+    assert_memory_equal(im->data, b->images, (size_t)b->n * IMGF * sizeof(float));
+    assert_memory_equal(bb->data, b->bboxes, (size_t)b->n * SSD_NUM_ANCHORS * 4 * sizeof(float));
+    assert_memory_equal(lb->data, b->labels, (size_t)b->n * SSD_NUM_ANCHORS * sizeof(int64_t));
+    assert_memory_equal(ids->data, b->image_ids, (size_t)b->n * sizeof(int64_t));
+    for (int k = 0; k < 2 * b->n; k++) assert_int_equal(((int64_t *)sz->data)[k], b->sizes[k]);
+    assert_string_equal(ssd_st_meta(f, "epoch"), "1");
+    assert_string_equal(ssd_st_meta(f, "iter"), "2");
+    ssd_st_free(f);
+    ssd_loader_destroy(l);
+    /* usage and input errors */
+    snprintf(cmd, sizeof cmd, "\"%s/ssd\" batch --data \"%s\" --out \"%s\" --split test",
+             tu_env("SSD_BUILD_DIR"), g_syn.root, out);
+    assert_int_equal(tu_run_capture(cmd, log, text, sizeof text), 2);
+    assert_non_null(strstr(text, "--split"));
+    snprintf(cmd, sizeof cmd, "\"%s/ssd\" batch --data /nonexistent --out \"%s\"",
+             tu_env("SSD_BUILD_DIR"), out);
+    assert_int_equal(tu_run_capture(cmd, log, text, sizeof text), 1);
+    assert_non_null(strstr(text, "/nonexistent/annotations/instances_train2017.json"));
+    snprintf(cmd, sizeof cmd, "\"%s/ssd\" batch --data \"%s\" --out \"%s\" --iter 100000",
+             tu_env("SSD_BUILD_DIR"), g_syn.root, out);
+    assert_int_equal(tu_run_capture(cmd, log, text, sizeof text), 1);
+    assert_non_null(strstr(text, "start iteration"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_worker_count_invariance),
@@ -550,6 +609,7 @@ int main(void) {
         cmocka_unit_test(test_validation_stream),
         cmocka_unit_test(test_bad_files_replaced),
         cmocka_unit_test(test_coco_tiny),
+        cmocka_unit_test(test_cli_batch),
     };
     return cmocka_run_group_tests(tests, make_synth, free_synth);
 }
