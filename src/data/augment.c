@@ -108,6 +108,12 @@ typedef struct rs_axis {
     int *count;         /* [out] number of taps (zero weights at both ends trimmed) */
     int32_t *k;         /* [out * kmax] weights, 2^22 fixed point */
     size_t cap_out, cap_k;
+    /* The AVX2 horizontal pass's copy of k (rs_build16): per output, `groups` groups of 4 taps,
+     * each as two 16-word vectors, the low 11 and the high bits of the weights, laid out for
+     * pmaddwd on (R_t, R_t+1, G_t, G_t+1, B_t, B_t+1, 0, 0) | (same for taps t+2, t+3). */
+    int16_t *k16;
+    size_t cap_k16;
+    int groups, has16;
 } rs_axis;
 
 static void rs_reserve(rs_axis *a, int out, int kmax) {
@@ -127,6 +133,7 @@ static void rs_free(rs_axis *a) {
     free(a->start);
     free(a->count);
     free(a->k);
+    ssd_aligned_free(a->k16);
     memset(a, 0, sizeof *a);
 }
 
@@ -155,6 +162,7 @@ static void rs_compute(rs_axis *a, int in, int out) {
     a->in = in;
     a->out = out;
     a->kmax = ksize;
+    a->has16 = 0;
     for (int o = 0; o < out; o++) {
         double center = (o + 0.5) * scale; /* in0 (0.0f) + ... is exact */
         double lo = center - support;
@@ -199,6 +207,7 @@ static void rs_mirror(const rs_axis *a, rs_axis *m) {
     m->in = a->in;
     m->out = a->out;
     m->kmax = a->kmax;
+    m->has16 = 0;
     for (int o = 0; o < a->out; o++) {
         int n = a->count[o];
         m->start[o] = a->in - a->start[o] - n;
@@ -207,6 +216,39 @@ static void rs_mirror(const rs_axis *a, rs_axis *m) {
         int32_t *mk = m->k + (size_t)o * a->kmax;
         for (int t = 0; t < n; t++) mk[t] = k[n - 1 - t];
     }
+}
+
+/* Split every weight as k = hi * 2^11 + lo (0 <= lo < 2^11, hi <= 2^11): both halves fit
+ * pmaddwd's int16 and sum(p * k) = 2^11 * sum(p * hi) + sum(p * lo) exactly. */
+#define RS_SPLIT 11
+static void rs_build16(rs_axis *a) {
+    int groups = (a->kmax + 3) / 4;
+    size_t need = (size_t)a->out * (size_t)groups * 32;
+    if (need > a->cap_k16) {
+        ssd_aligned_free(a->k16);
+        a->k16 = ssd_aligned_alloc(need * sizeof *a->k16);
+        a->cap_k16 = need;
+    }
+    a->groups = groups;
+    for (int o = 0; o < a->out; o++) {
+        const int32_t *k = a->k + (size_t)o * a->kmax;
+        int n = a->count[o];
+        for (int g = 0; g < groups; g++) {
+            int16_t *lo = a->k16 + ((size_t)o * groups + g) * 32, *hi = lo + 16;
+            for (int lane = 0; lane < 2; lane++) {
+                int t0 = 4 * g + 2 * lane, t1 = t0 + 1;
+                int32_t k0 = t0 < n ? k[t0] : 0, k1 = t1 < n ? k[t1] : 0;
+                for (int c = 0; c < 3; c++) {
+                    lo[8 * lane + 2 * c] = (int16_t)(k0 & ((1 << RS_SPLIT) - 1));
+                    lo[8 * lane + 2 * c + 1] = (int16_t)(k1 & ((1 << RS_SPLIT) - 1));
+                    hi[8 * lane + 2 * c] = (int16_t)(k0 >> RS_SPLIT);
+                    hi[8 * lane + 2 * c + 1] = (int16_t)(k1 >> RS_SPLIT);
+                }
+                lo[8 * lane + 6] = lo[8 * lane + 7] = hi[8 * lane + 6] = hi[8 * lane + 7] = 0;
+            }
+        }
+    }
+    a->has16 = 1;
 }
 
 /* ====================================================================================== */
@@ -263,12 +305,14 @@ static const rs_axis *rs_get(ssd_augment_ws *ws, int in, int out) {
         rs_axis *a = &ws->cache[i];
         if (a->in == in && a->out == out) {
             a->last_use = tick;
+            if (ws->simd && !a->has16) rs_build16(a);
             return a;
         }
         if (a->last_use < ws->cache[victim].last_use) victim = i;
     }
     rs_axis *a = &ws->cache[victim];
     rs_compute(a, in, out);
+    if (ws->simd) rs_build16(a);
     a->last_use = tick;
     return a;
 }
@@ -326,48 +370,63 @@ static void vpass_c(const uint8_t *src, ptrdiff_t stride, int wbytes, const rs_a
 }
 
 #ifdef SSD_AUG_AVX2
-/* Horizontal pass, two taps per 256-bit multiply: lanes (R, G, B, -) of tap t and of tap t+1.
- * Loads read up to 2 bytes past the last tap's pixel; `end` (the end of the source buffer)
- * sends the few outputs where that would leave the buffer to the portable code. */
+/* Horizontal pass, 4 taps per step: one 16-byte load holds taps t..t+3 (12 bytes); a byte
+ * shuffle makes (R_t, R_t+1, G_t, G_t+1, B_t, B_t+1, 0, 0) 16-bit words in the low lane and
+ * the same for t+2, t+3 in the high lane; two pmaddwd with the split weights (rs_build16)
+ * give the exact 32-bit sums. Loads read up to 15 bytes past the last tap's pixel: `end` (the
+ * end of the source buffer) sends the few outputs where that would leave it to portable code. */
+/* Sums the 4-tap groups of one output for one row (lo and hi weight halves). */
+__attribute__((target("avx2"))) static inline __m128i hsum_row(__m256i lo, __m256i hi) {
+    __m256i sum = _mm256_add_epi32(_mm256_slli_epi32(hi, RS_SPLIT), lo);
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+    return _mm_srai_epi32(_mm_add_epi32(s, _mm_set1_epi32(RS_HALF)), RS_BITS);
+}
+
+/* Two rows at a time share the weight loads and the final packing. */
 __attribute__((target("avx2"))) static void hpass_avx2(const uint8_t *src, ptrdiff_t stride,
                                                        int rows, const rs_axis *c, uint8_t *dst,
                                                        const uint8_t *end) {
-    const __m128i shuf = _mm_setr_epi8(0, 1, 2, -1, 3, 4, 5, -1, -1, -1, -1, -1, -1, -1, -1, -1);
-    const __m256i pairs = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
-    const __m128i half = _mm_set1_epi32(RS_HALF);
+    const __m256i shuf = _mm256_setr_epi8(0, -1, 3, -1, 1, -1, 4, -1, 2, -1, 5, -1, -1, -1, -1, -1,
+                                          6, -1, 9, -1, 7, -1, 10, -1, 8, -1, 11, -1, -1, -1, -1, -1);
     ptrdiff_t dstride = (ptrdiff_t)c->out * 3;
-    for (int y = 0; y < rows; y++) {
-        const uint8_t *row = src + y * stride;
-        uint8_t *d = dst + y * dstride;
+    for (int y = 0; y < rows; y += 2) {
+        int two = y + 1 < rows;
+        const uint8_t *row0 = src + y * stride, *row1 = two ? row0 + stride : row0;
+        uint8_t *d0 = dst + y * dstride, *d1 = two ? d0 + dstride : d0;
         for (int o = 0; o < c->out; o++) {
-            const uint8_t *p = row + 3 * (ptrdiff_t)c->start[o];
-            const int32_t *k = c->k + (size_t)o * c->kmax;
-            int n = c->count[o];
-            if (end - p < 3 * (ptrdiff_t)n + 2) {
-                hpix_c(p, k, n, d + 3 * o);
+            ptrdiff_t off = 3 * (ptrdiff_t)c->start[o];
+            const uint8_t *p0 = row0 + off, *p1 = row1 + off;
+            int n = c->count[o], groups = (n + 3) / 4;
+            if (groups == 0 || end - p1 < 12 * (ptrdiff_t)(groups - 1) + 16) {
+                const int32_t *k = c->k + (size_t)o * c->kmax;
+                hpix_c(p0, k, n, d0 + 3 * o);
+                if (two) hpix_c(p1, k, n, d1 + 3 * o);
                 continue;
             }
-            __m256i acc = _mm256_setzero_si256();
-            int t = 0;
-            for (; t + 1 < n; t += 2) {
-                __m128i px = _mm_shuffle_epi8(_mm_loadl_epi64((const __m128i *)(p + 3 * t)), shuf);
-                __m256i kk = _mm256_permutevar8x32_epi32(
-                    _mm256_castsi128_si256(_mm_loadl_epi64((const __m128i *)(k + t))), pairs);
-                acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(px), kk));
+            const __m256i *kv = (const __m256i *)(c->k16 + (size_t)o * c->groups * 32);
+            __m256i lo0 = _mm256_setzero_si256(), hi0 = lo0, lo1 = lo0, hi1 = lo0;
+            for (int g = 0; g < groups; g++) {
+                __m256i kl = _mm256_load_si256(kv + 2 * g), kh = _mm256_load_si256(kv + 2 * g + 1);
+                __m256i x0 = _mm256_shuffle_epi8(
+                    _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(p0 + 12 * g))), shuf);
+                __m256i x1 = _mm256_shuffle_epi8(
+                    _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(p1 + 12 * g))), shuf);
+                lo0 = _mm256_add_epi32(lo0, _mm256_madd_epi16(x0, kl));
+                hi0 = _mm256_add_epi32(hi0, _mm256_madd_epi16(x0, kh));
+                lo1 = _mm256_add_epi32(lo1, _mm256_madd_epi16(x1, kl));
+                hi1 = _mm256_add_epi32(hi1, _mm256_madd_epi16(x1, kh));
             }
-            __m128i s = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
-            if (t < n) {
-                int32_t w4;
-                memcpy(&w4, p + 3 * t, 4);
-                __m128i v = _mm_cvtepu8_epi32(_mm_cvtsi32_si128(w4));
-                s = _mm_add_epi32(s, _mm_mullo_epi32(v, _mm_set1_epi32(k[t])));
+            /* (R0 G0 B0 - R1 G1 B1 -) as bytes; packs/packus clamp to 0..255 like clip8 */
+            __m128i w = _mm_packs_epi32(hsum_row(lo0, hi0), hsum_row(lo1, hi1));
+            uint64_t v = (uint64_t)_mm_cvtsi128_si64(_mm_packus_epi16(w, w));
+            d0[3 * o + 0] = (uint8_t)v;
+            d0[3 * o + 1] = (uint8_t)(v >> 8);
+            d0[3 * o + 2] = (uint8_t)(v >> 16);
+            if (two) {
+                d1[3 * o + 0] = (uint8_t)(v >> 32);
+                d1[3 * o + 1] = (uint8_t)(v >> 40);
+                d1[3 * o + 2] = (uint8_t)(v >> 48);
             }
-            s = _mm_srai_epi32(_mm_add_epi32(s, half), RS_BITS);
-            s = _mm_packus_epi16(_mm_packs_epi32(s, s), s); /* clamps to 0..255 like clip8 */
-            uint32_t v = (uint32_t)_mm_cvtsi128_si32(s);
-            d[3 * o + 0] = (uint8_t)v;
-            d[3 * o + 1] = (uint8_t)(v >> 8);
-            d[3 * o + 2] = (uint8_t)(v >> 16);
         }
     }
 }
@@ -478,6 +537,7 @@ static void resize_view(ssd_augment_ws *ws, rs_view src, int mirror, uint8_t *ou
         const rs_axis *hx = rs_get(ws, src.w, ow);
         if (mirror) {
             rs_mirror(hx, &ws->mirror);
+            if (ws->simd) rs_build16(&ws->mirror);
             hx = &ws->mirror;
         }
         if (!need_v) {
@@ -568,39 +628,85 @@ static inline int gray_px(const uint8_t *p, int l_round) {
     return (int)((19595u * p[0] + 38470u * p[1] + 7471u * p[2] + (l_round ? 0x8000u : 0u)) >> 16);
 }
 
-static void apply_lut(ssd_image *im, const uint8_t lut[256]) {
-    size_t n = (size_t)im->w * im->h * 3;
-    uint8_t *p = im->px;
+static void apply_lut(uint8_t *p, size_t n, const uint8_t lut[256]) {
     for (size_t i = 0; i < n; i++) p[i] = lut[p[i]];
 }
 
-void ssd_pil_brightness(ssd_image *im, float f) {
-    if (f == 1.0f) return; /* Image.blend(black, im, 1.0) is a copy of im */
+#ifdef SSD_AUG_AVX2
+/* blend(in1 constant, p, f) on 32 bytes per step, same float32 operations as blend_px. */
+__attribute__((target("avx2"))) static size_t blend_const_avx2(uint8_t *p, size_t n, int in1,
+                                                              float f) {
+    const __m256i c = _mm256_set1_epi32(in1);
+    const __m256 cf = _mm256_set1_ps((float)in1), fv = _mm256_set1_ps(f);
+    const __m256 lo = _mm256_setzero_ps(), hi = _mm256_set1_ps(255.0f);
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m256i x = _mm256_loadu_si256((const __m256i *)(p + i));
+        __m256i q[4];
+        for (int k = 0; k < 4; k++) {
+            __m128i part = k < 2 ? _mm256_castsi256_si128(x) : _mm256_extracti128_si256(x, 1);
+            if (k & 1) part = _mm_srli_si128(part, 8);
+            __m256 d = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_cvtepu8_epi32(part), c));
+            __m256 t = _mm256_add_ps(cf, _mm256_mul_ps(fv, d));
+            q[k] = _mm256_cvttps_epi32(_mm256_min_ps(_mm256_max_ps(t, lo), hi));
+        }
+        __m256i w01 = _mm256_permute4x64_epi64(_mm256_packs_epi32(q[0], q[1]), 0xD8);
+        __m256i w23 = _mm256_permute4x64_epi64(_mm256_packs_epi32(q[2], q[3]), 0xD8);
+        __m256i b = _mm256_permute4x64_epi64(_mm256_packus_epi16(w01, w23), 0xD8);
+        _mm256_storeu_si256((__m256i *)(p + i), b);
+    }
+    return i;
+}
+#endif
+
+/* Image.blend(constant image in1, im, f) in place. */
+static void blend_const(ssd_image *im, int in1, float f, int simd) {
+    size_t n = (size_t)im->w * im->h * 3, i = 0;
+#ifdef SSD_AUG_AVX2
+    if (simd && ssd_augment_simd_available()) i = blend_const_avx2(im->px, n, in1, f);
+#endif
+    (void)simd;
     uint8_t lut[256];
-    for (int v = 0; v < 256; v++) lut[v] = blend_px(0, v, f);
-    apply_lut(im, lut);
+    for (int v = 0; v < 256; v++) lut[v] = blend_px(in1, v, f);
+    apply_lut(im->px + i, n - i, lut);
 }
 
-void ssd_pil_contrast(ssd_image *im, float f, int l_round) {
+void ssd_pil_brightness_simd(ssd_image *im, float f, int simd) {
+    if (f == 1.0f) return; /* Image.blend(black, im, 1.0) is a copy of im */
+    blend_const(im, 0, f, simd);
+}
+
+void ssd_pil_brightness(ssd_image *im, float f) {
+    ssd_pil_brightness_simd(im, f, ssd_augment_simd_available());
+}
+
+#ifdef SSD_AUG_AVX2
+static size_t gray_sum_avx2(const uint8_t *p, size_t n, int l_round, uint64_t *sum);
+#endif
+
+void ssd_pil_contrast_simd(ssd_image *im, float f, int l_round, int simd) {
     if (f == 1.0f) return;
-    size_t n = (size_t)im->w * im->h;
+    size_t n = (size_t)im->w * im->h, i = 0;
     uint64_t sum = 0;
-    for (size_t i = 0; i < n; i++) sum += (uint64_t)gray_px(im->px + 3 * i, l_round);
+#ifdef SSD_AUG_AVX2
+    if (simd && ssd_augment_simd_available()) i = gray_sum_avx2(im->px, n, l_round, &sum);
+#endif
+    (void)simd;
+    for (; i < n; i++) sum += (uint64_t)gray_px(im->px + 3 * i, l_round);
     /* ImageStat: the histogram's sum (exact in a double) over the pixel count. */
     double mean = (double)sum / (double)n;
     int m = (int)(mean + 0.5);
-    uint8_t lut[256];
-    for (int v = 0; v < 256; v++) lut[v] = blend_px(m, v, f);
-    apply_lut(im, lut);
+    blend_const(im, m, f, simd);
 }
 
-void ssd_pil_saturation(ssd_image *im, float f, int l_round) {
-    if (f == 1.0f) return;
+void ssd_pil_contrast(ssd_image *im, float f, int l_round) {
+    ssd_pil_contrast_simd(im, f, l_round, ssd_augment_simd_available());
+}
+
+static void saturation_c(uint8_t *p, size_t n, float f, int l_round) {
     /* alpha * (p - L) for every difference; then L + that, per channel. */
     float prod[511];
     for (int d = -255; d <= 255; d++) prod[d + 255] = f * (float)d;
-    size_t n = (size_t)im->w * im->h;
-    uint8_t *p = im->px;
     for (size_t i = 0; i < n; i++, p += 3) {
         int l = gray_px(p, l_round);
         float lf = (float)l;
@@ -609,6 +715,111 @@ void ssd_pil_saturation(ssd_image *im, float f, int l_round) {
             p[c] = t <= 0.0f ? 0 : t >= 255.0f ? 255 : (uint8_t)t;
         }
     }
+}
+
+#ifdef SSD_AUG_AVX2
+/* 8 pixels <-> three vectors of 8 int32 (R, G, B). load8 reads 28 bytes (4 past the pixels). */
+__attribute__((target("avx2"))) static inline void load8(const uint8_t *p, __m256i *r, __m256i *g,
+                                                         __m256i *b) {
+    const __m128i planar = _mm_setr_epi8(0, 3, 6, 9, 1, 4, 7, 10, 2, 5, 8, 11, -1, -1, -1, -1);
+    __m128i a = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)p), planar);
+    __m128i c = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(p + 12)), planar);
+    __m128i rg = _mm_unpacklo_epi32(a, c); /* R0-3 R4-7 G0-3 G4-7 */
+    __m128i bb = _mm_unpackhi_epi32(a, c); /* B0-3 B4-7 */
+    *r = _mm256_cvtepu8_epi32(rg);
+    *g = _mm256_cvtepu8_epi32(_mm_srli_si128(rg, 8));
+    *b = _mm256_cvtepu8_epi32(bb);
+}
+
+/* Writes exactly 24 bytes; r, g, b hold values in 0..255. */
+__attribute__((target("avx2"))) static inline void store8(uint8_t *p, __m256i r, __m256i g,
+                                                          __m256i b) {
+    const __m128i inter = _mm_setr_epi8(0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11, -1, -1, -1, -1);
+    __m128i r8 = _mm_packus_epi16(_mm_packus_epi32(_mm256_castsi256_si128(r),
+                                                   _mm256_extracti128_si256(r, 1)), _mm_setzero_si128());
+    __m128i g8 = _mm_packus_epi16(_mm_packus_epi32(_mm256_castsi256_si128(g),
+                                                   _mm256_extracti128_si256(g, 1)), _mm_setzero_si128());
+    __m128i b8 = _mm_packus_epi16(_mm_packus_epi32(_mm256_castsi256_si128(b),
+                                                   _mm256_extracti128_si256(b, 1)), _mm_setzero_si128());
+    __m128i t0 = _mm_unpacklo_epi32(r8, g8);                 /* R0-3 G0-3 R4-7 G4-7 */
+    __m128i t1 = _mm_unpacklo_epi32(b8, _mm_setzero_si128()); /* B0-3 0 B4-7 0 */
+    __m128i lo = _mm_shuffle_epi8(_mm_unpacklo_epi64(t0, t1), inter);
+    __m128i hi = _mm_shuffle_epi8(_mm_unpackhi_epi64(t0, t1), inter);
+    uint8_t buf[32];
+    _mm_storeu_si128((__m128i *)buf, lo);
+    _mm_storeu_si128((__m128i *)(buf + 12), hi); /* overwrites lo's 4 padding bytes */
+    memcpy(p, buf, 24);
+}
+
+/* Pillow's L of 8 pixels (int32 lanes). */
+__attribute__((target("avx2"))) static inline __m256i gray8(__m256i r, __m256i g, __m256i b,
+                                                            int l_round) {
+    __m256i s = _mm256_add_epi32(_mm256_mullo_epi32(r, _mm256_set1_epi32(19595)),
+                                 _mm256_mullo_epi32(g, _mm256_set1_epi32(38470)));
+    s = _mm256_add_epi32(s, _mm256_mullo_epi32(b, _mm256_set1_epi32(7471)));
+    s = _mm256_add_epi32(s, _mm256_set1_epi32(l_round ? 0x8000 : 0));
+    return _mm256_srli_epi32(s, 16);
+}
+
+/* blend(L, c, f) for 8 lanes: float32 L + f * (c - L), clipped to 0..255, truncated. */
+__attribute__((target("avx2"))) static inline __m256i blend8(__m256i l, __m256 lf, __m256i c,
+                                                             __m256 f) {
+    __m256 d = _mm256_cvtepi32_ps(_mm256_sub_epi32(c, l));
+    __m256 t = _mm256_add_ps(lf, _mm256_mul_ps(f, d));
+    t = _mm256_min_ps(_mm256_max_ps(t, _mm256_setzero_ps()), _mm256_set1_ps(255.0f));
+    return _mm256_cvttps_epi32(t);
+}
+
+/* Sum of L over the first pixels (8 at a time); returns how many were summed. */
+__attribute__((target("avx2"))) static size_t gray_sum_avx2(const uint8_t *p, size_t n,
+                                                            int l_round, uint64_t *sum) {
+    size_t i = 0;
+    while (i + 10 <= n) {
+        /* int32 lanes hold at most 255 * 2^20 here */
+        size_t stop = n - 10 - i > ((size_t)1 << 23) ? i + ((size_t)1 << 23) : n - 10;
+        __m256i acc = _mm256_setzero_si256();
+        for (; i <= stop; i += 8) {
+            __m256i r, g, b;
+            load8(p + 3 * i, &r, &g, &b);
+            acc = _mm256_add_epi32(acc, gray8(r, g, b, l_round));
+        }
+        uint32_t lanes[8];
+        _mm256_storeu_si256((__m256i *)lanes, acc);
+        for (int k = 0; k < 8; k++) *sum += lanes[k];
+    }
+    return i;
+}
+
+__attribute__((target("avx2"))) static void saturation_avx2(uint8_t *p, size_t n, float f,
+                                                            int l_round) {
+    __m256 fv = _mm256_set1_ps(f);
+    size_t i = 0;
+    for (; i + 10 <= n; i += 8, p += 24) { /* i + 10: load8's 4 extra bytes stay inside */
+        __m256i r, g, b;
+        load8(p, &r, &g, &b);
+        __m256i l = gray8(r, g, b, l_round);
+        __m256 lf = _mm256_cvtepi32_ps(l);
+        store8(p, blend8(l, lf, r, fv), blend8(l, lf, g, fv), blend8(l, lf, b, fv));
+    }
+    saturation_c(p, n - i, f, l_round);
+}
+#endif
+
+void ssd_pil_saturation_simd(ssd_image *im, float f, int l_round, int simd) {
+    if (f == 1.0f) return; /* Image.blend(gray, im, 1.0) is a copy of im */
+    size_t n = (size_t)im->w * im->h;
+#ifdef SSD_AUG_AVX2
+    if (simd && ssd_augment_simd_available()) {
+        saturation_avx2(im->px, n, f, l_round);
+        return;
+    }
+#endif
+    (void)simd;
+    saturation_c(im->px, n, f, l_round);
+}
+
+void ssd_pil_saturation(ssd_image *im, float f, int l_round) {
+    ssd_pil_saturation_simd(im, f, l_round, ssd_augment_simd_available());
 }
 
 /* Pillow's hsv2rgb quantities that depend on one byte. */
@@ -701,7 +912,124 @@ static inline void hue_px(uint8_t *px, int shift, const hsv_tabs *tb) {
     }
 }
 
-void ssd_pil_hue(ssd_image *im, float h) {
+#ifdef SSD_AUG_AVX2
+/* round() of 4 doubles >= 0, to int32: trunc(x) + (x - trunc(x) >= 0.5), exact. */
+__attribute__((target("avx2"))) static inline __m128i round_pos4(__m256d x) {
+    __m256d t = _mm256_round_pd(x, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    __m256d up = _mm256_cmp_pd(_mm256_sub_pd(x, t), _mm256_set1_pd(0.5), _CMP_GE_OQ);
+    return _mm256_cvttpd_epi32(_mm256_add_pd(t, _mm256_and_pd(up, _mm256_set1_pd(1.0))));
+}
+
+__attribute__((target("avx2"))) static inline __m256d lo4_pd(__m256 v) { return _mm256_cvtps_pd(_mm256_castps256_ps128(v)); }
+
+/* hue_px for 8 pixels at once, branch-free; same operations in the same precisions. The
+ * r/g/b-is-max cases are one formula, h = (off + first) - second in double with off 0, 2, 4:
+ * for off 0 the double difference of the two floats is exact, so rounding it to float equals
+ * the float subtraction Pillow does in that case. */
+__attribute__((target("avx2"))) static void hue_avx2(uint8_t *p, size_t n, int shift,
+                                                     const hsv_tabs *tb) {
+    const __m256 one_f = _mm256_set1_ps(1.0f);
+    const __m256d one = _mm256_set1_pd(1.0), six = _mm256_set1_pd(6.0);
+    const __m256d c255 = _mm256_set1_pd(255.0);
+    const __m256i zero = _mm256_setzero_si256(), max8 = _mm256_set1_epi32(255);
+    const __m256i sh = _mm256_set1_epi32(shift);
+    size_t i = 0;
+    for (; i + 10 <= n; i += 8, p += 24) {
+        __m256i r, g, b;
+        load8(p, &r, &g, &b);
+        __m256i mx = _mm256_max_epi32(r, _mm256_max_epi32(g, b));
+        __m256i mn = _mm256_min_epi32(r, _mm256_min_epi32(g, b));
+        __m256i gray = _mm256_cmpeq_epi32(mx, mn);
+        if (_mm256_movemask_epi8(gray) == -1) continue; /* all gray: unchanged */
+        __m256 grayf = _mm256_castsi256_ps(gray);
+        /* gray lanes get cr = mx = 1 (finite, ignored at the end) */
+        __m256 cr = _mm256_blendv_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(mx, mn)), one_f, grayf);
+        __m256 mxf = _mm256_blendv_ps(_mm256_cvtepi32_ps(mx), one_f, grayf);
+        __m256 s = _mm256_div_ps(cr, mxf);
+        __m256 rc = _mm256_div_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(mx, r)), cr);
+        __m256 gc = _mm256_div_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(mx, g)), cr);
+        __m256 bc = _mm256_div_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(mx, b)), cr);
+        __m256 rmax = _mm256_castsi256_ps(_mm256_cmpeq_epi32(r, mx));
+        __m256 gmax = _mm256_andnot_ps(rmax, _mm256_castsi256_ps(_mm256_cmpeq_epi32(g, mx)));
+        __m256 first = _mm256_blendv_ps(_mm256_blendv_ps(gc, rc, gmax), bc, rmax);
+        __m256 second = _mm256_blendv_ps(_mm256_blendv_ps(rc, bc, gmax), gc, rmax);
+        __m256 off = _mm256_blendv_ps(_mm256_blendv_ps(_mm256_set1_ps(4.0f), _mm256_set1_ps(2.0f), gmax),
+                                      _mm256_setzero_ps(), rmax);
+        __m128i hq[2], sq[2];
+        for (int half = 0; half < 2; half++) {
+            __m256d f1, s2, o, sd;
+            if (half == 0) {
+                f1 = lo4_pd(first), s2 = lo4_pd(second), o = lo4_pd(off), sd = lo4_pd(s);
+            } else {
+                f1 = _mm256_cvtps_pd(_mm256_extractf128_ps(first, 1));
+                s2 = _mm256_cvtps_pd(_mm256_extractf128_ps(second, 1));
+                o = _mm256_cvtps_pd(_mm256_extractf128_ps(off, 1));
+                sd = _mm256_cvtps_pd(_mm256_extractf128_ps(s, 1));
+            }
+            __m256d hd = _mm256_sub_pd(_mm256_add_pd(o, f1), s2);
+            __m256d h = _mm256_cvtps_pd(_mm256_cvtpd_ps(hd)); /* stored to a float */
+            __m256d hh = _mm256_add_pd(_mm256_div_pd(h, six), one);
+            hh = _mm256_sub_pd(hh, _mm256_and_pd(_mm256_cmp_pd(hh, one, _CMP_GE_OQ), one));
+            __m256d h2 = _mm256_cvtps_pd(_mm256_cvtpd_ps(hh)); /* fmod result stored to a float */
+            hq[half] = _mm256_cvttpd_epi32(_mm256_mul_pd(h2, c255));
+            sq[half] = _mm256_cvttpd_epi32(_mm256_mul_pd(sd, c255));
+        }
+        __m256i H = _mm256_min_epi32(_mm256_max_epi32(_mm256_set_m128i(hq[1], hq[0]), zero), max8);
+        __m256i S = _mm256_min_epi32(_mm256_max_epi32(_mm256_set_m128i(sq[1], sq[0]), zero), max8);
+        H = _mm256_and_si256(_mm256_add_epi32(H, sh), max8);
+        __m256 f = _mm256_i32gather_ps(tb->frac, H, 4);
+        __m256i sec = _mm256_i32gather_epi32(tb->sector, H, 4);
+        __m256 fs = _mm256_i32gather_ps(tb->fs, S, 4);
+        __m256 fsf = _mm256_mul_ps(fs, f);
+        __m128i pq[2], qq[2], tq[2];
+        for (int half = 0; half < 2; half++) {
+            __m256d fsd, fsfd, fd, v;
+            if (half == 0) {
+                fsd = lo4_pd(fs), fsfd = lo4_pd(fsf), fd = lo4_pd(f);
+                v = _mm256_cvtepi32_pd(_mm256_castsi256_si128(mx));
+            } else {
+                fsd = _mm256_cvtps_pd(_mm256_extractf128_ps(fs, 1));
+                fsfd = _mm256_cvtps_pd(_mm256_extractf128_ps(fsf, 1));
+                fd = _mm256_cvtps_pd(_mm256_extractf128_ps(f, 1));
+                v = _mm256_cvtepi32_pd(_mm256_extracti128_si256(mx, 1));
+            }
+            __m256d cp = _mm256_sub_pd(one, fsd);
+            __m256d cq = _mm256_sub_pd(one, fsfd);
+            __m256d ct = _mm256_sub_pd(one, _mm256_mul_pd(fsd, _mm256_sub_pd(one, fd)));
+            pq[half] = round_pos4(_mm256_mul_pd(v, cp));
+            qq[half] = round_pos4(_mm256_mul_pd(v, cq));
+            tq[half] = round_pos4(_mm256_mul_pd(v, ct));
+        }
+        __m256i P8 = _mm256_set_m128i(pq[1], pq[0]), Q8 = _mm256_set_m128i(qq[1], qq[0]);
+        __m256i T8 = _mm256_set_m128i(tq[1], tq[0]);
+        __m256i m0 = _mm256_cmpeq_epi32(sec, zero), m1 = _mm256_cmpeq_epi32(sec, _mm256_set1_epi32(1));
+        __m256i m2 = _mm256_cmpeq_epi32(sec, _mm256_set1_epi32(2)), m3 = _mm256_cmpeq_epi32(sec, _mm256_set1_epi32(3));
+        __m256i m4 = _mm256_cmpeq_epi32(sec, _mm256_set1_epi32(4)), m5 = _mm256_cmpeq_epi32(sec, _mm256_set1_epi32(5));
+        /* sector -> (R, G, B): 0 (v,t,p) 1 (q,v,p) 2 (p,v,t) 3 (p,q,v) 4 (t,p,v) 5 (v,p,q) */
+        __m256i R = T8;
+        R = _mm256_blendv_epi8(R, P8, _mm256_or_si256(m2, m3));
+        R = _mm256_blendv_epi8(R, Q8, m1);
+        R = _mm256_blendv_epi8(R, mx, _mm256_or_si256(m0, m5));
+        __m256i G = P8;
+        G = _mm256_blendv_epi8(G, Q8, m3);
+        G = _mm256_blendv_epi8(G, mx, _mm256_or_si256(m1, m2));
+        G = _mm256_blendv_epi8(G, T8, m0);
+        __m256i B = Q8;
+        B = _mm256_blendv_epi8(B, mx, _mm256_or_si256(m3, m4));
+        B = _mm256_blendv_epi8(B, T8, m2);
+        B = _mm256_blendv_epi8(B, P8, _mm256_or_si256(m0, m1));
+        /* S == 0 -> (V, V, V); gray pixels keep their value (which is (V, V, V)) */
+        __m256i vvv = _mm256_or_si256(gray, _mm256_cmpeq_epi32(S, zero));
+        R = _mm256_min_epi32(_mm256_max_epi32(_mm256_blendv_epi8(R, mx, vvv), zero), max8);
+        G = _mm256_min_epi32(_mm256_max_epi32(_mm256_blendv_epi8(G, mx, vvv), zero), max8);
+        B = _mm256_min_epi32(_mm256_max_epi32(_mm256_blendv_epi8(B, mx, vvv), zero), max8);
+        store8(p, R, G, B);
+    }
+    for (; i < n; i++, p += 3) hue_px(p, shift, tb);
+}
+#endif
+
+void ssd_pil_hue_simd(ssd_image *im, float h, int simd) {
     SSD_ASSERT(h >= -0.5f && h <= 0.5f, "hue factor %g outside [-0.5, 0.5]", (double)h);
     /* np.uint8(h * 255): truncation toward zero, negatives wrap modulo 256 (x86 numpy). */
     int shift = (int)((double)h * 255.0) & 255;
@@ -709,8 +1037,17 @@ void ssd_pil_hue(ssd_image *im, float h) {
     hsv_tabs_init(&tb);
     size_t n = (size_t)im->w * im->h;
     uint8_t *p = im->px;
+#ifdef SSD_AUG_AVX2
+    if (simd && ssd_augment_simd_available()) {
+        hue_avx2(p, n, shift, &tb);
+        return;
+    }
+#endif
+    (void)simd;
     for (size_t i = 0; i < n; i++, p += 3) hue_px(p, shift, &tb);
 }
+
+void ssd_pil_hue(ssd_image *im, float h) { ssd_pil_hue_simd(im, h, ssd_augment_simd_available()); }
 
 /* ====================================================================================== */
 /* ToTensor + Normalize                                                                    */
@@ -925,12 +1262,12 @@ void ssd_augment_train_tape(const ssd_augment_cfg *cfg, ssd_rng *rng, ssd_aug_ta
 
     for (int k = 0; k < 4; k++) {
         switch (rec->order[k]) {
-        case 0: ssd_pil_brightness(im, rec->factors[0]); break;
-        case 1: ssd_pil_contrast(im, rec->factors[1], cfg->l_round); break;
-        case 2: ssd_pil_saturation(im, rec->factors[2], cfg->l_round); break;
+        case 0: ssd_pil_brightness_simd(im, rec->factors[0], ws->simd); break;
+        case 1: ssd_pil_contrast_simd(im, rec->factors[1], cfg->l_round, ws->simd); break;
+        case 2: ssd_pil_saturation_simd(im, rec->factors[2], cfg->l_round, ws->simd); break;
         default:
             /* ColorJitter(hue=0) has no hue operation (a hue of 0 would still round-trip HSV) */
-            if (cfg->hue != 0.0f) ssd_pil_hue(im, rec->factors[3]);
+            if (cfg->hue != 0.0f) ssd_pil_hue_simd(im, rec->factors[3], ws->simd);
             break;
         }
     }

@@ -37,6 +37,12 @@ int ssd_augment_simd_available(void);
 /* Use (1) or bypass (0) the AVX2 kernels in this workspace; returns the previous setting.
  * Both paths give identical bytes; tests run both. */
 int ssd_augment_ws_set_simd(ssd_augment_ws *ws, int on);
+/* The colour operations with the AVX2 kernels (simd = 1, if the CPU has them) or the portable
+ * code (0); both give the same bytes. */
+void ssd_pil_brightness_simd(ssd_image *im, float f, int simd);
+void ssd_pil_contrast_simd(ssd_image *im, float f, int l_round, int simd);
+void ssd_pil_saturation_simd(ssd_image *im, float f, int l_round, int simd);
+void ssd_pil_hue_simd(ssd_image *im, float h, int simd);
 /* ssd_pil_resize_bilinear through the workspace: its coefficient cache, its scratch and its
  * SIMD setting (the path ssd_augment_train / _val take). */
 void ssd_pil_resize_bilinear_ws(ssd_augment_ws *ws, const ssd_image *in, ssd_image *out, int ow,
