@@ -24,6 +24,7 @@ here = os.path.dirname(os.path.abspath(__file__))
 spec = importlib.util.spec_from_file_location("oracle", os.path.join(here, "pil_augment_oracle.py"))
 oracle = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(oracle)
+oracle.need_torch()
 
 
 def main():

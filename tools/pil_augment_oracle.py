@@ -26,7 +26,8 @@
       from their tapes on PIL images; writes each tensor and reports boxes, labels, size, params.
   pil_augment_oracle.py modes --boxes JSON --W W --H H --n N --seed S [--iterations T]
                               [--mutation any|ratio_px|no_ratio] OUT.json
-      The final-mode histogram of N crops drawn with Python's own random.Random(S).
+      The final-mode histogram of N crops drawn with Python's own random.Random(S) (numpy port
+      of the crop, checked equal to the torch one by `crop`; mutations: see ssd_crop_np).
 
 The numpy re-implementation of Pillow's blends (`blend_np`) is checked against Pillow itself on
 every l_round=1 job (the check is reported in OUT.json), so the l_round=0 results come from a
@@ -45,12 +46,23 @@ import struct
 import sys
 
 import numpy as np
-import torch
-from PIL import Image, ImageEnhance
+from PIL import Image
 import PIL
-import torchvision
-import torchvision.transforms as T
-import torchvision.transforms.functional as F
+
+# torch and torchvision take seconds to import: loaded only by the commands that use them
+# (need_torch), so the Pillow-only jobs (decode, resize, crop, flip) and `modes` start fast.
+torch = torchvision = T = F = None
+
+
+def need_torch():
+    global torch, torchvision, T, F
+    if torch is None:
+        import torch as _torch
+        import torchvision as _tv
+        import torchvision.transforms as _T
+        import torchvision.transforms.functional as _F
+        torch, torchvision, T, F = _torch, _tv, _T, _F
+        torch.set_num_threads(1)
 
 MEAN = [0.485, 0.456, 0.406]
 STD = [0.229, 0.224, 0.225]
@@ -138,6 +150,7 @@ def hue_explicit(im, h):
 
 def enhance(op, im, f, l_round, checks, tag):
     """One colour operation; l_round 1 = Pillow 9.4 (torchvision), 0 = numpy Pillow 5.2.0."""
+    need_torch()
     if op == "brightness":
         ref = F.adjust_brightness(im, f)
         mine = brightness_np(im, f)
@@ -164,6 +177,7 @@ def enhance(op, im, f, l_round, checks, tag):
 
 
 def to_tensor_norm(im):
+    need_torch()
     t = T.ToTensor()(im)
     return T.Normalize(MEAN, STD)(t)
 
@@ -221,8 +235,9 @@ def iou_tensor(b1, b2):
     return inter / (a1 + a2 - inter)
 
 
-def ssd_crop(rnd, W, H, boxes, labels, iterations, mutation=None):
-    """Returns (mode index, draws, (l, t, r, b) floats, (L, T, R, B) ints, boxes, labels)."""
+def ssd_crop(rnd, W, H, boxes, labels, iterations):
+    """The reference's SSDCropping on torch tensors (boxes float32 (N, 4) ltrb, labels int64).
+    Returns (mode index, draws, (l, t, r, b) floats, (L, T, R, B) ints, boxes, labels)."""
     draws = 0
     while True:
         opt = rnd.choice(OPTIONS)
@@ -236,19 +251,14 @@ def ssd_crop(rnd, W, H, boxes, labels, iterations, mutation=None):
         for _ in range(iterations):
             w = rnd.uniform(0.3, 1.0)
             h = rnd.uniform(0.3, 1.0)
-            if mutation == "ratio_px":
-                if (w * W) / (h * H) < 0.5 or (w * W) / (h * H) > 2:
-                    continue
-            elif mutation != "no_ratio":
-                if w / h < 0.5 or w / h > 2:
-                    continue
+            if w / h < 0.5 or w / h > 2:
+                continue
             left = rnd.uniform(0, 1.0 - w)
             top = rnd.uniform(0, 1.0 - h)
             right = left + w
             bottom = top + h
             ious = iou_tensor(boxes, torch.tensor([[left, top, right, bottom]]))
-            passing = (ious > lo) & (ious < hi)
-            if not (passing.any() if mutation == "any" else passing.all()):
+            if not ((ious > lo) & (ious < hi)).all():
                 continue
             xc = 0.5 * (boxes[:, 0] + boxes[:, 2])
             yc = 0.5 * (boxes[:, 1] + boxes[:, 3])
@@ -270,35 +280,99 @@ def ssd_crop(rnd, W, H, boxes, labels, iterations, mutation=None):
             return mode, draws, (left, top, right, bottom), px, b, lab
 
 
+def ssd_crop_np(rnd, W, H, boxes, labels, iterations, mutation=None):
+    """ssd_crop in numpy float32 (every scalar cast to float32 explicitly, as torch does), about
+    20x faster for the statistical runs; cmd_crop checks it against ssd_crop on every case.
+    mutation: None, "any" (IoU rule over any box instead of all), "ratio_px" (aspect test on
+    pixels instead of fractions), "no_ratio" (no aspect test): wrong variants, to show that the
+    statistical test would catch them."""
+    f32 = np.float32
+    draws = 0
+    while True:
+        opt = rnd.choice(OPTIONS)
+        draws += 1
+        mode = OPTIONS.index(opt)
+        if opt is None:
+            return mode, draws, (0.0, 0.0, 1.0, 1.0), (0, 0, W, H), boxes, labels
+        lo = f32(float("-inf") if opt[0] is None else opt[0])
+        for _ in range(iterations):
+            w = rnd.uniform(0.3, 1.0)
+            h = rnd.uniform(0.3, 1.0)
+            ratio = (w * W) / (h * H) if mutation == "ratio_px" else w / h
+            if mutation != "no_ratio" and (ratio < 0.5 or ratio > 2):
+                continue
+            left = rnd.uniform(0, 1.0 - w)
+            top = rnd.uniform(0, 1.0 - h)
+            right = left + w
+            bottom = top + h
+            c = np.array([left, top, right, bottom], np.float32)
+            d = np.minimum(boxes[:, 2:], c[2:]) - np.maximum(boxes[:, :2], c[:2])
+            d[d < 0] = 0
+            inter = d[:, 0] * d[:, 1]
+            a1 = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+            a2 = (c[2] - c[0]) * (c[3] - c[1])
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ious = inter / (a1 + a2 - inter)
+            passing = (ious > lo) & (ious < f32(np.inf))
+            if not (passing.any() if mutation == "any" else passing.all()):
+                continue
+            xc = f32(0.5) * (boxes[:, 0] + boxes[:, 2])
+            yc = f32(0.5) * (boxes[:, 1] + boxes[:, 3])
+            keep = (xc > c[0]) & (xc < c[2]) & (yc > c[1]) & (yc < c[3])
+            if not keep.any():
+                continue
+            b = np.maximum(boxes[keep], np.array([c[0], c[1], -np.inf, -np.inf], np.float32))
+            b = np.minimum(b, np.array([np.inf, np.inf, c[2], c[3]], np.float32))
+            px = (int(left * W), int(top * H), int(right * W), int(bottom * H))
+            sub = np.array([c[0], c[1], c[0], c[1]], np.float32)
+            div = np.array([w, h, w, h], np.float32)
+            b = (b - sub) / div
+            assert b.dtype == np.float32
+            return mode, draws, (left, top, right, bottom), px, b, labels[keep]
+
+
 def f32list(t):
     return [float(x) for x in t.reshape(-1).tolist()]
 
 
 def cmd_crop(cases_path, out_path):
+    need_torch()
     cases = json.load(open(cases_path))
-    out = []
+    out, checks = [], []
     for c in cases:
         rnd = Tape(c["tape"])
         boxes = torch.tensor(c["boxes"], dtype=torch.float32).reshape(-1, 4)
         labels = torch.tensor(c["labels"], dtype=torch.int64)
         mode, draws, crop, px, b, lab = ssd_crop(rnd, c["W"], c["H"], boxes, labels,
                                                  c["iterations"])
-        out.append({"mode": mode, "draws": draws, "crop": list(crop), "px": list(px),
-                    "boxes": f32list(b), "labels": lab.tolist(), "used": rnd.i,
-                    "tape": len(rnd.v)})
-    json.dump(out, open(out_path, "w"))
+        r = {"mode": mode, "draws": draws, "crop": list(crop), "px": list(px),
+             "boxes": f32list(b), "labels": lab.tolist(), "used": rnd.i, "tape": len(rnd.v)}
+        out.append(r)
+        # the fast numpy port must agree exactly (it is what the statistical runs use)
+        rnd2 = Tape(c["tape"])
+        m2 = ssd_crop_np(rnd2, c["W"], c["H"], boxes.numpy().copy(), labels.numpy(),
+                         c["iterations"])
+        same = (m2[0], m2[1], list(m2[2]), list(m2[3]), [float(x) for x in m2[4].reshape(-1)],
+                m2[5].tolist(), rnd2.i) == (mode, draws, r["crop"], r["px"], r["boxes"],
+                                            r["labels"], rnd.i)
+        if not same:
+            checks.append({"job": "crop case %d" % len(out), "check": "numpy crop == torch crop",
+                           "ok": False})
+    checks.append({"job": "all crop cases", "check": "numpy crop == torch crop (%d cases)"
+                   % len(out), "ok": all(c["ok"] for c in checks)})
+    json.dump({"results": out, "checks": checks}, open(out_path, "w"))
 
 
 def cmd_modes(args, out_path):
-    boxes = torch.tensor(json.loads(args["boxes"]), dtype=torch.float32).reshape(-1, 4)
-    labels = torch.arange(boxes.size(0))
+    boxes = np.array(json.loads(args["boxes"]), np.float32).reshape(-1, 4)
+    labels = np.arange(boxes.shape[0])
     rnd = random.Random(int(args["seed"]))
     W, H, n = int(args["W"]), int(args["H"]), int(args["n"])
     hist = [0] * len(OPTIONS)
     draws = 0
     for _ in range(n):
-        mode, d, _, _, _, _ = ssd_crop(rnd, W, H, boxes, labels, int(args.get("iterations", 1)),
-                                       args.get("mutation"))
+        mode, d, _, _, _, _ = ssd_crop_np(rnd, W, H, boxes, labels,
+                                          int(args.get("iterations", 1)), args.get("mutation"))
         hist[mode] += 1
         draws += d
     json.dump({"hist": hist, "draws": draws}, open(out_path, "w"))
@@ -339,6 +413,7 @@ def train_replay(rnd, im, boxes, labels, cfg, checks, tag):
 
 
 def cmd_train(cases_path, out_path):
+    need_torch()
     cases = json.load(open(cases_path))
     base = os.path.dirname(os.path.abspath(cases_path))
     out, checks = [], []
@@ -359,8 +434,11 @@ def cmd_train(cases_path, out_path):
 # pixel jobs
 # ---------------------------------------------------------------------------------------------
 def versions():
-    return {"pillow": PIL.__version__, "torchvision": torchvision.__version__,
-            "torch": torch.__version__, "numpy": np.__version__}
+    v = {"pillow": PIL.__version__, "numpy": np.__version__,
+         "torchvision": "not loaded", "torch": "not loaded"}
+    if torch is not None:
+        v["torchvision"], v["torch"] = torchvision.__version__, torch.__version__
+    return v
 
 
 def coco_sample(ann_path, file_name):
@@ -412,7 +490,6 @@ def cmd_jobs(manifest_path, out_path):
 
 
 def main(argv):
-    torch.set_num_threads(1)
     if len(argv) >= 4 and argv[1] == "jobs":
         cmd_jobs(argv[2], argv[3])
     elif len(argv) >= 4 and argv[1] == "crop":

@@ -192,6 +192,13 @@ static cJSON *oracle(const char *cmd, const char *in_json, const char *out_json)
     return o;
 }
 
+/* A number for the oracle, exactly (17 significant digits; see doubles_json). */
+static void add_num(cJSON *o, const char *name, double v) {
+    char buf[40];
+    snprintf(buf, sizeof buf, "%.17g", v);
+    cJSON_AddItemToObject(o, name, cJSON_CreateRaw(buf));
+}
+
 static void write_json(const char *path, cJSON *j) {
     char *s = cJSON_PrintUnformatted(j);
     FILE *f = fopen(path, "wb");
@@ -220,16 +227,25 @@ static const char *fixtures[NFIXTURES] = {"coco_train2017_000000401416.jpg",
 static int g_nphotos;
 static char g_photos[MAX_PHOTOS][64];
 
+/* Each photo comes with its COCO boxes (spec 6.1 normalisation) in photo<i>_boxes.json. */
 static void decode_photos(void) {
     if (g_nphotos) return;
     cJSON *jobs = cJSON_CreateArray();
+    char path[1400];
+    snprintf(path, sizeof path, "%s/tests/fixtures/augment/boxes.json", g_src);
+    cJSON *fix_boxes = tu_read_json(path);
     for (int i = 0; i < NFIXTURES; i++) {
-        char in[1400];
-        snprintf(in, sizeof in, "%s/tests/fixtures/augment/%s", g_src, fixtures[i]);
+        snprintf(path, sizeof path, "%s/tests/fixtures/augment/%s", g_src, fixtures[i]);
         snprintf(g_photos[g_nphotos], 64, "photo%d.ppm", g_nphotos);
-        job(jobs, "decode", in, g_photos[g_nphotos]);
+        job(jobs, "decode", path, g_photos[g_nphotos]);
+        char bname[64];
+        snprintf(bname, sizeof bname, "photo%d_boxes.json", g_nphotos);
+        cJSON *entry = cJSON_GetObjectItem(fix_boxes, fixtures[i]);
+        if (!entry) fail_msg("%s: no entry for %s", path, fixtures[i]);
+        write_json(P(bname), entry);
         g_nphotos++;
     }
+    cJSON_Delete(fix_boxes);
     char tiny[1400];
     snprintf(tiny, sizeof tiny, "%s/../shared/data/coco_tiny/val2017", g_src);
     if (access(tiny, R_OK) != 0) {
@@ -245,7 +261,13 @@ static void decode_photos(void) {
             char in[1800];
             snprintf(in, sizeof in, "%s/%s", tiny, name);
             snprintf(g_photos[g_nphotos], 64, "photo%d.ppm", g_nphotos);
-            job(jobs, "decode", in, g_photos[g_nphotos]);
+            cJSON *j = job(jobs, "coco", in, g_photos[g_nphotos]);
+            char ann[1600], bname[64];
+            snprintf(ann, sizeof ann, "%s/../annotations/instances_val2017.json", tiny);
+            snprintf(bname, sizeof bname, "photo%d_boxes.json", g_nphotos);
+            cJSON_AddStringToObject(j, "ann", ann);
+            cJSON_AddStringToObject(j, "file", name);
+            cJSON_AddStringToObject(j, "boxes_out", bname);
             g_nphotos++;
         }
         if (ls) pclose(ls);
@@ -306,8 +328,8 @@ static void test_resize_vs_pil(void **state) {
         }
         if (c[2] == 0) c[2] = c[3] = SSD_AUG_SIZE;
         cJSON *j = job(jobs, "resize", in, out);
-        cJSON_AddNumberToObject(j, "w", c[2]);
-        cJSON_AddNumberToObject(j, "h", c[3]);
+        add_num(j, "w", c[2]);
+        add_num(j, "h", c[3]);
     }
     write_json(P("resize.json"), jobs);
     cJSON_Delete(jobs);
@@ -368,7 +390,7 @@ static void test_pixel_ops_vs_pil(void **state) {
     /* inputs: random 300x300 images of every kind, odd small sizes, and 300x300 photos */
     enum { NSYN = 12, MAXC = 1000 };
     int nimg = 0;
-    char (*names)[64] = ssd_xmalloc((size_t)(NSYN + MAX_PHOTOS) * sizeof *names);
+    char (*names)[64] = ssd_xmalloc((size_t)(NSYN + 1 + MAX_PHOTOS) * sizeof *names);
     ssd_image im = {0}, tmp = {0}, big = {0};
     static const int small[][2] = {{1, 1}, {7, 3}, {64, 33}, {2, 300}};
     for (int i = 0; i < NSYN; i++) {
@@ -378,7 +400,14 @@ static void test_pixel_ops_vs_pil(void **state) {
         snprintf(names[nimg], 64, "px_in%d.ppm", nimg);
         write_ppm(P(names[nimg++]), &im);
     }
-    for (int i = 0; i < g_nphotos; i++) {
+    /* every byte value in every channel (ToTensor + Normalize sees all 768 pairs) */
+    ssd_image_reserve(&im, 256, 3);
+    for (int y = 0; y < 3; y++)
+        for (int x = 0; x < 256; x++)
+            for (int c = 0; c < 3; c++) im.px[(y * 256 + x) * 3 + c] = (uint8_t)((x + 85 * (y + c)) & 255);
+    snprintf(names[nimg], 64, "px_in%d.ppm", nimg);
+    write_ppm(P(names[nimg++]), &im);
+    for (int i = 0; i < g_nphotos && i < 8; i++) { /* 8 photos: the colour ops are per pixel */
         read_ppm(P(g_photos[i]), &big);
         ssd_pil_resize_bilinear(&big, &im, SSD_AUG_SIZE, SSD_AUG_SIZE, &tmp);
         snprintf(names[nimg], 64, "px_in%d.ppm", nimg);
@@ -424,16 +453,16 @@ static void test_pixel_ops_vs_pil(void **state) {
         char out[64];
         snprintf(out, sizeof out, "px_out%d.%s", k, c->op == OP_TENSOR || c->op == OP_VAL ? "f32" : "ppm");
         cJSON *j = job(jobs, c->op == OP_VAL ? "resize" : op_name[c->op], names[c->img], out);
-        if (c->op == OP_HUE) cJSON_AddNumberToObject(j, "h", (double)c->f);
-        else cJSON_AddNumberToObject(j, "f", (double)c->f);
-        cJSON_AddNumberToObject(j, "l_round", c->l_round);
+        if (c->op == OP_HUE) add_num(j, "h", (double)c->f);
+        else add_num(j, "f", (double)c->f);
+        add_num(j, "l_round", c->l_round);
         if (c->op == OP_CROP) cJSON_AddItemToObject(j, "box", cJSON_CreateIntArray(c->box, 4));
         if (c->op == OP_VAL) { /* resize to 300x300, then ToTensor + Normalize */
             char mid[64];
             snprintf(mid, sizeof mid, "px_mid%d.ppm", k);
             cJSON_ReplaceItemInObject(j, "out", cJSON_CreateString(mid));
-            cJSON_AddNumberToObject(j, "w", SSD_AUG_SIZE);
-            cJSON_AddNumberToObject(j, "h", SSD_AUG_SIZE);
+            add_num(j, "w", SSD_AUG_SIZE);
+            add_num(j, "h", SSD_AUG_SIZE);
             job(jobs, "to_tensor", mid, out);
         }
     }
@@ -516,28 +545,735 @@ static void test_pixel_ops_vs_pil(void **state) {
     ssd_image_free(&got);
 }
 
-/* Every byte value in every channel through ToTensor + Normalize. */
-static void test_to_tensor_all_values(void **state) {
+/* ---------------------------------------------------------------------------------------- */
+/* boxes                                                                                     */
+/* ---------------------------------------------------------------------------------------- */
+
+static float clamp01(double v) { return (float)(v < 0 ? 0 : v > 1 ? 1 : v); }
+
+/* n random ltrb boxes (l <= r, t <= b, inside [0, 1]) of many kinds: degenerate (zero width,
+ * zero height, points), the whole image, tiny, pixel-aligned, touching the edges, crowded
+ * clusters, ordinary. */
+static void gen_boxes(ssd_rng *r, int n, int W, int H, float *b, int32_t *lab) {
+    double cx0 = ssd_rng_range(r, 0.2, 0.8), cy0 = ssd_rng_range(r, 0.2, 0.8);
+    for (int i = 0; i < n; i++) {
+        float *o = b + 4 * i;
+        int u = (int)ssd_rng_below(r, 100);
+        double l, t, rr, bb;
+        if (u < 8) { /* degenerate */
+            l = ssd_rng_uniform_f64(r), t = ssd_rng_uniform_f64(r);
+            int k = (int)ssd_rng_below(r, 3);
+            rr = k == 1 ? l : l + ssd_rng_range(r, 0, 0.4);
+            bb = k == 2 ? t : t + ssd_rng_range(r, 0, 0.4);
+            if (k == 0) rr = l, bb = t; /* a point */
+        } else if (u < 12) {
+            l = t = 0, rr = bb = 1;
+        } else if (u < 20) { /* tiny */
+            l = ssd_rng_range(r, 0, 0.99), t = ssd_rng_range(r, 0, 0.99);
+            rr = l + ssd_rng_range(r, 1e-6, 3e-3), bb = t + ssd_rng_range(r, 1e-6, 3e-3);
+        } else if (u < 32) { /* pixel-aligned, as COCO integer boxes are */
+            int x0 = (int)ssd_rng_below(r, (uint32_t)W), y0 = (int)ssd_rng_below(r, (uint32_t)H);
+            int x1 = x0 + (int)ssd_rng_below(r, (uint32_t)(W - x0 + 1));
+            int y1 = y0 + (int)ssd_rng_below(r, (uint32_t)(H - y0 + 1));
+            l = (double)x0 / W, t = (double)y0 / H, rr = (double)x1 / W, bb = (double)y1 / H;
+        } else if (u < 40) { /* touching the edges */
+            l = ssd_rng_below(r, 2) ? 0 : ssd_rng_range(r, 0, 0.5);
+            t = ssd_rng_below(r, 2) ? 0 : ssd_rng_range(r, 0, 0.5);
+            rr = ssd_rng_below(r, 2) ? 1 : ssd_rng_range(r, l, 1);
+            bb = ssd_rng_below(r, 2) ? 1 : ssd_rng_range(r, t, 1);
+        } else if (u < 70) { /* a crowd around one point */
+            double w = ssd_rng_range(r, 0.01, 0.25), h = ssd_rng_range(r, 0.01, 0.25);
+            double cx = cx0 + ssd_rng_range(r, -0.1, 0.1), cy = cy0 + ssd_rng_range(r, -0.1, 0.1);
+            l = cx - w / 2, rr = cx + w / 2, t = cy - h / 2, bb = cy + h / 2;
+        } else {
+            double w = ssd_rng_range(r, 0.02, 0.95), h = ssd_rng_range(r, 0.02, 0.95);
+            l = ssd_rng_range(r, 0, 1 - w), t = ssd_rng_range(r, 0, 1 - h), rr = l + w, bb = t + h;
+        }
+        o[0] = clamp01(l), o[1] = clamp01(t), o[2] = clamp01(rr), o[3] = clamp01(bb);
+        if (o[2] < o[0]) o[2] = o[0];
+        if (o[3] < o[1]) o[3] = o[1];
+        lab[i] = 1 + (int32_t)ssd_rng_below(r, 80);
+    }
+}
+
+static int random_box_count(ssd_rng *r) {
+    int u = (int)ssd_rng_below(r, 10);
+    if (u < 3) return 1;
+    if (u < 6) return 2 + (int)ssd_rng_below(r, 4);
+    if (u < 9) return 6 + (int)ssd_rng_below(r, 25);
+    return 31 + (int)ssd_rng_below(r, 90); /* crowded */
+}
+
+/* cJSON prints a double with 15 digits when that reads back within an epsilon, which loses
+ * the last bits: numbers for the oracle are written with 17 significant digits instead. */
+static cJSON *doubles_json(const double *v, int n) {
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; i < n; i++) {
+        char buf[40];
+        snprintf(buf, sizeof buf, "%.17g", v[i]);
+        cJSON_AddItemToArray(a, cJSON_CreateRaw(buf));
+    }
+    return a;
+}
+
+static cJSON *floats_json(const float *v, int n) {
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; i < n; i++) {
+        char buf[40];
+        snprintf(buf, sizeof buf, "%.9g", (double)v[i]); /* 9 digits identify a float32 */
+        cJSON_AddItemToArray(a, cJSON_CreateRaw(buf));
+    }
+    return a;
+}
+
+static cJSON *tape_json(const ssd_aug_tape *t) { return doubles_json(t->v, t->n); }
+
+
+/* Compares a float list from the oracle (doubles holding float32 values) with ours. */
+static int json_floats_equal(const cJSON *arr, const float *v, int n) {
+    if (cJSON_GetArraySize(arr) != n) return 0;
+    for (int i = 0; i < n; i++)
+        if ((float)cJSON_GetArrayItem(arr, i)->valuedouble != v[i]) return 0;
+    return 1;
+}
+
+static int json_ints_equal(const cJSON *arr, const int32_t *v, int n) {
+    if (cJSON_GetArraySize(arr) != n) return 0;
+    for (int i = 0; i < n; i++)
+        if (cJSON_GetArrayItem(arr, i)->valueint != v[i]) return 0;
+    return 1;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* crop geometry vs the reference re-implemented in torch, same draws                        */
+/* ---------------------------------------------------------------------------------------- */
+
+typedef struct crop_result {
+    ssd_aug_record rec;
+    int n;
+    float *boxes;
+    int32_t *labels;
+} crop_result;
+
+static void test_crop_vs_reference(void **state) {
     (void)state;
     if (!g_have_oracle) return;
+    enum { NC = 2000, MAXB = 121 };
+    crop_result *res = ssd_xcalloc(NC, sizeof *res);
+    cJSON *cases = cJSON_CreateArray();
+    ssd_aug_tape tape = {0};
+    long nboxes = 0, ntries50 = 0;
+    for (int c = 0; c < NC; c++) {
+        ssd_rng g = ssd_rng_stream(13, SSD_RNG_DOMAIN_TEST, 0, 0, (uint64_t)c);
+        int W = c % 10 == 0 ? 1 + (int)ssd_rng_below(&g, 15) : 20 + (int)ssd_rng_below(&g, 1200);
+        int H = c % 10 == 5 ? 1 + (int)ssd_rng_below(&g, 15) : 20 + (int)ssd_rng_below(&g, 1200);
+        int it = c % 23 == 0 ? 50 : c % 11 == 0 ? 2 + (int)ssd_rng_below(&g, 4) : 1;
+        int n = c % 13 == 0 ? 0 : random_box_count(&g); /* no boxes: only "keep" can succeed */
+        float b[MAXB * 4];
+        int32_t lab[MAXB];
+        gen_boxes(&g, n, W, H, b, lab);
+        if (c % 17 == 1) { /* one box (nearly) the whole image, 50 tries: min IoU 0.9 succeeds */
+            n = 1, it = 50;
+            b[0] = b[1] = 0.0f, b[2] = b[3] = 1.0f;
+            if (c % 2) b[0] = 0.01f, b[3] = 0.995f;
+        }
+        cJSON *j = cJSON_CreateObject();
+        add_num(j, "W", W);
+        add_num(j, "H", H);
+        add_num(j, "iterations", it);
+        cJSON_AddItemToObject(j, "boxes", floats_json(b, 4 * n));
+        cJSON_AddItemToObject(j, "labels", cJSON_CreateIntArray(lab, n));
+        ssd_rng d = ssd_rng_stream(14, SSD_RNG_DOMAIN_AUGMENT, 0, 0, (uint64_t)c);
+        tape.n = 0;
+        crop_result *cr = &res[c];
+        cr->n = n;
+        cr->boxes = ssd_xmalloc(sizeof(float) * 4 * (size_t)(n + 1));
+        cr->labels = ssd_xmalloc(sizeof(int32_t) * (size_t)(n + 1));
+        memcpy(cr->boxes, b, sizeof(float) * 4 * (size_t)n);
+        memcpy(cr->labels, lab, sizeof(int32_t) * (size_t)n);
+        ssd_random_crop_boxes_tape(&d, &tape, it, W, H, cr->boxes, cr->labels, &cr->n, &cr->rec);
+        cJSON_AddItemToObject(j, "tape", tape_json(&tape));
+        cJSON_AddItemToArray(cases, j);
+        nboxes += n;
+        ntries50 += it == 50;
+    }
+    write_json(P("crop_cases.json"), cases);
+    cJSON_Delete(cases);
+    cJSON *out = oracle("crop", P("crop_cases.json"), P("crop_out.json"));
+    const cJSON *results = cJSON_GetObjectItem(out, "results");
+    assert_int_equal(cJSON_GetArraySize(results), NC);
+    int bad = 0, guarded = 0, hist[SSD_CROP_MODES] = {0};
+    for (int c = 0; c < NC; c++) {
+        const cJSON *e = cJSON_GetArrayItem(results, c);
+        crop_result *cr = &res[c];
+        int ok = 1;
+        const char *why = "";
+#define CHECK(cond, msg) \
+    if (ok && !(cond)) ok = 0, why = msg
+        CHECK(cJSON_GetObjectItem(e, "mode")->valueint == cr->rec.crop_mode, "mode");
+        CHECK(cJSON_GetObjectItem(e, "draws")->valueint == cr->rec.mode_draws, "mode draws");
+        CHECK(cJSON_GetObjectItem(e, "used")->valueint == cJSON_GetObjectItem(e, "tape")->valueint,
+              "the reference did not use every draw");
+        const cJSON *crop = cJSON_GetObjectItem(e, "crop");
+        for (int k = 0; k < 4; k++)
+            CHECK(cJSON_GetArrayItem(crop, k)->valuedouble == cr->rec.crop[k], "crop fractions");
+        const cJSON *px = cJSON_GetObjectItem(e, "px");
+        int raw[4], nonempty;
+        for (int k = 0; k < 4; k++) raw[k] = cJSON_GetArrayItem(px, k)->valueint;
+        nonempty = raw[2] > raw[0] && raw[3] > raw[1];
+        if (nonempty) {
+            for (int k = 0; k < 4; k++) CHECK(raw[k] == cr->rec.crop_px[k], "pixel box");
+        } else { /* the reference would fail on an empty image; we keep one pixel */
+            guarded++;
+            const int *q = cr->rec.crop_px;
+            CHECK(q[2] > q[0] && q[3] > q[1] && q[0] >= 0 && q[1] >= 0, "guarded pixel box");
+        }
+        CHECK(json_floats_equal(cJSON_GetObjectItem(e, "boxes"), cr->boxes, 4 * cr->n), "boxes");
+        CHECK(json_ints_equal(cJSON_GetObjectItem(e, "labels"), cr->labels, cr->n), "labels");
+#undef CHECK
+        if (!ok && bad++ < 10) printf("case %d: %s differs from the reference\n", c, why);
+        hist[cr->rec.crop_mode]++;
+    }
+    printf("crop: %d cases (%ld boxes, %ld with 50 tries) replayed through the torch "
+           "SSDCropping: %d differ; %d tiny-image cases used the 1-pixel guard; final modes",
+           NC, nboxes, ntries50, bad, guarded);
+    for (int m = 0; m < SSD_CROP_MODES; m++) printf(" %d", hist[m]);
+    printf("\n");
+    assert_int_equal(bad, 0);
+    for (int m = 0; m < SSD_CROP_MODES; m++) assert_true(hist[m] > 0); /* every mode exercised */
+    assert_true(guarded > 0);
+    cJSON_Delete(out);
+    for (int c = 0; c < NC; c++) free(res[c].boxes), free(res[c].labels);
+    free(res);
+    ssd_aug_tape_free(&tape);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* whole training transform vs a PIL/torchvision pipeline replaying the same draws           */
+/* ---------------------------------------------------------------------------------------- */
+
+static void read_photo_boxes(int i, float **b, int32_t **lab, int *n) {
+    char name[64];
+    snprintf(name, sizeof name, "photo%d_boxes.json", i);
+    cJSON *j = tu_read_json(P(name));
+    const cJSON *bx = cJSON_GetObjectItem(j, "boxes"), *lb = cJSON_GetObjectItem(j, "labels");
+    *n = cJSON_GetArraySize(lb);
+    assert_int_equal(cJSON_GetArraySize(bx), 4 * *n);
+    *b = ssd_xmalloc(sizeof(float) * 4 * (size_t)(*n + 1));
+    *lab = ssd_xmalloc(sizeof(int32_t) * (size_t)(*n + 1));
+    for (int k = 0; k < 4 * *n; k++) (*b)[k] = (float)cJSON_GetArrayItem(bx, k)->valuedouble;
+    for (int k = 0; k < *n; k++) (*lab)[k] = cJSON_GetArrayItem(lb, k)->valueint;
+    cJSON_Delete(j);
+}
+
+typedef struct train_case {
+    ssd_augment_cfg cfg;
+    char in[64];
+    int n, oh, ow;
+    float *boxes;
+    int32_t *labels;
+    ssd_aug_record rec;
+    float *chw;
+} train_case;
+
+static void test_train_vs_reference(void **state) {
+    (void)state;
+    if (!g_have_oracle) return;
+    decode_photos();
+    enum { NSYN = 14, MAXB = 121 };
+    int ncase = 2 * g_nphotos + NSYN;
+    train_case *tc = ssd_xcalloc((size_t)ncase, sizeof *tc);
+    cJSON *cases = cJSON_CreateArray();
+    ssd_augment_ws *ws = ssd_augment_ws_create(), *ws_c = ssd_augment_ws_create();
+    ssd_augment_ws_set_simd(ws_c, 0);
     ssd_image im = {0};
-    ssd_image_reserve(&im, 256, 3);
-    for (int y = 0; y < 3; y++)
-        for (int x = 0; x < 256; x++)
-            for (int c = 0; c < 3; c++) im.px[(y * 256 + x) * 3 + c] = (uint8_t)((x + 85 * (y + c)) & 255);
-    write_ppm(P("tt_in.ppm"), &im);
-    cJSON *jobs = cJSON_CreateArray();
-    job(jobs, "to_tensor", "tt_in.ppm", "tt_out.f32");
-    write_json(P("tt.json"), jobs);
-    cJSON_Delete(jobs);
-    cJSON_Delete(oracle("jobs", P("tt.json"), P("tt_out.json")));
-    size_t n = 256 * 3 * 3;
-    float *want = read_f32(P("tt_out.f32"), n), *got = ssd_xmalloc(n * sizeof *got);
-    ssd_image_to_chw_normalized(&im, got);
-    assert_true(floats_equal(got, want, n, "ToTensor+Normalize, all 768 (channel, value) pairs"));
-    free(want);
-    free(got);
+    ssd_aug_tape tape = {0};
+    size_t nf = 3 * SSD_AUG_SIZE * SSD_AUG_SIZE;
+    float *chw2 = ssd_xmalloc(nf * sizeof *chw2);
+    int bad_paths = 0, nl0 = 0, n50 = 0;
+    static const int syn[NSYN][2] = {{300, 300}, {300, 451}, {451, 300}, {640, 480}, {480, 640},
+                                      {4, 4},     {5, 977},   {1200, 9}, {150, 150}, {301, 299},
+                                      {1024, 768}, {37, 61},  {600, 300}, {333, 500}};
+    for (int c = 0; c < ncase; c++) {
+        train_case *t = &tc[c];
+        ssd_rng g = ssd_rng_stream(15, SSD_RNG_DOMAIN_TEST, 0, 0, (uint64_t)c);
+        ssd_augment_cfg_default(&t->cfg);
+        float *b0;
+        int32_t *l0;
+        int n;
+        if (c < 2 * g_nphotos) {
+            int i = c / 2;
+            snprintf(t->in, sizeof t->in, "%s", g_photos[i]);
+            read_ppm(P(t->in), &im);
+            read_photo_boxes(i, &b0, &l0, &n);
+            t->cfg.l_round = c & 1 ? 0 : 1;
+            if (c % 6 == 3) t->cfg.crop_iterations = 50;
+        } else {
+            int k = c - 2 * g_nphotos;
+            gen_image(&im, syn[k][0], syn[k][1], k, &g);
+            snprintf(t->in, sizeof t->in, "train_in%d.ppm", k);
+            write_ppm(P(t->in), &im);
+            n = random_box_count(&g);
+            b0 = ssd_xmalloc(sizeof(float) * 4 * MAXB);
+            l0 = ssd_xmalloc(sizeof(int32_t) * MAXB);
+            gen_boxes(&g, n, im.w, im.h, b0, l0);
+            t->cfg.l_round = k & 1;
+            if (k % 4 == 2) t->cfg.crop_iterations = 1 + (int)ssd_rng_below(&g, 50);
+            if (k % 5 == 4) t->cfg.hue = 0, t->cfg.brightness = 0; /* ops dropped from the jitter */
+        }
+        nl0 += t->cfg.l_round == 0;
+        n50 += t->cfg.crop_iterations > 1;
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "in", t->in);
+        char out[64];
+        snprintf(out, sizeof out, "train_out%d.f32", c);
+        cJSON_AddStringToObject(j, "out", out);
+        cJSON_AddItemToObject(j, "boxes", floats_json(b0, 4 * n));
+        cJSON_AddItemToObject(j, "labels", cJSON_CreateIntArray(l0, n));
+        cJSON *cf = cJSON_CreateObject();
+        add_num(cf, "iterations", t->cfg.crop_iterations);
+        add_num(cf, "brightness", (double)t->cfg.brightness);
+        add_num(cf, "contrast", (double)t->cfg.contrast);
+        add_num(cf, "saturation", (double)t->cfg.saturation);
+        add_num(cf, "hue", (double)t->cfg.hue);
+        add_num(cf, "l_round", t->cfg.l_round);
+        cJSON_AddItemToObject(j, "cfg", cf);
+
+        /* ours, AVX2 (if present) and portable paths */
+        t->boxes = ssd_xmalloc(sizeof(float) * 4 * (size_t)(n + 1));
+        t->labels = ssd_xmalloc(sizeof(int32_t) * (size_t)(n + 1));
+        float *b2 = ssd_xmalloc(sizeof(float) * 4 * (size_t)(n + 1));
+        int32_t *l2 = ssd_xmalloc(sizeof(int32_t) * (size_t)(n + 1));
+        memcpy(t->boxes, b0, sizeof(float) * 4 * (size_t)n), memcpy(b2, b0, sizeof(float) * 4 * (size_t)n);
+        memcpy(t->labels, l0, sizeof(int32_t) * (size_t)n), memcpy(l2, l0, sizeof(int32_t) * (size_t)n);
+        t->n = n;
+        t->chw = ssd_xmalloc(nf * sizeof *t->chw);
+        ssd_rng d = ssd_rng_stream(16, SSD_RNG_DOMAIN_AUGMENT, 0, 0, (uint64_t)c), d2 = d;
+        tape.n = 0;
+        ssd_augment_train_tape(&t->cfg, &d, &tape, ws, &im, t->boxes, t->labels, &t->n, t->chw,
+                               &t->oh, &t->ow, &t->rec);
+        int n2 = n, oh2, ow2;
+        ssd_aug_record rec2;
+        ssd_augment_train(&t->cfg, &d2, ws_c, &im, b2, l2, &n2, chw2, &oh2, &ow2, &rec2);
+        if (memcmp(chw2, t->chw, nf * sizeof *chw2) != 0 || n2 != t->n || oh2 != t->oh ||
+            ow2 != t->ow || memcmp(b2, t->boxes, sizeof(float) * 4 * (size_t)n2) != 0) {
+            printf("case %d: portable and AVX2 paths differ\n", c);
+            bad_paths++;
+        }
+        cJSON_AddItemToObject(j, "tape", tape_json(&tape));
+        cJSON_AddItemToArray(cases, j);
+        free(b0), free(l0), free(b2), free(l2);
+    }
+    write_json(P("train_cases.json"), cases);
+    cJSON_Delete(cases);
+    cJSON *out = oracle("train", P("train_cases.json"), P("train_out.json"));
+    const cJSON *results = cJSON_GetObjectItem(out, "results");
+    assert_int_equal(cJSON_GetArraySize(results), ncase);
+    int bad = 0, flips = 0, modes[SSD_CROP_MODES] = {0};
+    for (int c = 0; c < ncase; c++) {
+        train_case *t = &tc[c];
+        const cJSON *e = cJSON_GetArrayItem(results, c);
+        char out_name[64], what[160];
+        snprintf(out_name, sizeof out_name, "train_out%d.f32", c);
+        snprintf(what, sizeof what, "train case %d (%s, l_round %d, %d tries)", c, t->in,
+                 t->cfg.l_round, t->cfg.crop_iterations);
+        float *want = read_f32(P(out_name), nf);
+        int ok = floats_equal(t->chw, want, nf, what);
+        unlink(P(out_name));
+        free(want);
+        const ssd_aug_record *r = &t->rec;
+        ok &= cJSON_GetObjectItem(e, "mode")->valueint == r->crop_mode;
+        ok &= cJSON_GetObjectItem(e, "draws")->valueint == r->mode_draws;
+        ok &= cJSON_GetObjectItem(e, "flip")->valueint == r->flipped;
+        ok &= cJSON_GetObjectItem(e, "h")->valueint == t->oh;
+        ok &= cJSON_GetObjectItem(e, "w")->valueint == t->ow;
+        ok &= cJSON_GetObjectItem(e, "used")->valueint == cJSON_GetObjectItem(e, "tape")->valueint;
+        for (int k = 0; k < 4; k++) {
+            ok &= cJSON_GetArrayItem(cJSON_GetObjectItem(e, "crop"), k)->valuedouble == r->crop[k];
+            ok &= cJSON_GetArrayItem(cJSON_GetObjectItem(e, "px"), k)->valueint == r->crop_px[k];
+            ok &= (float)cJSON_GetArrayItem(cJSON_GetObjectItem(e, "factors"), k)->valuedouble ==
+                  r->factors[k];
+            ok &= cJSON_GetArrayItem(cJSON_GetObjectItem(e, "order"), k)->valueint == r->order[k];
+        }
+        ok &= json_floats_equal(cJSON_GetObjectItem(e, "boxes"), t->boxes, 4 * t->n);
+        ok &= json_ints_equal(cJSON_GetObjectItem(e, "labels"), t->labels, t->n);
+        if (!ok) {
+            bad++;
+            printf("%s: differs from the reference pipeline (mode %d, flip %d, px %d %d %d %d)\n",
+                   what, r->crop_mode, r->flipped, r->crop_px[0], r->crop_px[1], r->crop_px[2],
+                   r->crop_px[3]);
+        }
+        flips += r->flipped;
+        modes[r->crop_mode]++;
+        free(t->boxes), free(t->labels), free(t->chw);
+    }
+    printf("train: %d whole transforms (%d on real photos, %d with l_round 0, %d with > 1 try, %d "
+           "flipped) vs PIL/torchvision replaying the same draws: %d differ; portable vs AVX2: "
+           "%d differ; modes", ncase, 2 * g_nphotos, nl0, n50, flips, bad, bad_paths);
+    for (int m = 0; m < SSD_CROP_MODES; m++) printf(" %d", modes[m]);
+    printf("\n");
+    assert_int_equal(bad, 0);
+    assert_int_equal(bad_paths, 0);
+    assert_true(flips > 0 && flips < ncase);
+    cJSON_Delete(out);
+    free(tc);
+    free(chw2);
     ssd_image_free(&im);
+    ssd_aug_tape_free(&tape);
+    ssd_augment_ws_destroy(ws);
+    ssd_augment_ws_destroy(ws_c);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* statistics of the crop modes                                                              */
+/* ---------------------------------------------------------------------------------------- */
+
+/* Regularised upper incomplete gamma Q(a, x): series for x < a + 1, else continued fraction
+ * (modified Lentz). Enough for chi-square p-values. */
+static double gamma_q(double a, double x) {
+    if (x <= 0) return 1.0;
+    double lg = lgamma(a);
+    if (x < a + 1) {
+        double term = 1.0 / a, sum = term;
+        for (int n = 1; n < 100000; n++) {
+            term *= x / (a + n);
+            sum += term;
+            if (term < sum * 1e-16) break;
+        }
+        return 1.0 - sum * exp(-x + a * log(x) - lg);
+    }
+    double b = x + 1 - a, c = 1e300, d = 1 / b, h = d;
+    for (int i = 1; i < 100000; i++) {
+        double an = -i * (i - a);
+        b += 2;
+        d = an * d + b;
+        if (fabs(d) < 1e-300) d = 1e-300;
+        c = b + an / c;
+        if (fabs(c) < 1e-300) c = 1e-300;
+        d = 1 / d;
+        double del = d * c;
+        h *= del;
+        if (fabs(del - 1) < 1e-16) break;
+    }
+    return exp(-x + a * log(x) - lg) * h;
+}
+
+static double chi2_sf(double x, int df) { return gamma_q(df / 2.0, x / 2.0); }
+
+/* Two-sample chi-square test of homogeneity over k bins; bins whose pooled count is below 20
+ * are merged into one. Returns the p-value; *stat and *df get the statistic and the degrees. */
+static double chi2_two_sample(const long *a, const long *b, int k, double *stat, int *df) {
+    double na = 0, nb = 0;
+    for (int i = 0; i < k; i++) na += (double)a[i], nb += (double)b[i];
+    double ka = sqrt(nb / na), kb = sqrt(na / nb), chi = 0;
+    long ra = 0, rb = 0;
+    int bins = 0;
+    for (int i = 0; i <= k; i++) {
+        long x, y;
+        if (i < k && a[i] + b[i] < 20) {
+            ra += a[i], rb += b[i];
+            continue;
+        }
+        if (i < k) x = a[i], y = b[i];
+        else if (ra + rb > 0) x = ra, y = rb;
+        else break;
+        double dd = ka * (double)x - kb * (double)y;
+        chi += dd * dd / (double)(x + y);
+        bins++;
+    }
+    *stat = chi;
+    *df = bins - 1;
+    return *df > 0 ? chi2_sf(chi, *df) : 1.0;
+}
+
+static void test_crop_mode_statistics(void **state) {
+    (void)state;
+    /* Two overlapping boxes: IoU modes 0.1 .. 0.5 succeed sometimes, 0.7 rarely, 0.9 never. */
+    static const float set[2][4] = {{0.2f, 0.25f, 0.6f, 0.7f}, {0.35f, 0.3f, 0.75f, 0.8f}};
+    const int W = 640, H = 360, NC = 40000, N50 = 10000;
+    long first[SSD_CROP_MODES] = {0}, fin[SSD_CROP_MODES] = {0}, fin50[SSD_CROP_MODES] = {0};
+    long draws1 = 0, draws50 = 0, keep_bad = 0, kept_none = 0;
+    ssd_aug_tape tape = {0};
+    for (int i = 0; i < NC + N50; i++) {
+        int t50 = i >= NC;
+        float b[2][4];
+        int32_t lab[2] = {1, 2};
+        int n = 2;
+        memcpy(b, set, sizeof b);
+        ssd_rng d = ssd_rng_stream(17, SSD_RNG_DOMAIN_AUGMENT, 0, 0, (uint64_t)i);
+        ssd_aug_record rec;
+        tape.n = 0;
+        ssd_random_crop_boxes_tape(&d, &tape, t50 ? 50 : 1, W, H, &b[0][0], lab, &n, &rec);
+        if (rec.crop_mode == 0) { /* mode 0 keeps the image and every box as it is */
+            keep_bad += n != 2 || memcmp(b, set, sizeof b) != 0 || lab[0] != 1 || lab[1] != 2 ||
+                        rec.crop_px[0] != 0 || rec.crop_px[1] != 0 || rec.crop_px[2] != W ||
+                        rec.crop_px[3] != H;
+        } else {
+            kept_none += n < 1;
+        }
+        if (t50) {
+            fin50[rec.crop_mode]++;
+            draws50 += rec.mode_draws;
+        } else {
+            first[(int)tape.v[0]]++;
+            fin[rec.crop_mode]++;
+            draws1 += rec.mode_draws;
+        }
+    }
+    ssd_aug_tape_free(&tape);
+    assert_int_equal(keep_bad, 0);
+    assert_int_equal(kept_none, 0);
+
+    /* (1) the first drawn mode is uniform over the 7 options */
+    double gof = 0, e = NC / 7.0;
+    for (int m = 0; m < SSD_CROP_MODES; m++) gof += (first[m] - e) * (first[m] - e) / e;
+    double p_first = chi2_sf(gof, 6);
+    printf("first drawn mode over %d crops:", NC);
+    for (int m = 0; m < SSD_CROP_MODES; m++) printf(" %ld", first[m]);
+    printf("  chi2 %.2f (df 6) p = %.3g\n", gof, p_first);
+    assert_true(p_first > 1e-4);
+
+    /* (2) more tries per drawn mode: more successes per draw, fewer mode draws */
+    double succ1 = (double)NC / (double)draws1, succ50 = (double)N50 / (double)draws50;
+    printf("successes per mode draw: %.3f with 1 try, %.3f with 50 tries; final modes (1 try):",
+           succ1, succ50);
+    for (int m = 0; m < SSD_CROP_MODES; m++) printf(" %ld", fin[m]);
+    printf(" (50 tries):");
+    for (int m = 0; m < SSD_CROP_MODES; m++) printf(" %ld", fin50[m]);
+    printf("\n");
+    assert_true(succ50 > succ1 + 0.1);
+    /* the constrained modes succeed more often, so "keep" ends fewer samples */
+    assert_true((double)fin50[0] / N50 < (double)fin[0] / NC - 0.05);
+    assert_true((double)fin50[3] / N50 > 5.0 * (double)fin[3] / NC); /* IoU 0.5: rare with 1 try */
+
+    if (!g_have_oracle) return;
+    /* (3) the final mode distribution equals the Python re-implementation's (Python's RNG) */
+    char boxes_arg[256], cmd[2400];
+    snprintf(boxes_arg, sizeof boxes_arg, "[[%.9g,%.9g,%.9g,%.9g],[%.9g,%.9g,%.9g,%.9g]]",
+             (double)set[0][0], (double)set[0][1], (double)set[0][2], (double)set[0][3],
+             (double)set[1][0], (double)set[1][1], (double)set[1][2], (double)set[1][3]);
+    static const struct { const char *mutation; int n; int must_reject; } runs[] = {
+        {NULL, 12000, 0}, {"any", 4000, 1}, {"ratio_px", 4000, 1}};
+    for (size_t k = 0; k < sizeof runs / sizeof runs[0]; k++) {
+        char outp[1400];
+        snprintf(outp, sizeof outp, "%s/modes%zu.json", g_dir, k);
+        snprintf(cmd, sizeof cmd,
+                 "\"%s\" \"%s/tools/pil_augment_oracle.py\" modes --boxes '%s' --W %d --H %d "
+                 "--n %d --seed %zu%s%s \"%s\"",
+                 g_py, g_src, boxes_arg, W, H, runs[k].n, 100 + k,
+                 runs[k].mutation ? " --mutation " : "", runs[k].mutation ? runs[k].mutation : "",
+                 outp);
+        assert_int_equal(tu_system(cmd), 0);
+        cJSON *j = tu_read_json(outp);
+        long py[SSD_CROP_MODES];
+        const cJSON *h = cJSON_GetObjectItem(j, "hist");
+        for (int m = 0; m < SSD_CROP_MODES; m++) py[m] = (long)cJSON_GetArrayItem(h, m)->valuedouble;
+        cJSON_Delete(j);
+        double stat;
+        int df;
+        double p = chi2_two_sample(fin, py, SSD_CROP_MODES, &stat, &df);
+        printf("final modes, C (%d):", NC);
+        for (int m = 0; m < SSD_CROP_MODES; m++) printf(" %ld", fin[m]);
+        printf(" | Python %s (%d):", runs[k].mutation ? runs[k].mutation : "reference", runs[k].n);
+        for (int m = 0; m < SSD_CROP_MODES; m++) printf(" %ld", py[m]);
+        printf(" | chi2 %.1f df %d p = %.3g\n", stat, df, p);
+        if (runs[k].must_reject) assert_true(p < 1e-6); /* the test has the power to see it */
+        else assert_true(p > 1e-4);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* C-only invariants                                                                         */
+/* ---------------------------------------------------------------------------------------- */
+
+static void test_train_invariants(void **state) {
+    (void)state;
+    enum { NS = 1500, MAXB = 121 };
+    ssd_augment_cfg cfg;
+    ssd_augment_cfg_default(&cfg);
+    ssd_augment_ws *ws = ssd_augment_ws_create(), *ws_c = ssd_augment_ws_create();
+    ssd_augment_ws_set_simd(ws_c, 0);
+    size_t nf = 3 * SSD_AUG_SIZE * SSD_AUG_SIZE;
+    float *chw = ssd_xmalloc(nf * sizeof *chw), *chw2 = ssd_xmalloc(nf * sizeof *chw2);
+    ssd_image img = {0}, tiny = {0}, a = {0}, b = {0}, tmp = {0};
+    ssd_rng g = ssd_rng_stream(18, SSD_RNG_DOMAIN_TEST, 0, 0, 0);
+    gen_image(&img, 320, 240, 1, &g);
+    float b0[MAXB * 4], bx[MAXB * 4], bx2[MAXB * 4];
+    int32_t l0[MAXB], lx[MAXB], lx2[MAXB];
+    long outside = 0, nbox = 0, checked = 0;
+    double overshoot = 0;
+    int modes[SSD_CROP_MODES] = {0}, flips = 0;
+    for (int s = 0; s < NS; s++) {
+        int n0 = random_box_count(&g);
+        gen_boxes(&g, n0, img.w, img.h, b0, l0);
+        for (int i = 0; i < n0; i++) l0[i] = 1000 + i; /* labels say which box is which */
+        memcpy(bx, b0, sizeof(float) * 4 * n0);
+        memcpy(lx, l0, sizeof(int32_t) * n0);
+        int n = n0, oh, ow;
+        ssd_aug_record rec;
+        ssd_rng d = ssd_rng_stream(19, SSD_RNG_DOMAIN_AUGMENT, 0, 0, (uint64_t)s), d2 = d;
+        ssd_augment_train(&cfg, &d, ws, &img, bx, lx, &n, chw, &oh, &ow, &rec);
+        modes[rec.crop_mode]++;
+        flips += rec.flipped;
+        /* record, pixel box and sizes */
+        const int *q = rec.crop_px;
+        assert_true(n >= 1 && n <= n0);
+        assert_true(0 <= q[0] && q[0] < q[2] && q[2] <= img.w && 0 <= q[1] && q[1] < q[3] && q[3] <= img.h);
+        assert_int_equal(oh, q[3] - q[1]);
+        assert_int_equal(ow, q[2] - q[0]);
+        if (rec.crop_mode == 0) {
+            assert_true(rec.crop[0] == 0 && rec.crop[1] == 0 && rec.crop[2] == 1 && rec.crop[3] == 1);
+            assert_int_equal(n, n0);
+        } else {
+            assert_int_equal(q[0], (int)(rec.crop[0] * img.w));
+            assert_int_equal(q[3], (int)(rec.crop[3] * img.h));
+            double fw = rec.crop[2] - rec.crop[0], fh = rec.crop[3] - rec.crop[1];
+            assert_true(fw >= 0.3 - 1e-12 && fw <= 1 && fh >= 0.3 - 1e-12 && fh <= 1 &&
+                        fw / fh >= 0.5 - 1e-9 && fw / fh <= 2 + 1e-9);
+        }
+        assert_true(rec.factors[0] >= 0.875f && rec.factors[0] <= 1.125f);
+        assert_true(rec.factors[1] >= 0.5f && rec.factors[1] <= 1.5f);
+        assert_true(rec.factors[2] >= 0.5f && rec.factors[2] <= 1.5f);
+        assert_true(rec.factors[3] >= -0.05f && rec.factors[3] <= 0.05f);
+        int seen = 0;
+        for (int k = 0; k < 4; k++) seen |= 1 << rec.order[k];
+        assert_int_equal(seen, 15);
+        /* boxes: finite, ordered, in [0, 1] up to float32 rounding of the renormalisation,
+         * labels in input order, each box where its input box goes (double arithmetic) */
+        double L = rec.crop[0], T = rec.crop[1], R = rec.crop[2], B = rec.crop[3];
+        int prev = -1;
+        for (int i = 0; i < n; i++) {
+            const float *o = bx + 4 * i;
+            for (int k = 0; k < 4; k++) assert_true(isfinite(o[k]));
+            assert_true(o[0] <= o[2] && o[1] <= o[3]);
+            for (int k = 0; k < 4; k++) {
+                if (o[k] < 0 || o[k] > 1) {
+                    outside++;
+                    double over = o[k] < 0 ? -o[k] : o[k] - 1;
+                    if (over > overshoot) overshoot = over;
+                }
+                assert_true(o[k] >= -1e-6f && o[k] <= 1 + 1e-6f);
+            }
+            int id = lx[i] - 1000;
+            assert_true(id > prev && id < n0); /* kept boxes keep their order and their label */
+            prev = id;
+            const float *in = b0 + 4 * id;
+            double e[4] = {(fmax(in[0], L) - L) / (R - L), (fmax(in[1], T) - T) / (B - T),
+                           (fmin(in[2], R) - L) / (R - L), (fmin(in[3], B) - T) / (B - T)};
+            if (rec.flipped) {
+                double l = e[0];
+                e[0] = 1 - e[2], e[2] = 1 - l;
+            }
+            for (int k = 0; k < 4; k++) assert_true(fabs(o[k] - e[k]) < 1e-5);
+            nbox++;
+        }
+        /* dropped boxes: centre outside the crop (strictly-inside rule; skip rounding ties) */
+        if (rec.crop_mode != 0) {
+            int k = 0;
+            for (int id = 0; id < n0; id++) {
+                if (k < n && lx[k] - 1000 == id) {
+                    k++;
+                    continue;
+                }
+                double cx = 0.5 * ((double)b0[4 * id] + b0[4 * id + 2]);
+                double cy = 0.5 * ((double)b0[4 * id + 1] + b0[4 * id + 3]);
+                double m = fmin(fmin(cx - L, R - cx), fmin(cy - T, B - cy));
+                if (fabs(m) > 1e-6) assert_true(m < 0), checked++;
+            }
+        }
+        /* the same stream gives the same sample, on the portable path too */
+        if (s % 10 == 0) {
+            memcpy(bx2, b0, sizeof(float) * 4 * n0);
+            memcpy(lx2, l0, sizeof(int32_t) * n0);
+            int n2 = n0, oh2, ow2;
+            ssd_aug_record rec2;
+            ssd_augment_train(&cfg, &d2, s % 20 == 0 ? ws : ws_c, &img, bx2, lx2, &n2, chw2, &oh2,
+                              &ow2, &rec2);
+            assert_int_equal(n2, n);
+            assert_memory_equal(bx2, bx, sizeof(float) * 4 * n);
+            assert_memory_equal(lx2, lx, sizeof(int32_t) * n);
+            assert_memory_equal(chw2, chw, nf * sizeof *chw);
+            assert_true(rec2.crop_mode == rec.crop_mode && rec2.mode_draws == rec.mode_draws &&
+                        rec2.flipped == rec.flipped);
+            assert_memory_equal(rec2.crop, rec.crop, sizeof rec.crop);
+            assert_memory_equal(rec2.crop_px, rec.crop_px, sizeof rec.crop_px);
+            assert_memory_equal(rec2.factors, rec.factors, sizeof rec.factors);
+            assert_memory_equal(rec2.order, rec.order, sizeof rec.order);
+        }
+    }
+    printf("invariants: %d samples, %ld boxes; %ld coordinates outside [0, 1] by at most %.3g "
+           "(float32 renormalisation); %ld dropped boxes checked; modes", NS, nbox, outside,
+           overshoot, checked);
+    for (int m = 0; m < SSD_CROP_MODES; m++) printf(" %d", modes[m]);
+    printf("; %d flipped\n", flips);
+    assert_true(modes[0] > 0 && modes[1] > 0 && modes[2] > 0 && modes[6] > 0);
+    assert_true(flips > NS / 3 && flips < 2 * NS / 3);
+
+    /* a different stream gives a different sample */
+    {
+        int n = 1, oh, ow;
+        float one[4] = {0.1f, 0.1f, 0.9f, 0.9f};
+        int32_t lab = 1;
+        ssd_rng d = ssd_rng_stream(19, SSD_RNG_DOMAIN_AUGMENT, 0, 0, 1);
+        ssd_augment_train(&cfg, &d, ws, &img, one, &lab, &n, chw, &oh, &ow, NULL);
+        float one2[4] = {0.1f, 0.1f, 0.9f, 0.9f};
+        n = 1;
+        d = ssd_rng_stream(19, SSD_RNG_DOMAIN_AUGMENT, 0, 0, 2);
+        ssd_augment_train(&cfg, &d, ws, &img, one2, &lab, &n, chw2, &oh, &ow, NULL);
+        assert_true(memcmp(chw, chw2, nf * sizeof *chw) != 0);
+    }
+
+    /* without jitter the fused crop+flip+resize equals the composition of the public operations
+     * (crop, then flip_lr, then resize): the flip mirrors the cropped image's columns */
+    ssd_augment_cfg plain = cfg;
+    plain.brightness = plain.contrast = plain.saturation = plain.hue = 0;
+    int seen_flip[2] = {0, 0};
+    for (int s = 0; s < 200; s++) {
+        float one[4] = {0.3f, 0.2f, 0.6f, 0.9f};
+        int32_t lab = 1;
+        int n = 1, oh, ow;
+        ssd_aug_record rec;
+        ssd_rng d = ssd_rng_stream(20, SSD_RNG_DOMAIN_AUGMENT, 0, 0, (uint64_t)s);
+        ssd_augment_train(&plain, &d, s & 1 ? ws : ws_c, &img, one, &lab, &n, chw, &oh, &ow, &rec);
+        assert_true(rec.factors[0] == 1 && rec.factors[1] == 1 && rec.factors[2] == 1);
+        const int *q = rec.crop_px;
+        ssd_pil_crop(&img, q[0], q[1], q[2], q[3], &a);
+        if (rec.flipped) {
+            ssd_image_copy(&b, &a);
+            ssd_pil_flip_lr(&b);
+            for (int y = 0; y < a.h; y++) /* flip_lr is a column mirror */
+                for (int x = 0; x < a.w; x++)
+                    assert_memory_equal(b.px + 3 * ((size_t)y * a.w + x),
+                                        a.px + 3 * ((size_t)y * a.w + (a.w - 1 - x)), 3);
+            ssd_image_copy(&a, &b);
+        }
+        ssd_pil_resize_bilinear(&a, &b, SSD_AUG_SIZE, SSD_AUG_SIZE, &tmp);
+        ssd_image_to_chw_normalized(&b, chw2);
+        assert_memory_equal(chw, chw2, nf * sizeof *chw);
+        seen_flip[rec.flipped]++;
+    }
+    assert_true(seen_flip[0] > 0 && seen_flip[1] > 0);
+
+    /* images under 4 px a side: the pixel box always keeps at least one pixel */
+    static const int sizes[][2] = {{1, 1}, {2, 3}, {3, 1}, {1, 7}};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        gen_image(&tiny, sizes[k][0], sizes[k][1], 0, &g);
+        for (int s = 0; s < 300; s++) {
+            float one[4] = {0.0f, 0.0f, 1.0f, 1.0f};
+            int32_t lab = 1;
+            int n = 1, oh, ow;
+            ssd_aug_record rec;
+            ssd_rng d = ssd_rng_stream(21, SSD_RNG_DOMAIN_AUGMENT, 0, (uint32_t)k, (uint64_t)s);
+            ssd_augment_train(&cfg, &d, ws, &tiny, one, &lab, &n, chw, &oh, &ow, &rec);
+            assert_true(oh >= 1 && ow >= 1 && rec.crop_px[2] <= tiny.w && rec.crop_px[3] <= tiny.h);
+            for (size_t i = 0; i < nf; i += 997) assert_true(isfinite(chw[i]));
+        }
+    }
+    free(chw), free(chw2);
+    ssd_image_free(&img), ssd_image_free(&tiny), ssd_image_free(&a), ssd_image_free(&b);
+    ssd_image_free(&tmp);
+    ssd_augment_ws_destroy(ws);
+    ssd_augment_ws_destroy(ws_c);
 }
 
 int main(void) {
@@ -550,7 +1286,9 @@ int main(void) {
         snprintf(g_py, sizeof g_py, "%s", py);
         char probe[2200];
         snprintf(probe, sizeof probe,
-                 "\"%s\" -c \"import torch, torchvision, numpy, PIL\" > /dev/null 2>&1", py);
+                 "\"%s\" -c \"import importlib.util as u, sys; sys.exit(0 if all(u.find_spec(m) "
+                 "for m in ('torch', 'torchvision', 'numpy', 'PIL')) else 1)\" > /dev/null 2>&1",
+                 py);
         if (system(probe) != 0)
             tu_skip(TEST " (oracle tests)",
                     "SSD_PYTHON_TORCH cannot import torch, torchvision, numpy and PIL "
@@ -561,7 +1299,10 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_resize_vs_pil),
         cmocka_unit_test(test_pixel_ops_vs_pil),
-        cmocka_unit_test(test_to_tensor_all_values),
+        cmocka_unit_test(test_crop_vs_reference),
+        cmocka_unit_test(test_train_vs_reference),
+        cmocka_unit_test(test_crop_mode_statistics),
+        cmocka_unit_test(test_train_invariants),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
