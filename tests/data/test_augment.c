@@ -1276,6 +1276,58 @@ static void test_train_invariants(void **state) {
     ssd_augment_ws_destroy(ws_c);
 }
 
+/* The centre test is strict on all four sides (spec 6.2: a box whose centre lies exactly on the
+ * crop's edge is dropped; one a float32 ulp inside is kept). Random boxes never hit an edge, so
+ * they are placed there: for streams whose first try succeeds in mode 6 (no IoU constraint) a
+ * zero-width (or zero-height) box is put with its centre exactly on one edge (as float32, where
+ * the reference compares) and the same stream is run again; the added box changes no earlier
+ * decision, since there is none. */
+static void test_crop_center_on_edge(void **state) {
+    (void)state;
+    static const float big[4] = {0.2f, 0.2f, 0.8f, 0.8f};
+    int tested = 0;
+    for (uint64_t s = 0; s < 4000 && tested < 40; s++) {
+        float b[2][4];
+        int32_t lab[2] = {1, 2};
+        int n = 1;
+        memcpy(b[0], big, sizeof big);
+        ssd_aug_record rec;
+        ssd_rng d = ssd_rng_stream(22, SSD_RNG_DOMAIN_AUGMENT, 0, 0, s), d0 = d;
+        ssd_random_crop_boxes(&d, 1, 640, 480, &b[0][0], lab, &n, &rec);
+        if (rec.crop_mode != 6 || rec.mode_draws != 1) continue;
+        float cl = (float)rec.crop[0], ct = (float)rec.crop[1];
+        float cr = (float)rec.crop[2], cb = (float)rec.crop[3];
+        float ym = 0.5f * (ct + cb), xm = 0.5f * (cl + cr);
+        for (int side = 0; side < 4; side++)
+            for (int inside = 0; inside < 2; inside++) {
+                float e = side == 0 ? cl : side == 1 ? cr : side == 2 ? ct : cb;
+                if (inside) e = nextafterf(e, side == 0 || side == 2 ? 1.0f : 0.0f);
+                float nb[2][4];
+                memcpy(nb[0], big, sizeof big);
+                if (side < 2) nb[1][0] = nb[1][2] = e, nb[1][1] = ym - 0.01f, nb[1][3] = ym + 0.01f;
+                else nb[1][1] = nb[1][3] = e, nb[1][0] = xm - 0.01f, nb[1][2] = xm + 0.01f;
+                int32_t nl[2] = {1, 2};
+                int m = 2;
+                ssd_rng d2 = d0;
+                ssd_aug_record r2;
+                ssd_random_crop_boxes(&d2, 1, 640, 480, &nb[0][0], nl, &m, &r2);
+                assert_int_equal(r2.crop_mode, 6);
+                assert_true(r2.crop[0] == rec.crop[0] && r2.crop[3] == rec.crop[3]);
+                if (inside) { /* kept, clipped to the crop */
+                    assert_int_equal(m, 2);
+                    assert_int_equal(nl[1], 2);
+                } else {
+                    assert_int_equal(m, 1);
+                    assert_int_equal(nl[0], 1);
+                }
+            }
+        tested++;
+    }
+    printf("centre on a crop edge: %d crops x 4 edges, on the edge dropped, one ulp inside kept\n",
+           tested);
+    assert_true(tested >= 20);
+}
+
 int main(void) {
     const char *src = tu_env("SSD_SOURCE_DIR"), *py = tu_env("SSD_PYTHON_TORCH");
     snprintf(g_src, sizeof g_src, "%s", src ? src : ".");
@@ -1303,6 +1355,7 @@ int main(void) {
         cmocka_unit_test(test_train_vs_reference),
         cmocka_unit_test(test_crop_mode_statistics),
         cmocka_unit_test(test_train_invariants),
+        cmocka_unit_test(test_crop_center_on_edge),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
