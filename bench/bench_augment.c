@@ -109,7 +109,7 @@ static int find_script(const opts *o, char *out, size_t len) {
         exe[k] = 0;
         char *slash = strrchr(exe, '/');
         if (slash) *slash = 0;
-        snprintf(cand[n++], PATH_MAX, "%s/../tools/bench_augment_pil.py", exe);
+        if (snprintf(cand[n], PATH_MAX, "%s/../tools/bench_augment_pil.py", exe) < PATH_MAX) n++;
     }
     for (int i = 0; i < n; i++)
         if (access(cand[i], R_OK) == 0) {

@@ -920,7 +920,25 @@ __attribute__((target("avx2"))) static inline __m128i round_pos4(__m256d x) {
     return _mm256_cvttpd_epi32(_mm256_add_pd(t, _mm256_and_pd(up, _mm256_set1_pd(1.0))));
 }
 
-__attribute__((target("avx2"))) static inline __m256d lo4_pd(__m256 v) { return _mm256_cvtps_pd(_mm256_castps256_ps128(v)); }
+__attribute__((target("avx2"))) static inline __m256d lo4_pd(__m256 v) {
+    return _mm256_cvtps_pd(_mm256_castps256_ps128(v));
+}
+__attribute__((target("avx2"))) static inline __m256d hi4_pd(__m256 v) {
+    return _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
+}
+
+/* Pillow's hue byte of 4 pixels from h = (off + first) - second (double, stored to a float):
+ * h = fmod(h / 6 + 1, 1) (stored to a float), then (int)(h * 255). */
+__attribute__((target("avx2"))) static inline __m128i hue_byte4(__m256d off, __m256d first,
+                                                                __m256d second) {
+    const __m256d one = _mm256_set1_pd(1.0);
+    __m256d hd = _mm256_sub_pd(_mm256_add_pd(off, first), second);
+    __m256d h = _mm256_cvtps_pd(_mm256_cvtpd_ps(hd));
+    __m256d hh = _mm256_add_pd(_mm256_div_pd(h, _mm256_set1_pd(6.0)), one);
+    hh = _mm256_sub_pd(hh, _mm256_and_pd(_mm256_cmp_pd(hh, one, _CMP_GE_OQ), one));
+    __m256d h2 = _mm256_cvtps_pd(_mm256_cvtpd_ps(hh));
+    return _mm256_cvttpd_epi32(_mm256_mul_pd(h2, _mm256_set1_pd(255.0)));
+}
 
 /* hue_px for 8 pixels at once, branch-free; same operations in the same precisions. The
  * r/g/b-is-max cases are one formula, h = (off + first) - second in double with off 0, 2, 4:
@@ -929,8 +947,7 @@ __attribute__((target("avx2"))) static inline __m256d lo4_pd(__m256 v) { return 
 __attribute__((target("avx2"))) static void hue_avx2(uint8_t *p, size_t n, int shift,
                                                      const hsv_tabs *tb) {
     const __m256 one_f = _mm256_set1_ps(1.0f);
-    const __m256d one = _mm256_set1_pd(1.0), six = _mm256_set1_pd(6.0);
-    const __m256d c255 = _mm256_set1_pd(255.0);
+    const __m256d one = _mm256_set1_pd(1.0), c255 = _mm256_set1_pd(255.0);
     const __m256i zero = _mm256_setzero_si256(), max8 = _mm256_set1_epi32(255);
     const __m256i sh = _mm256_set1_epi32(shift);
     size_t i = 0;
@@ -955,53 +972,31 @@ __attribute__((target("avx2"))) static void hue_avx2(uint8_t *p, size_t n, int s
         __m256 second = _mm256_blendv_ps(_mm256_blendv_ps(rc, bc, gmax), gc, rmax);
         __m256 off = _mm256_blendv_ps(_mm256_blendv_ps(_mm256_set1_ps(4.0f), _mm256_set1_ps(2.0f), gmax),
                                       _mm256_setzero_ps(), rmax);
-        __m128i hq[2], sq[2];
-        for (int half = 0; half < 2; half++) {
-            __m256d f1, s2, o, sd;
-            if (half == 0) {
-                f1 = lo4_pd(first), s2 = lo4_pd(second), o = lo4_pd(off), sd = lo4_pd(s);
-            } else {
-                f1 = _mm256_cvtps_pd(_mm256_extractf128_ps(first, 1));
-                s2 = _mm256_cvtps_pd(_mm256_extractf128_ps(second, 1));
-                o = _mm256_cvtps_pd(_mm256_extractf128_ps(off, 1));
-                sd = _mm256_cvtps_pd(_mm256_extractf128_ps(s, 1));
-            }
-            __m256d hd = _mm256_sub_pd(_mm256_add_pd(o, f1), s2);
-            __m256d h = _mm256_cvtps_pd(_mm256_cvtpd_ps(hd)); /* stored to a float */
-            __m256d hh = _mm256_add_pd(_mm256_div_pd(h, six), one);
-            hh = _mm256_sub_pd(hh, _mm256_and_pd(_mm256_cmp_pd(hh, one, _CMP_GE_OQ), one));
-            __m256d h2 = _mm256_cvtps_pd(_mm256_cvtpd_ps(hh)); /* fmod result stored to a float */
-            hq[half] = _mm256_cvttpd_epi32(_mm256_mul_pd(h2, c255));
-            sq[half] = _mm256_cvttpd_epi32(_mm256_mul_pd(sd, c255));
-        }
-        __m256i H = _mm256_min_epi32(_mm256_max_epi32(_mm256_set_m128i(hq[1], hq[0]), zero), max8);
-        __m256i S = _mm256_min_epi32(_mm256_max_epi32(_mm256_set_m128i(sq[1], sq[0]), zero), max8);
+        __m128i h_lo = hue_byte4(lo4_pd(off), lo4_pd(first), lo4_pd(second));
+        __m128i h_hi = hue_byte4(hi4_pd(off), hi4_pd(first), hi4_pd(second));
+        __m128i s_lo = _mm256_cvttpd_epi32(_mm256_mul_pd(lo4_pd(s), c255));
+        __m128i s_hi = _mm256_cvttpd_epi32(_mm256_mul_pd(hi4_pd(s), c255));
+        __m256i H = _mm256_min_epi32(_mm256_max_epi32(_mm256_set_m128i(h_hi, h_lo), zero), max8);
+        __m256i S = _mm256_min_epi32(_mm256_max_epi32(_mm256_set_m128i(s_hi, s_lo), zero), max8);
         H = _mm256_and_si256(_mm256_add_epi32(H, sh), max8);
         __m256 f = _mm256_i32gather_ps(tb->frac, H, 4);
         __m256i sec = _mm256_i32gather_epi32(tb->sector, H, 4);
         __m256 fs = _mm256_i32gather_ps(tb->fs, S, 4);
         __m256 fsf = _mm256_mul_ps(fs, f);
-        __m128i pq[2], qq[2], tq[2];
-        for (int half = 0; half < 2; half++) {
-            __m256d fsd, fsfd, fd, v;
-            if (half == 0) {
-                fsd = lo4_pd(fs), fsfd = lo4_pd(fsf), fd = lo4_pd(f);
-                v = _mm256_cvtepi32_pd(_mm256_castsi256_si128(mx));
-            } else {
-                fsd = _mm256_cvtps_pd(_mm256_extractf128_ps(fs, 1));
-                fsfd = _mm256_cvtps_pd(_mm256_extractf128_ps(fsf, 1));
-                fd = _mm256_cvtps_pd(_mm256_extractf128_ps(f, 1));
-                v = _mm256_cvtepi32_pd(_mm256_extracti128_si256(mx, 1));
-            }
-            __m256d cp = _mm256_sub_pd(one, fsd);
-            __m256d cq = _mm256_sub_pd(one, fsfd);
-            __m256d ct = _mm256_sub_pd(one, _mm256_mul_pd(fsd, _mm256_sub_pd(one, fd)));
-            pq[half] = round_pos4(_mm256_mul_pd(v, cp));
-            qq[half] = round_pos4(_mm256_mul_pd(v, cq));
-            tq[half] = round_pos4(_mm256_mul_pd(v, ct));
-        }
-        __m256i P8 = _mm256_set_m128i(pq[1], pq[0]), Q8 = _mm256_set_m128i(qq[1], qq[0]);
-        __m256i T8 = _mm256_set_m128i(tq[1], tq[0]);
+        /* p = round(v (1 - fs)), q = round(v (1 - fs f)) with fs f a float product,
+         * t = round(v (1 - fs (1 - f))) in double */
+        __m256d v_lo = _mm256_cvtepi32_pd(_mm256_castsi256_si128(mx));
+        __m256d v_hi = _mm256_cvtepi32_pd(_mm256_extracti128_si256(mx, 1));
+        __m256d fs_lo = lo4_pd(fs), fs_hi = hi4_pd(fs), f_lo = lo4_pd(f), f_hi = hi4_pd(f);
+        __m256i P8 = _mm256_set_m128i(round_pos4(_mm256_mul_pd(v_hi, _mm256_sub_pd(one, fs_hi))),
+                                      round_pos4(_mm256_mul_pd(v_lo, _mm256_sub_pd(one, fs_lo))));
+        __m256i Q8 = _mm256_set_m128i(
+            round_pos4(_mm256_mul_pd(v_hi, _mm256_sub_pd(one, hi4_pd(fsf)))),
+            round_pos4(_mm256_mul_pd(v_lo, _mm256_sub_pd(one, lo4_pd(fsf)))));
+        __m256d ct_lo = _mm256_sub_pd(one, _mm256_mul_pd(fs_lo, _mm256_sub_pd(one, f_lo)));
+        __m256d ct_hi = _mm256_sub_pd(one, _mm256_mul_pd(fs_hi, _mm256_sub_pd(one, f_hi)));
+        __m256i T8 = _mm256_set_m128i(round_pos4(_mm256_mul_pd(v_hi, ct_hi)),
+                                      round_pos4(_mm256_mul_pd(v_lo, ct_lo)));
         __m256i m0 = _mm256_cmpeq_epi32(sec, zero), m1 = _mm256_cmpeq_epi32(sec, _mm256_set1_epi32(1));
         __m256i m2 = _mm256_cmpeq_epi32(sec, _mm256_set1_epi32(2)), m3 = _mm256_cmpeq_epi32(sec, _mm256_set1_epi32(3));
         __m256i m4 = _mm256_cmpeq_epi32(sec, _mm256_set1_epi32(4)), m5 = _mm256_cmpeq_epi32(sec, _mm256_set1_epi32(5));

@@ -95,7 +95,8 @@ static const char *P(const char *name) { /* path in the scratch folder (rotating
     static char buf[8][1400];
     static int k;
     k = (k + 1) % 8;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", g_dir, name);
+    if (snprintf(buf[k], sizeof buf[k], "%s/%s", g_dir, name) >= (int)sizeof buf[k])
+        fail_msg("path too long: %s/%s", g_dir, name);
     return buf[k];
 }
 
@@ -1057,12 +1058,13 @@ static void test_crop_mode_statistics(void **state) {
     for (size_t k = 0; k < sizeof runs / sizeof runs[0]; k++) {
         char outp[1400];
         snprintf(outp, sizeof outp, "%s/modes%zu.json", g_dir, k);
-        snprintf(cmd, sizeof cmd,
-                 "\"%s\" \"%s/tools/pil_augment_oracle.py\" modes --boxes '%s' --W %d --H %d "
-                 "--n %d --seed %zu%s%s \"%s\"",
-                 g_py, g_src, boxes_arg, W, H, runs[k].n, 100 + k,
-                 runs[k].mutation ? " --mutation " : "", runs[k].mutation ? runs[k].mutation : "",
-                 outp);
+        if (snprintf(cmd, sizeof cmd,
+                     "\"%s\" \"%s/tools/pil_augment_oracle.py\" modes --boxes '%s' --W %d --H %d "
+                     "--n %d --seed %zu%s%s \"%s\"",
+                     g_py, g_src, boxes_arg, W, H, runs[k].n, 100 + k,
+                     runs[k].mutation ? " --mutation " : "",
+                     runs[k].mutation ? runs[k].mutation : "", outp) >= (int)sizeof cmd)
+            fail_msg("command too long");
         assert_int_equal(tu_system(cmd), 0);
         cJSON *j = tu_read_json(outp);
         long py[SSD_CROP_MODES];
