@@ -80,22 +80,28 @@ static const float k_boxes[][4] = {
 };
 #define NBOX ((int)(sizeof k_boxes / sizeof k_boxes[0]))
 
-static double time_op(int reps, void (*fn)(ssd_image *, float, int), const ssd_image *src,
-                      ssd_image *work, float f, int l_round) {
+static double time_op(int reps, void (*fn)(ssd_image *, float, int, int), const ssd_image *src,
+                      ssd_image *work, float f, int l_round, int simd) {
     double best = 1e30;
     for (int r = 0; r < reps; r++) {
         ssd_image_copy(work, src);
         double t0 = ssd_now();
-        fn(work, f, l_round);
+        fn(work, f, l_round, simd);
         double dt = ssd_now() - t0;
         if (dt < best) best = dt;
     }
     return best;
 }
-static void op_brightness(ssd_image *im, float f, int l) { (void)l, ssd_pil_brightness(im, f); }
-static void op_contrast(ssd_image *im, float f, int l) { ssd_pil_contrast(im, f, l); }
-static void op_saturation(ssd_image *im, float f, int l) { ssd_pil_saturation(im, f, l); }
-static void op_hue(ssd_image *im, float f, int l) { (void)l, ssd_pil_hue(im, f); }
+static void op_brightness(ssd_image *im, float f, int l, int simd) {
+    (void)l, ssd_pil_brightness_simd(im, f, simd);
+}
+static void op_contrast(ssd_image *im, float f, int l, int simd) {
+    ssd_pil_contrast_simd(im, f, l, simd);
+}
+static void op_saturation(ssd_image *im, float f, int l, int simd) {
+    ssd_pil_saturation_simd(im, f, l, simd);
+}
+static void op_hue(ssd_image *im, float f, int l, int simd) { (void)l, ssd_pil_hue_simd(im, f, simd); }
 
 static int find_script(const opts *o, char *out, size_t len) {
     char cand[3][PATH_MAX];
@@ -199,10 +205,10 @@ int main(int argc, char **argv) {
         if (c - b < chw_s) chw_s = c - b;
     }
     double st[4];
-    st[0] = time_op(reps, op_brightness, &small, &work, 1.1f, 0);
-    st[1] = time_op(reps, op_contrast, &small, &work, 1.3f, 0);
-    st[2] = time_op(reps, op_saturation, &small, &work, 1.3f, 0);
-    st[3] = time_op(reps, op_hue, &small, &work, 0.03f, 0);
+    st[0] = time_op(reps, op_brightness, &small, &work, 1.1f, 0, simd);
+    st[1] = time_op(reps, op_contrast, &small, &work, 1.3f, 0, simd);
+    st[2] = time_op(reps, op_saturation, &small, &work, 1.3f, 0, simd);
+    st[3] = time_op(reps, op_hue, &small, &work, 0.03f, 0, simd);
     double other = load_other(m0, m1);
 
     /* PIL + torchvision */

@@ -38,7 +38,8 @@
 #pragma STDC FP_CONTRACT OFF
 #endif
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+/* AVX2 kernels, chosen at run time; -DSSD_AUG_NO_SIMD builds the portable code only. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(SSD_AUG_NO_SIMD)
 #define SSD_AUG_AVX2 1
 #include <immintrin.h>
 #endif
