@@ -216,7 +216,7 @@ void ssd_rs_state_destroy(ssd_rs_state *st) {
 
 int ssd_augment_simd_available(void) {
 #ifdef SSD_AUG_AVX2
-    __builtin_cpu_init();
+    /* the CPU model is filled by a libgcc / compiler-rt constructor: a read, thread-safe */
     return __builtin_cpu_supports("avx2") ? 1 : 0;
 #else
     return 0;
