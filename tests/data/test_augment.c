@@ -356,6 +356,8 @@ static void test_resize_vs_pil(void **state) {
             ssd_pil_resize_bilinear_ws(ws, &im, &got, cs[i][2], cs[i][3]);
             bad += !images_equal(&got, &want, what);
         }
+        unlink(P(out)); /* the scratch folder stays small */
+        if (i < NFIX + NRAND) unlink(P(in));
     }
     printf("resize: %d cases (%d real photos) x %d paths vs Pillow %s: %d mismatches\n", ncase,
            g_nphotos, 2 + simd, "BILINEAR", bad);
@@ -500,6 +502,12 @@ static void test_pixel_ops_vs_pil(void **state) {
             bad[c->op] += !floats_equal(mine, w, n, what);
             if (mine != chw) free(mine);
             free(w);
+            unlink(P(out));
+            if (c->op == OP_VAL) {
+                char mid[64];
+                snprintf(mid, sizeof mid, "px_mid%d.ppm", k);
+                unlink(P(mid));
+            }
             continue;
         }
         read_ppm(P(out), &want);
@@ -528,7 +536,9 @@ static void test_pixel_ops_vs_pil(void **state) {
         default: break;
         }
         bad[c->op] += !images_equal(&im, &want, what);
+        unlink(P(out));
     }
+    for (int i = 0; i < nimg; i++) unlink(P(names[i]));
     int total = 0;
     for (int op = 0; op < NOPS; op++) {
         printf("%-10s %3d cases, %d mismatches\n", op_name[op], count[op], bad[op]);
