@@ -195,7 +195,8 @@ static void crop_boxes(draws *d, int iterations, int W, int H, float *boxes, int
             }
             *n = m;
             /* Pixel box: int(left * W) etc. (truncation of doubles). */
-            int L = (int)(left * W), T = (int)(top * H), R = (int)(right * W), B = (int)(bottom * H);
+            int L = (int)(left * W), T = (int)(top * H), R = (int)(right * W),
+                B = (int)(bottom * H);
             /* Not in the reference (where Pillow would fail on an empty image): images under
              * 4 px on a side can give an empty window; keep at least one pixel. */
             if (R > W) R = W;

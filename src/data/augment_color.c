@@ -160,12 +160,15 @@ __attribute__((target("avx2"))) static inline void load8(const uint8_t *p, __m25
 __attribute__((target("avx2"))) static inline void store8(uint8_t *p, __m256i r, __m256i g,
                                                           __m256i b) {
     const __m128i inter = _mm_setr_epi8(0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11, -1, -1, -1, -1);
-    __m128i r8 = _mm_packus_epi16(_mm_packus_epi32(_mm256_castsi256_si128(r),
-                                                   _mm256_extracti128_si256(r, 1)), _mm_setzero_si128());
-    __m128i g8 = _mm_packus_epi16(_mm_packus_epi32(_mm256_castsi256_si128(g),
-                                                   _mm256_extracti128_si256(g, 1)), _mm_setzero_si128());
-    __m128i b8 = _mm_packus_epi16(_mm_packus_epi32(_mm256_castsi256_si128(b),
-                                                   _mm256_extracti128_si256(b, 1)), _mm_setzero_si128());
+    __m128i r8 = _mm_packus_epi16(
+        _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1)),
+        _mm_setzero_si128());
+    __m128i g8 = _mm_packus_epi16(
+        _mm_packus_epi32(_mm256_castsi256_si128(g), _mm256_extracti128_si256(g, 1)),
+        _mm_setzero_si128());
+    __m128i b8 = _mm_packus_epi16(
+        _mm_packus_epi32(_mm256_castsi256_si128(b), _mm256_extracti128_si256(b, 1)),
+        _mm_setzero_si128());
     __m128i t0 = _mm_unpacklo_epi32(r8, g8);                 /* R0-3 G0-3 R4-7 G4-7 */
     __m128i t1 = _mm_unpacklo_epi32(b8, _mm_setzero_si128()); /* B0-3 0 B4-7 0 */
     __m128i lo = _mm_shuffle_epi8(_mm_unpacklo_epi64(t0, t1), inter);
@@ -395,8 +398,9 @@ __attribute__((target("avx2"))) static void hue_avx2(uint8_t *p, size_t n, int s
         __m256 gmax = _mm256_andnot_ps(rmax, _mm256_castsi256_ps(_mm256_cmpeq_epi32(g, mx)));
         __m256 first = _mm256_blendv_ps(_mm256_blendv_ps(gc, rc, gmax), bc, rmax);
         __m256 second = _mm256_blendv_ps(_mm256_blendv_ps(rc, bc, gmax), gc, rmax);
-        __m256 off = _mm256_blendv_ps(_mm256_blendv_ps(_mm256_set1_ps(4.0f), _mm256_set1_ps(2.0f), gmax),
-                                      _mm256_setzero_ps(), rmax);
+        __m256 off =
+            _mm256_blendv_ps(_mm256_blendv_ps(_mm256_set1_ps(4.0f), _mm256_set1_ps(2.0f), gmax),
+                             _mm256_setzero_ps(), rmax);
         __m128i h_lo = hue_byte4(lo4_pd(off), lo4_pd(first), lo4_pd(second));
         __m128i h_hi = hue_byte4(hi4_pd(off), hi4_pd(first), hi4_pd(second));
         __m128i s_lo = _mm256_cvttpd_epi32(_mm256_mul_pd(lo4_pd(s), c255));
@@ -422,9 +426,12 @@ __attribute__((target("avx2"))) static void hue_avx2(uint8_t *p, size_t n, int s
         __m256d ct_hi = _mm256_sub_pd(one, _mm256_mul_pd(fs_hi, _mm256_sub_pd(one, f_hi)));
         __m256i T8 = _mm256_set_m128i(round_pos4(_mm256_mul_pd(v_hi, ct_hi)),
                                       round_pos4(_mm256_mul_pd(v_lo, ct_lo)));
-        __m256i m0 = _mm256_cmpeq_epi32(sec, zero), m1 = _mm256_cmpeq_epi32(sec, _mm256_set1_epi32(1));
-        __m256i m2 = _mm256_cmpeq_epi32(sec, _mm256_set1_epi32(2)), m3 = _mm256_cmpeq_epi32(sec, _mm256_set1_epi32(3));
-        __m256i m4 = _mm256_cmpeq_epi32(sec, _mm256_set1_epi32(4)), m5 = _mm256_cmpeq_epi32(sec, _mm256_set1_epi32(5));
+        __m256i m0 = _mm256_cmpeq_epi32(sec, zero),
+                m1 = _mm256_cmpeq_epi32(sec, _mm256_set1_epi32(1));
+        __m256i m2 = _mm256_cmpeq_epi32(sec, _mm256_set1_epi32(2)),
+                m3 = _mm256_cmpeq_epi32(sec, _mm256_set1_epi32(3));
+        __m256i m4 = _mm256_cmpeq_epi32(sec, _mm256_set1_epi32(4)),
+                m5 = _mm256_cmpeq_epi32(sec, _mm256_set1_epi32(5));
         /* sector -> (R, G, B): 0 (v,t,p) 1 (q,v,p) 2 (p,v,t) 3 (p,q,v) 4 (t,p,v) 5 (v,p,q) */
         __m256i R = T8;
         R = _mm256_blendv_epi8(R, P8, _mm256_or_si256(m2, m3));

@@ -311,8 +311,9 @@ __attribute__((target("avx2"))) static inline __m128i hsum_row(__m256i lo, __m25
 __attribute__((target("avx2"))) static void hpass_avx2(const uint8_t *src, ptrdiff_t stride,
                                                        int rows, const rs_axis *c, uint8_t *dst,
                                                        const uint8_t *end) {
-    const __m256i shuf = _mm256_setr_epi8(0, -1, 3, -1, 1, -1, 4, -1, 2, -1, 5, -1, -1, -1, -1, -1,
-                                          6, -1, 9, -1, 7, -1, 10, -1, 8, -1, 11, -1, -1, -1, -1, -1);
+    const __m256i shuf =
+        _mm256_setr_epi8(0, -1, 3, -1, 1, -1, 4, -1, 2, -1, 5, -1, -1, -1, -1, -1, 6, -1, 9, -1, 7,
+                         -1, 10, -1, 8, -1, 11, -1, -1, -1, -1, -1);
     ptrdiff_t dstride = (ptrdiff_t)c->out * 3;
     for (int y = 0; y < rows; y += 2) {
         int two = y + 1 < rows;
@@ -333,9 +334,11 @@ __attribute__((target("avx2"))) static void hpass_avx2(const uint8_t *src, ptrdi
             for (int g = 0; g < groups; g++) {
                 __m256i kl = _mm256_load_si256(kv + 2 * g), kh = _mm256_load_si256(kv + 2 * g + 1);
                 __m256i x0 = _mm256_shuffle_epi8(
-                    _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(p0 + 12 * g))), shuf);
+                    _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(p0 + 12 * g))),
+                    shuf);
                 __m256i x1 = _mm256_shuffle_epi8(
-                    _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(p1 + 12 * g))), shuf);
+                    _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(p1 + 12 * g))),
+                    shuf);
                 lo0 = _mm256_add_epi32(lo0, _mm256_madd_epi16(x0, kl));
                 hi0 = _mm256_add_epi32(hi0, _mm256_madd_epi16(x0, kh));
                 lo1 = _mm256_add_epi32(lo1, _mm256_madd_epi16(x1, kl));
