@@ -107,6 +107,16 @@ int tu_system(const char *cmd) {
     return rc == 0 ? 0 : -1;
 }
 
+int tu_source_dir(char *buf, size_t len) {
+    const char *src = tu_env("SSD_SOURCE_DIR");
+    if (!src) {
+        printf("SSD_SOURCE_DIR is not set (run the test through ctest)\n");
+        return -1;
+    }
+    int n = snprintf(buf, len, "%s", src);
+    return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
 const char *tu_scratch_dir(const char *test, char *buf, size_t len) {
     const char *build = tu_env("SSD_BUILD_DIR");
     snprintf(buf, len, "%s/test_scratch/%s", build ? build : "/tmp", test);

@@ -55,6 +55,8 @@ int tu_run_capture(const char *cmdline, const char *log, char *out, size_t len);
 /* The JSON document in PATH (cJSON_Delete it); fails the test if unreadable or malformed. */
 struct cJSON;
 struct cJSON *tu_read_json(const char *path);
+/* $SSD_SOURCE_DIR copied into buf; -1 (after saying so) when unset, i.e. not run by ctest. */
+int tu_source_dir(char *buf, size_t len);
 /* $SSD_BUILD_DIR/test_scratch/<test> (created), for files a test exchanges with the oracle. */
 const char *tu_scratch_dir(const char *test, char *buf, size_t len);
 

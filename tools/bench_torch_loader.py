@@ -6,7 +6,7 @@ as ours. Benchmark only; nothing here decides a test.
 
 Per sample, as the MLPerf reference does it (spec/ssd-reference.md 6.1-6.5): PIL open +
 convert("RGB"), boxes normalised by the JSON size, SSD random crop (7 modes, all-boxes IoU rule,
---crop-iterations tries), horizontal flip p=0.5, Resize((300, 300)) bilinear, ColorJitter(0.125,
+--crop-iterations tries; tools/pil_augment_oracle.py's restatement, the one the tests check), horizontal flip p=0.5, Resize((300, 300)) bilinear, ColorJitter(0.125,
 0.5, 0.5, 0.05), ToTensor, Normalize, then the encoder (IoU matching against the 8732 anchors)
 inside the worker. Batches are collated by the default collate function.
 
@@ -26,6 +26,7 @@ from torchvision import transforms
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__))))
 from torchref import boxes as tr_boxes  # noqa: E402  (our torch re-statement of the encoder)
+import pil_augment_oracle as pao  # noqa: E402  (and of the crop)
 
 
 def load_index(ann_path):
@@ -42,44 +43,13 @@ def load_index(ann_path):
     return [(i, images[i]) for i in order if images[i][3]]
 
 
-def ssd_crop(img, size, boxes, labels, iterations):
-    """The reference's SSDCropping, restated from the spec."""
-    options = (None, 0.1, 0.3, 0.5, 0.7, 0.9, float("-inf"))
-    htot, wtot = size
-    while True:
-        min_iou = random.choice(options)
-        if min_iou is None:
-            return img, size, boxes, labels
-        for _ in range(iterations):
-            w = random.uniform(0.3, 1.0)
-            h = random.uniform(0.3, 1.0)
-            if w / h < 0.5 or w / h > 2:
-                continue
-            left = random.uniform(0, 1.0 - w)
-            top = random.uniform(0, 1.0 - h)
-            right, bottom = left + w, top + h
-            ious = tr_boxes.iou_ltrb(boxes, torch.tensor([[left, top, right, bottom]]))
-            if not (ious > min_iou).all():
-                continue
-            xc = 0.5 * (boxes[:, 0] + boxes[:, 2])
-            yc = 0.5 * (boxes[:, 1] + boxes[:, 3])
-            keep = (xc > left) & (xc < right) & (yc > top) & (yc < bottom)
-            if not keep.any():
-                continue
-            boxes = boxes.clone()
-            boxes[boxes[:, 0] < left, 0] = left
-            boxes[boxes[:, 1] < top, 1] = top
-            boxes[boxes[:, 2] > right, 2] = right
-            boxes[boxes[:, 3] > bottom, 3] = bottom
-            boxes, labels = boxes[keep, :], labels[keep]
-            li, ti = int(left * wtot), int(top * htot)
-            ri, bi = int(right * wtot), int(bottom * htot)
-            img = img.crop((li, ti, ri, bi))
-            boxes[:, 0] = (boxes[:, 0] - left) / w
-            boxes[:, 1] = (boxes[:, 1] - top) / h
-            boxes[:, 2] = (boxes[:, 2] - left) / w
-            boxes[:, 3] = (boxes[:, 3] - top) / h
-            return img, (bi - ti, ri - li), boxes, labels
+def ssd_crop_image(img, size, boxes, labels, iterations):
+    """The reference's SSDCropping (the torch restatement of tools/pil_augment_oracle.py, drawing
+    from Python's `random` as the reference does), applied to the PIL image."""
+    mode, _, _, px, boxes, labels = pao.ssd_crop(random, size[1], size[0], boxes, labels, iterations)
+    if mode == 0:
+        return img, size, boxes, labels
+    return img.crop(px), (px[3] - px[1], px[2] - px[0]), boxes, labels
 
 
 class TrainSet(Dataset):
@@ -102,7 +72,7 @@ class TrainSet(Dataset):
         boxes = torch.tensor([[b[0] / W, b[1] / H, (b[0] + b[2]) / W, (b[1] + b[3]) / H]
                               for b, _ in anns], dtype=torch.float32)
         labels = torch.tensor([lab for _, lab in anns], dtype=torch.int64)
-        img, size, boxes, labels = ssd_crop(img, (H, W), boxes, labels, self.iterations)
+        img, size, boxes, labels = ssd_crop_image(img, (H, W), boxes, labels, self.iterations)
         if random.random() < 0.5:
             img = img.transpose(Image.FLIP_LEFT_RIGHT)
             boxes = torch.stack([1 - boxes[:, 2], boxes[:, 1], 1 - boxes[:, 0], boxes[:, 3]], 1)
@@ -121,6 +91,7 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     a = ap.parse_args()
     torch.set_num_threads(1)
+    pao.need_torch()
     random.seed(a.seed)
     torch.manual_seed(a.seed)
     index = load_index(os.path.join(a.data, "annotations", "instances_train2017.json"))

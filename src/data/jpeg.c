@@ -30,6 +30,7 @@
 
 #include "core/log.h"
 #include "core/mem.h"
+#include "io/file.h"
 
 /* No COCO image is near these; they only stop a forged header from allocating gigabytes. */
 #define SSD_JPEG_MAX_SIDE 30000
@@ -40,7 +41,7 @@
 struct ssd_jpeg {
     tjhandle dec;          /* decompressor, made at create */
     tjhandle enc;          /* compressor, made on the first encode */
-    uint8_t *file;         /* decode_file's read buffer */
+    char *file;            /* decode_file's read buffer (io/file ssd_read_file_reuse) */
     size_t file_cap;
     uint8_t *scratch;      /* CMYK pixels (decode) or one gray plane (encode) */
     size_t scratch_cap;
@@ -158,33 +159,10 @@ ssd_status ssd_jpeg_decode(ssd_jpeg *j, const uint8_t *buf, size_t len, const ch
 
 ssd_status ssd_jpeg_decode_file(ssd_jpeg *j, const char *path, ssd_image *out, ssd_error *err) {
     out->w = out->h = 0;
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return ssd_fail(err, SSD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    ssd_status st = SSD_OK;
-    if (fstat(fileno(fp), &sb) != 0) {
-        st = ssd_fail(err, SSD_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
-    } else if (!S_ISREG(sb.st_mode)) {
-        st = ssd_fail(err, SSD_ERR_IO, "%s: not a regular file", path);
-    } else if ((uint64_t)sb.st_size > SSD_JPEG_MAX_BYTES) {
-        st = ssd_fail(err, SSD_ERR_FORMAT, "%s: %lld bytes, too large for a JPEG we accept", path,
-                      (long long)sb.st_size);
-    } else {
-        size_t n = (size_t)sb.st_size;
-        if (n > j->file_cap) {
-            free(j->file);
-            j->file_cap = n + n / 4; /* some headroom: the next file is often a bit larger */
-            j->file = ssd_xmalloc(j->file_cap);
-        }
-        size_t got = n ? fread(j->file, 1, n, fp) : 0;
-        if (got != n)
-            st = ssd_fail(err, SSD_ERR_IO, "%s: short read (%zu of %zu bytes)%s%s", path, got, n,
-                          ferror(fp) ? ": " : "", ferror(fp) ? strerror(errno) : "");
-        else
-            st = ssd_jpeg_decode(j, j->file, n, path, out, err);
-    }
-    fclose(fp);
-    return st;
+    size_t n;
+    ssd_status st = ssd_read_file_reuse(path, SSD_JPEG_MAX_BYTES, &j->file, &j->file_cap, &n, err);
+    if (st != SSD_OK) return st;
+    return ssd_jpeg_decode(j, (const uint8_t *)j->file, n, path, out, err);
 }
 
 ssd_status ssd_jpeg_encode(ssd_jpeg *j, const ssd_image *im, int quality, int gray, uint8_t **out,

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -11,8 +12,8 @@
 
 #include "core/mem.h"
 
-ssd_status ssd_read_file(const char *path, char **buf, size_t *len, ssd_error *err) {
-    *buf = NULL;
+ssd_status ssd_read_file_reuse(const char *path, size_t max_bytes, char **buf, size_t *cap,
+                               size_t *len, ssd_error *err) {
     *len = 0;
     FILE *fp = fopen(path, "rb");
     if (!fp) return ssd_fail(err, SSD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
@@ -22,20 +23,37 @@ ssd_status ssd_read_file(const char *path, char **buf, size_t *len, ssd_error *e
         st = ssd_fail(err, SSD_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
     } else if (!S_ISREG(sb.st_mode)) {
         st = ssd_fail(err, SSD_ERR_IO, "%s: not a regular file", path);
+    } else if ((uint64_t)sb.st_size > (uint64_t)max_bytes) {
+        st = ssd_fail(err, SSD_ERR_FORMAT, "%s: %lld bytes, more than the %zu accepted here", path,
+                      (long long)sb.st_size, max_bytes);
     } else {
         size_t n = (size_t)sb.st_size;
-        char *b = ssd_xmalloc(n + 1);
-        size_t got = n ? fread(b, 1, n, fp) : 0;
+        if (n + 1 > *cap) {
+            free(*buf);
+            *cap = *cap ? n + 1 + n / 4 : n + 1; /* headroom only when reused */
+            *buf = ssd_xmalloc(*cap);
+        }
+        size_t got = n ? fread(*buf, 1, n, fp) : 0;
         if (got != n) {
-            st = ssd_fail(err, SSD_ERR_IO, "%s: short read (%zu of %zu bytes)", path, got, n);
-            free(b);
+            st = ssd_fail(err, SSD_ERR_IO, "%s: short read (%zu of %zu bytes)%s%s", path, got, n,
+                          ferror(fp) ? ": " : "", ferror(fp) ? strerror(errno) : "");
         } else {
-            b[n] = '\0';
-            *buf = b;
+            (*buf)[n] = '\0';
             *len = n;
         }
     }
     fclose(fp);
+    return st;
+}
+
+ssd_status ssd_read_file(const char *path, char **buf, size_t *len, ssd_error *err) {
+    *buf = NULL;
+    size_t cap = 0;
+    ssd_status st = ssd_read_file_reuse(path, SIZE_MAX - 1, buf, &cap, len, err);
+    if (st != SSD_OK) {
+        free(*buf);
+        *buf = NULL;
+    }
     return st;
 }
 

@@ -14,6 +14,13 @@
  * counted in *len). On failure *buf is NULL. */
 ssd_status ssd_read_file(const char *path, char **buf, size_t *len, ssd_error *err);
 
+/* As ssd_read_file, into a caller-owned buffer that is reused and grown (with some headroom)
+ * when too small: *buf / *cap describe it (NULL / 0 at first; free(*buf) at the end). A file
+ * larger than max_bytes is refused (SSD_ERR_FORMAT) before reading. On failure the buffer stays
+ * valid but its contents are undefined. */
+ssd_status ssd_read_file_reuse(const char *path, size_t max_bytes, char **buf, size_t *cap,
+                               size_t *len, ssd_error *err);
+
 typedef struct ssd_atomic_file {
     FILE *fp; /* write here between open and commit/abort */
     char *path, *tmp;

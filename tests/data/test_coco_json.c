@@ -75,12 +75,7 @@ static void set_mtime(const char *path, long sec) {
 
 static int setup(void **state) {
     (void)state;
-    const char *src = tu_env("SSD_SOURCE_DIR");
-    if (!src) {
-        printf("SSD_SOURCE_DIR is not set (run through ctest)\n");
-        return -1;
-    }
-    snprintf(g_src, sizeof g_src, "%s", src);
+    if (tu_source_dir(g_src, sizeof g_src) != 0) return -1;
     tu_scratch_dir(TEST, g_scratch, sizeof g_scratch);
     const char *py = tu_env("SSD_PYTHON_TORCH");
     snprintf(g_py, sizeof g_py, "%s", py ? py : "/usr/bin/python3");

@@ -93,11 +93,8 @@ static int g_have_py; /* Pillow oracle usable */
 
 static int setup(void **state) {
     (void)state;
-    const char *src = tu_env("SSD_SOURCE_DIR");
-    if (!src) {
-        printf("SSD_SOURCE_DIR is not set (run through ctest)\n");
-        return -1;
-    }
+    char src[900];
+    if (tu_source_dir(src, sizeof src) != 0) return -1;
     snprintf(g_fix, sizeof g_fix, "%s/tests/fixtures/data/jpeg", src);
     tu_scratch_dir("test_jpeg", g_scratch, sizeof g_scratch);
     char clean[1200];

@@ -26,12 +26,7 @@ static int g_have_py;
 
 static int setup(void **state) {
     (void)state;
-    const char *src = tu_env("SSD_SOURCE_DIR");
-    if (!src) {
-        printf("SSD_SOURCE_DIR is not set (run through ctest)\n");
-        return -1;
-    }
-    snprintf(g_src, sizeof g_src, "%s", src);
+    if (tu_source_dir(g_src, sizeof g_src) != 0) return -1;
     tu_scratch_dir("test_synth", g_scratch, sizeof g_scratch);
     char cmd[1200];
     snprintf(cmd, sizeof cmd, "rm -rf \"%s\"/*", g_scratch);
