@@ -38,7 +38,7 @@ static int setup(void **state) {
         snprintf(g_py, sizeof g_py, "%s", py);
     }
     snprintf(g_cocoref, sizeof g_cocoref,
-             "%s/../shared/data/coco_tiny/annotations/instances_val2017.json", src);
+             "%s/../shared/data/coco_tiny/annotations/instances_val2017.json", g_src);
     if (access(g_cocoref, R_OK) != 0) g_cocoref[0] = 0;
     return 0;
 }
