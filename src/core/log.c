@@ -1,18 +1,24 @@
 #include "core/log.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "core/timer.h"
 
 /* The log configuration is the project's single piece of process-wide mutable state
- * (DESIGN.md section 5). It is written once at start-up, before any worker thread exists. */
+ * (DESIGN.md section 5). It is written once at start-up, before any worker thread exists; the
+ * clock origin t0 is set by the first line logged, once (pthread_once: data-loader threads may
+ * log their first warnings at the same moment). */
 static struct {
     ssd_log_level level;
     int rank, world_size, all_ranks;
     void (*abort_hook)(void);
     double t0;
 } g_log = {SSD_LOG_INFO, 0, 1, 0, NULL, -1.0};
+static pthread_once_t g_log_t0_once = PTHREAD_ONCE_INIT;
+
+static void set_t0(void) { g_log.t0 = ssd_now(); }
 
 void ssd_log_set_level(ssd_log_level level) { g_log.level = level; }
 ssd_log_level ssd_log_get_level(void) { return g_log.level; }
@@ -38,7 +44,7 @@ void ssd_logv(ssd_log_level level, const char *fmt, va_list ap) {
     if (level > g_log.level) return;
     /* Errors and warnings come from every rank; chatter only from rank 0. */
     if (level >= SSD_LOG_INFO && g_log.rank != 0 && !g_log.all_ranks) return;
-    if (g_log.t0 < 0) g_log.t0 = ssd_now();
+    pthread_once(&g_log_t0_once, set_t0);
     char line[2048];
     int n = 0;
     if (g_log.world_size > 1)
