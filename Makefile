@@ -34,12 +34,12 @@ asan-test:
 	$(MAKE) BUILD=build-asan TYPE=Asan test
 
 # `make tsan-test`: the multi-threaded tests (the data loader's worker threads and ring) under
-# ThreadSanitizer, in build-tsan/.
+# ThreadSanitizer, in build-tsan/ (with the ssd program they run).
 TSAN_TESTS ?= test_loader
 tsan-test:
 	@test -f build-tsan/CMakeCache.txt || cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DCMAKE_C_FLAGS="-fsanitize=thread -O1" -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=thread"
-	cmake --build build-tsan -j $(JOBS) --target $(TSAN_TESTS)
+	cmake --build build-tsan -j $(JOBS) --target $(TSAN_TESTS) ssd_bin
 	cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -R '^($(subst $(space),|,$(TSAN_TESTS)))$$'
 
 deps:
