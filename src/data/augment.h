@@ -65,13 +65,14 @@ void ssd_pil_hue(ssd_image *im, float h);            /* torchvision adjust_hue, 
 void ssd_image_to_chw_normalized(const ssd_image *im, float *chw);
 
 /* ---- box geometry ---- */
-/* SSD random crop on the boxes (ltrb normalised, n in/out, labels and crowd follow them);
+/* SSD random crop on the boxes (ltrb normalised, n in/out, labels follow them);
  * fills rec->crop/crop_px/crop_mode/mode_draws. Image size w x h. */
 void ssd_random_crop_boxes(ssd_rng *rng, int iterations, int w, int h, float *boxes,
                            int32_t *labels, int *n, ssd_aug_record *rec);
 
 /* ---- whole transforms ---- */
-/* decoded image + its boxes (ltrb normalised to it; n >= 1, arrays may shrink in place) ->
+/* decoded image + its boxes (ltrb normalised to it; n >= 0 (with 0 only "keep the image"
+ * can succeed), arrays may shrink in place) ->
  * out_chw [3][300][300] normalised, boxes renormalised to the output; *out_h, *out_w = the
  * size after the crop (the reference's (H, W) for the sample). rec may be NULL. */
 void ssd_augment_train(const ssd_augment_cfg *cfg, ssd_rng *rng, ssd_augment_ws *ws,
