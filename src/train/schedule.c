@@ -24,10 +24,11 @@ ssd_status ssd_lr_schedule_init(ssd_lr_schedule *s, double lr_flag, int global_b
     SSD_ASSERT(s != NULL, "null schedule");
     memset(s, 0, sizeof *s);
     if (!isfinite(lr_flag) || lr_flag <= 0)
-        return ssd_fail(err, SSD_ERR_ARG, "--lr: must be a positive finite number (got %g)", lr_flag);
+        return ssd_fail(err, SSD_ERR_ARG, "--lr: must be a positive finite number (got %g)",
+                        lr_flag);
     if (global_batch < 1)
-        return ssd_fail(err, SSD_ERR_ARG, "global batch (ranks x --batch-size) must be >= 1 (got %d)",
-                        global_batch);
+        return ssd_fail(err, SSD_ERR_ARG,
+                        "global batch (ranks x --batch-size) must be >= 1 (got %d)", global_batch);
     if (isnan(warmup_epochs) || isinf(warmup_epochs))
         return ssd_fail(err, SSD_ERR_ARG, "--warmup: must be a finite number of epochs (got %g)",
                         warmup_epochs);
@@ -63,10 +64,13 @@ ssd_status ssd_lr_schedule_init(ssd_lr_schedule *s, double lr_flag, int global_b
     /* Distinct non-negative epochs, ascending: `epoch in list` fires once per epoch. */
     for (int i = 0; i < n_decay; i++) {
         int d = decay_epochs[i];
-        if (d < 0) continue; /* never equals a loop epoch */
+        if (d < 0)
+            continue; /* never equals a loop epoch */
         bool dup = false;
-        for (int j = 0; j < s->n_decay; j++) dup = dup || s->decay_epochs[j] == d;
-        if (dup) continue;
+        for (int j = 0; j < s->n_decay; j++)
+            dup = dup || s->decay_epochs[j] == d;
+        if (dup)
+            continue;
         if (s->n_decay == SSD_LR_MAX_DECAYS)
             return ssd_fail(err, SSD_ERR_ARG, "--lr-decay-schedule: more than %d distinct epochs",
                             SSD_LR_MAX_DECAYS);
@@ -82,7 +86,8 @@ ssd_status ssd_lr_schedule_init(ssd_lr_schedule *s, double lr_flag, int global_b
 
 double ssd_lr_current(const ssd_lr_schedule *s, int64_t epoch) {
     double cur = s->base_lr;
-    for (int i = 0; i < s->n_decay && s->decay_epochs[i] <= epoch; i++) cur *= SSD_LR_DECAY_FACTOR;
+    for (int i = 0; i < s->n_decay && s->decay_epochs[i] <= epoch; i++)
+        cur *= SSD_LR_DECAY_FACTOR;
     return cur;
 }
 
@@ -101,20 +106,24 @@ double ssd_lr_at(const ssd_lr_schedule *s, int64_t epoch, int64_t it) {
                (long long)epoch, (long long)first, (long long)s->iters_per_epoch);
     double cur = ssd_lr_current(s, epoch);
     int64_t wb = s->warmup_iters;
-    if (it < wb) return warmup_lr(s, cur, it);
-    if (wb == 0 || s->start_iteration >= wb) return cur; /* warmup never wrote the LR */
+    if (it < wb)
+        return warmup_lr(s, cur, it);
+    if (wb == 0 || s->start_iteration >= wb)
+        return cur; /* warmup never wrote the LR */
     /* The last warmup write was at it = wb - 1, in epoch ew; it survives unless a decay epoch in
      * (ew, epoch] re-set the LR to cur. With no such decay, cur(ew) == cur(epoch). */
     int64_t ew = (wb - 1 - s->start_iteration) / s->iters_per_epoch;
     for (int i = 0; i < s->n_decay; i++)
-        if (s->decay_epochs[i] > ew && s->decay_epochs[i] <= epoch) return cur;
+        if (s->decay_epochs[i] > ew && s->decay_epochs[i] <= epoch)
+            return cur;
     return warmup_lr(s, cur, wb - 1);
 }
 
 bool ssd_eval_due(int64_t epoch, int val_interval, const int *val_epochs, int n_val_epochs) {
     int64_t e1 = epoch + 1;
     for (int i = 0; i < n_val_epochs; i++)
-        if (val_epochs[i] == e1) return true;
+        if (val_epochs[i] == e1)
+            return true;
     return val_interval != 0 && e1 % val_interval == 0;
 }
 
@@ -123,10 +132,13 @@ ssd_status ssd_parse_int_list(const char *flag, const char *text, int *out, int 
     SSD_ASSERT(flag != NULL && text != NULL && n != NULL && cap >= 0, "bad arguments");
     *n = 0;
     const char *p = text;
-    while (isspace((unsigned char)*p)) p++;
-    if (*p == '\0' || strcmp(p, "none") == 0) return SSD_OK;
+    while (isspace((unsigned char)*p))
+        p++;
+    if (*p == '\0' || strcmp(p, "none") == 0)
+        return SSD_OK;
     for (;;) {
-        while (isspace((unsigned char)*p)) p++;
+        while (isspace((unsigned char)*p))
+            p++;
         const char *start = p;
         if (*p == ',' || *p == '\0')
             return ssd_fail(err, SSD_ERR_ARG, "%s: empty item in list '%s'", flag, text);
@@ -140,14 +152,16 @@ ssd_status ssd_parse_int_list(const char *flag, const char *text, int *out, int 
             return ssd_fail(err, SSD_ERR_ARG, "%s: value out of range at '%s' in '%s'", flag, start,
                             text);
         p = end;
-        while (isspace((unsigned char)*p)) p++;
+        while (isspace((unsigned char)*p))
+            p++;
         if (*p != ',' && *p != '\0')
             return ssd_fail(err, SSD_ERR_ARG, "%s: '%s' is not an integer list (bad item at '%s')",
                             flag, text, start);
         if (*n == cap)
             return ssd_fail(err, SSD_ERR_ARG, "%s: more than %d items in '%s'", flag, cap, text);
         out[(*n)++] = (int)v;
-        if (*p == '\0') return SSD_OK;
+        if (*p == '\0')
+            return SSD_OK;
         p++; /* the comma; a trailing comma is an empty item */
     }
 }

@@ -31,13 +31,13 @@
 #define SSD_LR_DECAY_FACTOR 0.1
 
 typedef struct ssd_lr_schedule {
-    double base_lr;         /* --lr * (global_batch / 32): the LR before any decay */
-    double warmup_epochs;   /* --warmup as given (<= 0: none) */
-    int warmup_factor;      /* --warmup-factor (wf) */
-    int64_t warmup_iters;   /* wb = int(warmup * train_samples / global_batch); 0 = no warmup */
-    int64_t iters_per_epoch;/* optimizer steps per epoch (>= 1) */
-    int64_t start_iteration;/* --iteration: `it` of the first step of epoch 0 (>= 0) */
-    int n_decay;            /* distinct decay epochs, ascending (duplicates and negatives dropped) */
+    double base_lr;          /* --lr * (global_batch / 32): the LR before any decay */
+    double warmup_epochs;    /* --warmup as given (<= 0: none) */
+    int warmup_factor;       /* --warmup-factor (wf) */
+    int64_t warmup_iters;    /* wb = int(warmup * train_samples / global_batch); 0 = no warmup */
+    int64_t iters_per_epoch; /* optimizer steps per epoch (>= 1) */
+    int64_t start_iteration; /* --iteration: `it` of the first step of epoch 0 (>= 0) */
+    int n_decay; /* distinct decay epochs, ascending (duplicates and negatives dropped) */
     int decay_epochs[SSD_LR_MAX_DECAYS];
 } ssd_lr_schedule;
 

@@ -32,7 +32,8 @@ static ssd_lr_schedule mk(double lr, int gb, double warmup, int wf, int64_t n, i
     ssd_lr_schedule s;
     ssd_error err = {0};
     ssd_status st = ssd_lr_schedule_init(&s, lr, gb, warmup, wf, n, ipe, it0, dec, nd, &err);
-    if (st != SSD_OK) fail_msg("init: %s", err.msg);
+    if (st != SSD_OK)
+        fail_msg("init: %s", err.msg);
     return s;
 }
 
@@ -117,12 +118,14 @@ typedef struct replay {
 
 static int in_list(int e, const int *l, int n) {
     for (int i = 0; i < n; i++)
-        if (l[i] == e) return 1;
+        if (l[i] == e)
+            return 1;
     return 0;
 }
 
 static int64_t replay_check(const replay *c) {
-    ssd_lr_schedule s = mk(c->lr_flag, c->gb, c->warmup, c->wf, c->n, c->ipe, c->it0, c->dec, c->nd);
+    ssd_lr_schedule s =
+        mk(c->lr_flag, c->gb, c->warmup, c->wf, c->n, c->ipe, c->it0, c->dec, c->nd);
     double cur = c->lr_flag * ((double)c->gb / 32.0), group = cur;
     int64_t wb = c->warmup > 0 ? (int64_t)(c->warmup * (double)c->n / (double)c->gb) : 0;
     assert_int_equal(s.warmup_iters, wb);
@@ -139,8 +142,9 @@ static int64_t replay_check(const replay *c) {
             }
             double got = ssd_lr_at(&s, e, it);
             if (got != group)
-                fail_msg("lr %a != replay %a at epoch %d it %lld (gb %d warmup %g wf %d ipe %d it0 %d)",
-                         got, group, e, (long long)it, c->gb, c->warmup, c->wf, c->ipe, c->it0);
+                fail_msg(
+                    "lr %a != replay %a at epoch %d it %lld (gb %d warmup %g wf %d ipe %d it0 %d)",
+                    got, group, e, (long long)it, c->gb, c->warmup, c->wf, c->ipe, c->it0);
             checked++;
         }
     }
@@ -158,8 +162,15 @@ static void test_c_replay_grid(void **state) {
                 for (int it0 = 0; it0 <= 40; it0 += 13)
                     for (int w = 0; w < 5; w++) {
                         const double warm[] = {0, -2, 0.37, 1.0 / 3.0, 2.619685};
-                        replay c = {.lr_flag = 2.5e-3, .warmup = warm[w], .gb = 96, .wf = wf,
-                                    .ipe = ipe, .it0 = it0, .epochs = 9, .nd = nds[d], .n = 4711};
+                        replay c = {.lr_flag = 2.5e-3,
+                                    .warmup = warm[w],
+                                    .gb = 96,
+                                    .wf = wf,
+                                    .ipe = ipe,
+                                    .it0 = it0,
+                                    .epochs = 9,
+                                    .nd = nds[d],
+                                    .n = 4711};
                         memcpy(c.dec, decs[d], sizeof decs[d]);
                         total += replay_check(&c);
                     }
@@ -189,7 +200,8 @@ static void test_vs_python_oracle(void **state) {
         return;
     }
     if (python_cmd(py, sizeof py) != 0) {
-        tu_skip("test_schedule/oracle", "no python3 (neither $SSD_PYTHON_TORCH nor python3 on PATH)");
+        tu_skip("test_schedule/oracle",
+                "no python3 (neither $SSD_PYTHON_TORCH nor python3 on PATH)");
         return;
     }
     tu_scratch_dir("test_schedule", dir, sizeof dir);
@@ -254,7 +266,8 @@ static void test_vs_python_oracle(void **state) {
 static void test_eval_due(void **state) {
     (void)state;
     /* default: --val-interval 5, no --val-epochs -> after epochs 5, 10, ... (1-based) */
-    for (int e = 0; e < 100; e++) assert_int_equal(ssd_eval_due(e, 5, NULL, 0), (e + 1) % 5 == 0);
+    for (int e = 0; e < 100; e++)
+        assert_int_equal(ssd_eval_due(e, 5, NULL, 0), (e + 1) % 5 == 0);
     assert_false(ssd_eval_due(0, 5, NULL, 0));
     assert_true(ssd_eval_due(4, 5, NULL, 0));
     /* interval 0 disables; val epochs are 1-based */
@@ -264,9 +277,11 @@ static void test_eval_due(void **state) {
     assert_true(ssd_eval_due(39, 0, ve, 3));
     assert_false(ssd_eval_due(40, 0, ve, 3));
     /* union of both */
-    assert_true(ssd_eval_due(2, 3, ve, 3) && ssd_eval_due(54, 3, ve, 3) && !ssd_eval_due(3, 3, ve, 3));
+    assert_true(ssd_eval_due(2, 3, ve, 3) && ssd_eval_due(54, 3, ve, 3) &&
+                !ssd_eval_due(3, 3, ve, 3));
     /* interval 1: every epoch; negative interval divides like Python's % == 0 */
-    for (int e = 0; e < 10; e++) assert_true(ssd_eval_due(e, 1, NULL, 0));
+    for (int e = 0; e < 10; e++)
+        assert_true(ssd_eval_due(e, 1, NULL, 0));
     assert_true(ssd_eval_due(9, -5, NULL, 0) && !ssd_eval_due(8, -5, NULL, 0));
 }
 
@@ -285,7 +300,8 @@ static void test_parse_int_list(void **state) {
     assert_int_equal(n, 0);
     assert_int_equal(ssd_parse_int_list("--x", "none", v, 4, &n, &err), SSD_OK);
     assert_int_equal(n, 0);
-    const char *bad[] = {"40,", ",40", "40,,50", "4x", "a", "40 50", "1,2,3,4,5", "99999999999", "1.5"};
+    const char *bad[] = {"40,",   ",40",       "40,,50",      "4x", "a",
+                         "40 50", "1,2,3,4,5", "99999999999", "1.5"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         ssd_error e2 = {0};
         assert_int_equal(ssd_parse_int_list("--val-epochs", bad[i], v, 4, &n, &e2), SSD_ERR_ARG);
@@ -303,15 +319,19 @@ static void test_init_errors(void **state) {
     assert_non_null(strstr(err.msg, "--lr"));
     assert_int_equal(ssd_lr_schedule_init(&s, NAN, 32, 0, 0, 1, 1, 0, NULL, 0, &err), SSD_ERR_ARG);
     assert_int_equal(ssd_lr_schedule_init(&s, 1e-3, 0, 0, 0, 1, 1, 0, NULL, 0, &err), SSD_ERR_ARG);
-    assert_int_equal(ssd_lr_schedule_init(&s, 1e-3, 32, NAN, 0, 1, 1, 0, NULL, 0, &err), SSD_ERR_ARG);
+    assert_int_equal(ssd_lr_schedule_init(&s, 1e-3, 32, NAN, 0, 1, 1, 0, NULL, 0, &err),
+                     SSD_ERR_ARG);
     assert_non_null(strstr(err.msg, "--warmup"));
-    assert_int_equal(ssd_lr_schedule_init(&s, 1e-3, 32, 1, 65, 1, 1, 0, NULL, 0, &err), SSD_ERR_ARG);
+    assert_int_equal(ssd_lr_schedule_init(&s, 1e-3, 32, 1, 65, 1, 1, 0, NULL, 0, &err),
+                     SSD_ERR_ARG);
     assert_non_null(strstr(err.msg, "--warmup-factor"));
     assert_int_equal(ssd_lr_schedule_init(&s, 1e-3, 32, 1, 0, 0, 1, 0, NULL, 0, &err), SSD_ERR_ARG);
     assert_int_equal(ssd_lr_schedule_init(&s, 1e-3, 32, 0, 0, 1, 0, 0, NULL, 0, &err), SSD_ERR_ARG);
-    assert_int_equal(ssd_lr_schedule_init(&s, 1e-3, 32, 0, 0, 1, 1, -1, NULL, 0, &err), SSD_ERR_ARG);
+    assert_int_equal(ssd_lr_schedule_init(&s, 1e-3, 32, 0, 0, 1, 1, -1, NULL, 0, &err),
+                     SSD_ERR_ARG);
     assert_non_null(strstr(err.msg, "--iteration"));
-    assert_int_equal(ssd_lr_schedule_init(&s, 1e-3, 32, 0, 0, 1, 1, 0, many, 17, &err), SSD_ERR_ARG);
+    assert_int_equal(ssd_lr_schedule_init(&s, 1e-3, 32, 0, 0, 1, 1, 0, many, 17, &err),
+                     SSD_ERR_ARG);
     assert_non_null(strstr(err.msg, "--lr-decay-schedule"));
     /* duplicates and negatives do not count against the cap; the list is sorted */
     const int d[] = {50, 40, -3, 40, 50};
@@ -323,10 +343,10 @@ static void test_init_errors(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_spec_1x32),       cmocka_unit_test(test_spec_8x128_warmup),
+        cmocka_unit_test(test_spec_1x32),           cmocka_unit_test(test_spec_8x128_warmup),
         cmocka_unit_test(test_decay_inside_warmup), cmocka_unit_test(test_c_replay_grid),
-        cmocka_unit_test(test_vs_python_oracle), cmocka_unit_test(test_eval_due),
-        cmocka_unit_test(test_parse_int_list),  cmocka_unit_test(test_init_errors),
+        cmocka_unit_test(test_vs_python_oracle),    cmocka_unit_test(test_eval_due),
+        cmocka_unit_test(test_parse_int_list),      cmocka_unit_test(test_init_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
