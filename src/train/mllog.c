@@ -95,8 +95,12 @@ static void put_ascii_json_str(ssd_strbuf *b, const char *s) {
             p++;
             continue;
         }
-        const char *named = c == '\n' ? "\\n" : c == '\r' ? "\\r" : c == '\t' ? "\\t"
-                          : c == '\b' ? "\\b" : c == '\f' ? "\\f" : NULL;
+        const char *named = c == '\n'   ? "\\n"
+                            : c == '\r' ? "\\r"
+                            : c == '\t' ? "\\t"
+                            : c == '\b' ? "\\b"
+                            : c == '\f' ? "\\f"
+                                        : NULL;
         if (named) {
             ssd_sb_puts(b, named);
             p++;
@@ -104,7 +108,10 @@ static void put_ascii_json_str(ssd_strbuf *b, const char *s) {
         }
         uint32_t cp = c;
         int n = 1;
-        int extra = c >= 0xf0 && c < 0xf5 ? 3 : c >= 0xe0 && c < 0xf0 ? 2 : c >= 0xc2 && c < 0xe0 ? 1 : 0;
+        int extra = c >= 0xf0 && c < 0xf5   ? 3
+                    : c >= 0xe0 && c < 0xf0 ? 2
+                    : c >= 0xc2 && c < 0xe0 ? 1
+                                            : 0;
         if (extra) {
             uint32_t v = c & (0x3fu >> extra);
             int ok = 1;
@@ -138,15 +145,19 @@ static void put_meta_members(ssd_strbuf *b, const char *meta) {
     cJSON *j = cJSON_Parse(meta);
     SSD_ASSERT(j && cJSON_IsObject(j), "mllog: metadata is not a JSON object: %s", meta);
     int empty = j->child == NULL;
+    int clash = cJSON_GetObjectItemCaseSensitive(j, "file") ||
+                cJSON_GetObjectItemCaseSensitive(j, "lineno");
     cJSON_Delete(j);
+    SSD_ASSERT(!clash, "mllog: metadata may not set file or lineno: %s", meta);
     if (empty) return;
     const char *open = strchr(meta, '{');
     const char *close = strrchr(meta, '}');
     SSD_ASSERT(open && close && close > open, "mllog: metadata is not a JSON object: %s", meta);
     open++;
-    while (open < close && (*open == ' ' || *open == '\t' || *open == '\n' || *open == '\r')) open++;
-    while (close > open && (close[-1] == ' ' || close[-1] == '\t' || close[-1] == '\n' ||
-                            close[-1] == '\r'))
+    while (open < close && (*open == ' ' || *open == '\t' || *open == '\n' || *open == '\r'))
+        open++;
+    while (close > open &&
+           (close[-1] == ' ' || close[-1] == '\t' || close[-1] == '\n' || close[-1] == '\r'))
         close--;
     ssd_sb_puts(b, ", ");
     ssd_sb_putn(b, open, (size_t)(close - open));
@@ -283,11 +294,13 @@ ssd_status ssd_mllog_startup(ssd_mllog *l, const ssd_mllog_run_info *in, ssd_err
         return ssd_fail(err, SSD_ERR_ARG, "mllog: gradient_accumulation_steps %" PRId64 " < 1",
                         in->gradient_accumulation_steps);
     if (in->model_bn_span < 1)
-        return ssd_fail(err, SSD_ERR_ARG, "mllog: model_bn_span %" PRId64 " < 1", in->model_bn_span);
+        return ssd_fail(err, SSD_ERR_ARG, "mllog: model_bn_span %" PRId64 " < 1",
+                        in->model_bn_span);
     if (in->opt_learning_rate_warmup_steps < 1)
         return ssd_fail(err, SSD_ERR_ARG, "mllog: opt_learning_rate_warmup_steps %" PRId64 " < 1",
                         in->opt_learning_rate_warmup_steps);
-    if (!(in->opt_learning_rate_warmup_factor >= 0) || !isfinite(in->opt_learning_rate_warmup_factor))
+    if (!(in->opt_learning_rate_warmup_factor >= 0) ||
+        !isfinite(in->opt_learning_rate_warmup_factor))
         return ssd_fail(err, SSD_ERR_ARG, "mllog: opt_learning_rate_warmup_factor %g is not >= 0",
                         in->opt_learning_rate_warmup_factor);
     if (!isfinite(in->opt_base_learning_rate) || !isfinite(in->opt_weight_decay))

@@ -35,8 +35,10 @@ ssd_status ssd_mllog_open(const char *path, FILE *also, int rank, ssd_mllog **ou
 ssd_status ssd_mllog_close(ssd_mllog *log, ssd_error *err);
 
 /* One event. value_json: the value as JSON text written verbatim (NULL: null). metadata_json:
- * NULL or a JSON object, e.g. "{\"epoch_num\": 5}", whose members follow file and lineno (a
- * malformed or non-object metadata is a caller bug: asserted). file/line: use the macros below. */
+ * NULL or a JSON object, e.g. "{\"epoch_num\": 5}", whose members are copied verbatim after file
+ * and lineno (write it json.dumps-style, ", " and ": ", to read like Python's lines; malformed
+ * JSON, a non-object, or a "file"/"lineno" member is a caller bug: asserted). file/line: use the
+ * macros below. */
 void ssd_mllog_event_json(ssd_mllog *log, ssd_mllog_type type, const char *key,
                           const char *value_json, const char *metadata_json, const char *file,
                           int line);
@@ -56,19 +58,19 @@ void ssd_mllog_event_bool(ssd_mllog *log, ssd_mllog_type type, const char *key, 
 void ssd_mllog_event_ints(ssd_mllog *log, ssd_mllog_type type, const char *key, const int64_t *v,
                           int n, const char *metadata_json, const char *file, int line);
 
-#define SSD_MLLOG_INT(log, type, key, v, meta) \
+#define SSD_MLLOG_INT(log, type, key, v, meta)                                                     \
     ssd_mllog_event_int((log), (type), (key), (v), (meta), __FILE__, __LINE__)
-#define SSD_MLLOG_DOUBLE(log, type, key, v, meta) \
+#define SSD_MLLOG_DOUBLE(log, type, key, v, meta)                                                  \
     ssd_mllog_event_double((log), (type), (key), (v), (meta), __FILE__, __LINE__)
-#define SSD_MLLOG_STR(log, type, key, v, meta) \
+#define SSD_MLLOG_STR(log, type, key, v, meta)                                                     \
     ssd_mllog_event_str((log), (type), (key), (v), (meta), __FILE__, __LINE__)
-#define SSD_MLLOG_NULL(log, type, key, meta) \
+#define SSD_MLLOG_NULL(log, type, key, meta)                                                       \
     ssd_mllog_event_null((log), (type), (key), (meta), __FILE__, __LINE__)
-#define SSD_MLLOG_BOOL(log, type, key, v, meta) \
+#define SSD_MLLOG_BOOL(log, type, key, v, meta)                                                    \
     ssd_mllog_event_bool((log), (type), (key), (v), (meta), __FILE__, __LINE__)
-#define SSD_MLLOG_INTS(log, type, key, v, n, meta) \
+#define SSD_MLLOG_INTS(log, type, key, v, n, meta)                                                 \
     ssd_mllog_event_ints((log), (type), (key), (v), (n), (meta), __FILE__, __LINE__)
-#define SSD_MLLOG_JSON(log, type, key, value_json, meta) \
+#define SSD_MLLOG_JSON(log, type, key, value_json, meta)                                           \
     ssd_mllog_event_json((log), (type), (key), (value_json), (meta), __FILE__, __LINE__)
 
 /* Writes {"epoch_num": n} into buf (>= 32 bytes) and returns buf: the metadata of epoch_* and

@@ -55,8 +55,8 @@ static cJSON *check_line(const char *line) {
     assert_memory_equal(line, ":::MLLOG ", 9);
     cJSON *j = cJSON_Parse(line + 9);
     if (!j) fail_msg("not JSON: %s", line);
-    static const char *const keys[] = {"namespace", "time_ms", "event_type", "key", "value",
-                                       "metadata"};
+    static const char *const keys[] = {"namespace", "time_ms", "event_type",
+                                       "key",       "value",   "metadata"};
     const cJSON *c = j->child;
     for (int i = 0; i < 6; i++, c = c->next) {
         if (!c) fail_msg("missing key %s: %s", keys[i], line);
@@ -109,15 +109,19 @@ static void test_line_layout(void **state) {
     int l1 = __LINE__ + 1;
     SSD_MLLOG_STR(l, SSD_MLLOG_POINT_IN_TIME, "submission_benchmark", "ssd", NULL);
     int l2 = __LINE__ + 1;
-    SSD_MLLOG_NULL(l, SSD_MLLOG_INTERVAL_START, "eval_start", ssd_mllog_epoch_meta(meta, sizeof meta, 50));
+    SSD_MLLOG_NULL(l, SSD_MLLOG_INTERVAL_START, "eval_start",
+                   ssd_mllog_epoch_meta(meta, sizeof meta, 50));
     int l3 = __LINE__ + 1;
-    SSD_MLLOG_DOUBLE(l, SSD_MLLOG_POINT_IN_TIME, "eval_accuracy", 0.2318808888079498, "{\"epoch_num\": 50}");
+    SSD_MLLOG_DOUBLE(l, SSD_MLLOG_POINT_IN_TIME, "eval_accuracy", 0.2318808888079498,
+                     "{\"epoch_num\": 50}");
     int l4 = __LINE__ + 1;
-    SSD_MLLOG_NULL(l, SSD_MLLOG_INTERVAL_END, "run_stop", " { \"status\": \"success\", \"x\": [1, 2]}  ");
+    SSD_MLLOG_NULL(l, SSD_MLLOG_INTERVAL_END, "run_stop",
+                   " { \"status\": \"success\", \"x\": [1, 2]}  ");
     SSD_MLLOG_INT(l, SSD_MLLOG_POINT_IN_TIME, "big", INT64_C(-9007199254740993), "{}");
     SSD_MLLOG_BOOL(l, SSD_MLLOG_POINT_IN_TIME, "cache_clear", 1, NULL);
     SSD_MLLOG_BOOL(l, SSD_MLLOG_POINT_IN_TIME, "f", 0, NULL);
-    SSD_MLLOG_INTS(l, SSD_MLLOG_POINT_IN_TIME, "opt_learning_rate_decay_boundary_epochs", list, 2, NULL);
+    SSD_MLLOG_INTS(l, SSD_MLLOG_POINT_IN_TIME, "opt_learning_rate_decay_boundary_epochs", list, 2,
+                   NULL);
     SSD_MLLOG_INTS(l, SSD_MLLOG_POINT_IN_TIME, "empty", list, 0, NULL);
     SSD_MLLOG_DOUBLE(l, SSD_MLLOG_POINT_IN_TIME, "lr", 1.3e-05, NULL);
     SSD_MLLOG_DOUBLE(l, SSD_MLLOG_POINT_IN_TIME, "third", 1.0 / 3.0, NULL);
@@ -148,14 +152,15 @@ static void test_line_layout(void **state) {
     }
     /* the exact text after time_ms, as Python's json.dumps writes the same event */
     char want[1024];
-#define WANT(i, et, key, value, extra)                                                           \
-    do {                                                                                         \
-        snprintf(want, sizeof want,                                                              \
-                 ", \"event_type\": \"" et "\", \"key\": " key ", \"value\": " value             \
-                 ", \"metadata\": {\"file\": \"%s\", \"lineno\": %d" extra "}}",                 \
-                 __FILE__, (int)cJSON_GetNumberValue(cJSON_GetObjectItem(                        \
-                               cJSON_GetObjectItem(jj[i], "metadata"), "lineno")));              \
-        assert_string_equal(after_time(lines[i]), want);                                         \
+#define WANT(i, et, key, value, extra)                                                             \
+    do {                                                                                           \
+        snprintf(want, sizeof want,                                                                \
+                 ", \"event_type\": \"" et "\", \"key\": " key ", \"value\": " value               \
+                 ", \"metadata\": {\"file\": \"%s\", \"lineno\": %d" extra "}}",                   \
+                 __FILE__,                                                                         \
+                 (int)cJSON_GetNumberValue(                                                        \
+                     cJSON_GetObjectItem(cJSON_GetObjectItem(jj[i], "metadata"), "lineno")));      \
+        assert_string_equal(after_time(lines[i]), want);                                           \
     } while (0)
     cJSON *jj[14];
     for (int i = 0; i < 14; i++) jj[i] = cJSON_Parse(lines[i] + 9);
@@ -171,7 +176,8 @@ static void test_line_layout(void **state) {
     WANT(9, "POINT_IN_TIME", "\"lr\"", "1.3e-05", "");
     WANT(10, "POINT_IN_TIME", "\"third\"", "0.3333333333333333", "");
     WANT(11, "POINT_IN_TIME", "\"two\"", "2", "");
-    WANT(12, "POINT_IN_TIME", "\"k\\u00e9y\"", "\"\\u00e9\\n\\\"\\\\\\u0001\\u007f\\ud83d\\ude00\\u00ff\"", "");
+    WANT(12, "POINT_IN_TIME", "\"k\\u00e9y\"",
+         "\"\\u00e9\\n\\\"\\\\\\u0001\\u007f\\ud83d\\ude00\\u00ff\"", "");
     WANT(13, "POINT_IN_TIME", "\"raw\"", "{\"a\": 1}", "");
 #undef WANT
     for (int i = 0; i < 14; i++) cJSON_Delete(jj[i]);
@@ -233,7 +239,8 @@ static void *thr_main(void *p) {
     char meta[160], val[128];
     for (int i = 0; i < NPER; i++) {
         /* long values make torn writes likely if the lock were missing */
-        snprintf(meta, sizeof meta, "{\"thread\": %d, \"seq\": %d, \"pad\": \"%0100d\"}", a->id, i, i);
+        snprintf(meta, sizeof meta, "{\"thread\": %d, \"seq\": %d, \"pad\": \"%0100d\"}", a->id, i,
+                 i);
         snprintf(val, sizeof val, "thread %d line %d", a->id, i);
         SSD_MLLOG_STR(a->l, i % 3, "concurrent", val, meta);
     }
@@ -333,15 +340,33 @@ static void test_startup_checks(void **state) {
     for (int k = 0; k < 9; k++) {
         i = good_info();
         switch (k) {
-        case 0: i.max_samples = 7; break;
-        case 1: i.opt_learning_rate_decay_boundary_epochs[1] = 51; break;
-        case 2: i.opt_learning_rate_decay_boundary_epochs[0] = 41; break;
-        case 3: i.gradient_accumulation_steps = 0; break;
-        case 4: i.opt_learning_rate_warmup_steps = 0; break;
-        case 5: i.division = "closd"; break;
-        case 6: i.org = ""; break;
-        case 7: i.model_bn_span = 0; break;
-        case 8: i.opt_learning_rate_warmup_factor = -1; break;
+        case 0:
+            i.max_samples = 7;
+            break;
+        case 1:
+            i.opt_learning_rate_decay_boundary_epochs[1] = 51;
+            break;
+        case 2:
+            i.opt_learning_rate_decay_boundary_epochs[0] = 41;
+            break;
+        case 3:
+            i.gradient_accumulation_steps = 0;
+            break;
+        case 4:
+            i.opt_learning_rate_warmup_steps = 0;
+            break;
+        case 5:
+            i.division = "closd";
+            break;
+        case 6:
+            i.org = "";
+            break;
+        case 7:
+            i.model_bn_span = 0;
+            break;
+        case 8:
+            i.opt_learning_rate_warmup_factor = -1;
+            break;
         }
         assert_int_equal(ssd_mllog_startup(l, &i, &err), SSD_ERR_ARG);
         if (!strstr(err.msg, words[k])) fail_msg("case %d: %s", k, err.msg);
@@ -354,13 +379,25 @@ static void test_startup_checks(void **state) {
     char *text = slurp(path);
     char *lines[32];
     assert_int_equal(split_lines(text, lines, 32), 19);
-    static const char *const keys[19] = {
-        "submission_benchmark", "submission_org", "submission_division", "submission_status",
-        "submission_platform", "cache_clear", "init_start", "seed", "global_batch_size",
-        "gradient_accumulation_steps", "model_bn_span", "opt_base_learning_rate",
-        "opt_weight_decay", "opt_learning_rate_warmup_steps", "opt_learning_rate_warmup_factor",
-        "opt_learning_rate_decay_boundary_epochs", "max_samples", "train_samples",
-        "eval_samples"};
+    static const char *const keys[19] = {"submission_benchmark",
+                                         "submission_org",
+                                         "submission_division",
+                                         "submission_status",
+                                         "submission_platform",
+                                         "cache_clear",
+                                         "init_start",
+                                         "seed",
+                                         "global_batch_size",
+                                         "gradient_accumulation_steps",
+                                         "model_bn_span",
+                                         "opt_base_learning_rate",
+                                         "opt_weight_decay",
+                                         "opt_learning_rate_warmup_steps",
+                                         "opt_learning_rate_warmup_factor",
+                                         "opt_learning_rate_decay_boundary_epochs",
+                                         "max_samples",
+                                         "train_samples",
+                                         "eval_samples"};
     for (int k = 0; k < 19; k++) {
         cJSON *j = check_line(lines[k]);
         assert_string_equal(cJSON_GetObjectItem(j, "key")->valuestring, keys[k]);
@@ -372,9 +409,8 @@ static void test_startup_checks(void **state) {
     assert_non_null(strstr(lines[11], "\"value\": 0.0025"));
     free(text);
     for (int e = 1; e <= 90; e++)
-        assert_int_equal(ssd_mllog_is_eval_epoch(e),
-                         e == 40 || e == 50 || e == 55 || e == 60 || e == 65 || e == 70 ||
-                             e == 75 || e == 80);
+        assert_int_equal(ssd_mllog_is_eval_epoch(e), e == 40 || e == 50 || e == 55 || e == 60 ||
+                                                         e == 65 || e == 70 || e == 75 || e == 80);
 }
 
 /* ---- the official checker ---- */
@@ -438,8 +474,8 @@ static void drop_key(const char *src, const char *dst, const char *key) {
  * line when not. */
 static int has_checker(const char *py) {
     char cmd[1400];
-    snprintf(cmd, sizeof cmd, "\"%s\" -c 'import mlperf_logging.compliance_checker' >/dev/null 2>&1",
-             py);
+    snprintf(cmd, sizeof cmd,
+             "\"%s\" -c 'import mlperf_logging.compliance_checker' >/dev/null 2>&1", py);
     return system(cmd) == 0;
 }
 
@@ -545,7 +581,8 @@ static void test_python_encoder(void **state) {
     FILE *f = fopen(path, "a");
     assert_non_null(f);
     if (ssd_mllog_open(NULL, f, 0, &l, &err) != SSD_OK) fail_msg("%s", err.msg);
-    SSD_MLLOG_STR(l, SSD_MLLOG_POINT_IN_TIME, "k\xc3\xa9y", "\xc3\xa9\n\"\\\x01\x7f\xf0\x9f\x98\x80\t", "{\"s\": \"\\u00e9\"}");
+    SSD_MLLOG_STR(l, SSD_MLLOG_POINT_IN_TIME, "k\xc3\xa9y",
+                  "\xc3\xa9\n\"\\\x01\x7f\xf0\x9f\x98\x80\t", "{\"s\": \"\\u00e9\"}");
     SSD_MLLOG_DOUBLE(l, SSD_MLLOG_POINT_IN_TIME, "lr", 1.3e-05, NULL);
     SSD_MLLOG_DOUBLE(l, SSD_MLLOG_POINT_IN_TIME, "third", 1.0 / 3.0, NULL);
     /* (not subnormals: ssd_sb_json_double writes 5e-324 as 4.94065645841247e-324, which reads
@@ -553,7 +590,8 @@ static void test_python_encoder(void **state) {
     SSD_MLLOG_DOUBLE(l, SSD_MLLOG_POINT_IN_TIME, "small", 2.2250738585072014e-308, NULL);
     SSD_MLLOG_DOUBLE(l, SSD_MLLOG_POINT_IN_TIME, "big", 1.7976931348623157e308, NULL);
     SSD_MLLOG_INT(l, SSD_MLLOG_POINT_IN_TIME, "neg", INT64_MIN, NULL);
-    SSD_MLLOG_BOOL(l, SSD_MLLOG_POINT_IN_TIME, "no", 0, "{\"epoch_num\": 3, \"nested\": {\"a\": [1, null]}}");
+    SSD_MLLOG_BOOL(l, SSD_MLLOG_POINT_IN_TIME, "no", 0,
+                   "{\"epoch_num\": 3, \"nested\": {\"a\": [1, null]}}");
     assert_int_equal(ssd_mllog_close(l, &err), SSD_OK);
     fclose(f);
     snprintf(cmd, sizeof cmd, "\"%s\" \"%s/tools/mllog_reencode.py\" \"%s\"", py, src, path);
