@@ -5,7 +5,9 @@
  * (mlperf-logging from PyPI in .venv-oracle, tools/install_pydeps.sh) run at test time on a
  * complete synthetic run written by our emitter: it must pass --ruleset 1.0.0 (and 0.7.0), and
  * must fail on the same log with run_stop dropped, with a hyperparameter dropped, and with no
- * accuracy reaching 0.23. The checker part is skipped, with the reason, when the venv lacks it. */
+ * accuracy reaching 0.23; and every line re-encoded by mlperf_logging's own mllog encoder
+ * (tools/mllog_reencode.py) must come back byte for byte. The Python parts are skipped, with the
+ * reason, when neither $SSD_PYTHON_COCO nor .venv-oracle has mlperf_logging. */
 #include <cjson/cJSON.h>
 #include <pthread.h>
 #include <stdio.h>
