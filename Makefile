@@ -34,8 +34,8 @@ asan-test:
 	$(MAKE) BUILD=build-asan TYPE=Asan test
 
 # `make tsan-test`: the multi-threaded tests (the data loader's worker threads and ring) under
-# ThreadSanitizer, in build-tsan/ (with the ssd program they run).
-TSAN_TESTS ?= test_loader
+# ThreadSanitizer, in build-tsan/ (with the ssd program they run); test_mllog: concurrent loggers.
+TSAN_TESTS ?= test_loader test_mllog
 tsan-test:
 	@test -f build-tsan/CMakeCache.txt || cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DCMAKE_C_FLAGS="-fsanitize=thread -O1" -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=thread"
