@@ -27,20 +27,24 @@
 
 /* A non-negative decimal int64 with nothing around it ("0", "17"; not "", "+1", " 1", "1e3"). */
 static bool parse_count(const char *s, int64_t *out) {
-    if (!s || s[0] < '0' || s[0] > '9') return false;
+    if (!s || s[0] < '0' || s[0] > '9')
+        return false;
     errno = 0;
     char *end = NULL;
     long long v = strtoll(s, &end, 10);
-    if (errno != 0 || *end != '\0' || v < 0) return false;
+    if (errno != 0 || *end != '\0' || v < 0)
+        return false;
     *out = (int64_t)v;
     return true;
 }
 
 static bool parse_double(const char *s, double *out) {
-    if (!s || !s[0] || s[0] == ' ' || s[0] == '\t' || s[0] == '\n') return false;
+    if (!s || !s[0] || s[0] == ' ' || s[0] == '\t' || s[0] == '\n')
+        return false;
     char *end = NULL;
     double v = strtod(s, &end); /* ERANGE (subnormal / overflow) still gives the exact value */
-    if (*end != '\0') return false;
+    if (*end != '\0')
+        return false;
     *out = v;
     return true;
 }
@@ -66,7 +70,8 @@ ssd_status ssd_checkpoint_save(const char *path, const ssd_model *m, const ssd_t
     ssd_tensor hp = ssd_backend_download_as(m->be, &m->params, m->dtype);
     ssd_tensor hb = ssd_backend_download_as(m->be, &m->buffers, m->dtype);
     ssd_tensor hm = {0};
-    if (m->momentum_valid) hm = ssd_backend_download_as(m->be, &m->momentum, m->dtype);
+    if (m->momentum_valid)
+        hm = ssd_backend_download_as(m->be, &m->momentum, m->dtype);
 
     int cap = t->n_params + t->n_buffers + n_bn + (m->momentum_valid ? t->n_params : 0);
     ssd_tensor *views = ssd_xcalloc((size_t)cap, sizeof *views);
@@ -79,12 +84,13 @@ ssd_status ssd_checkpoint_save(const char *path, const ssd_model *m, const ssd_t
                                      r->shape, r->name);
         for (int b = 0; b < n_bn; b++) {
             const ssd_bn_layer *bn = &t->net.bn[b];
-            if (bn->beta != i) continue; /* torch: weight, bias, running_mean/var, counter */
+            if (bn->beta != i)
+                continue; /* torch: weight, bias, running_mean/var, counter */
             const ssd_param_info *rows[2] = {&t->buffers[bn->rmean], &t->buffers[bn->rvar]};
             for (int j = 0; j < 2; j++)
-                views[k++] = ssd_tensor_view((char *)hb.data + (size_t)rows[j]->offset * es,
-                                             m->dtype, rows[j]->ndim, rows[j]->shape,
-                                             rows[j]->name);
+                views[k++] =
+                    ssd_tensor_view((char *)hb.data + (size_t)rows[j]->offset * es, m->dtype,
+                                    rows[j]->ndim, rows[j]->shape, rows[j]->name);
             char name[2 * SSD_TENSOR_NAME_LEN];
             snprintf(name, sizeof name, "%s" NBT_SUFFIX, bn->prefix);
             views[k++] = ssd_tensor_view(&nbt, SSD_I64, 0, NULL, name);
@@ -98,7 +104,8 @@ ssd_status ssd_checkpoint_save(const char *path, const ssd_model *m, const ssd_t
                                      r->shape, name);
     }
     SSD_ASSERT(k == cap, "checkpoint: wrote %d of %d tensors (BN table inconsistent)", k, cap);
-    for (int i = 0; i < k; i++) list[i] = &views[i];
+    for (int i = 0; i < k; i++)
+        list[i] = &views[i];
 
     char v_ver[24], v_ep[24], v_it[24], v_lep[24], v_lit[24], v_seed[16], v_loss[64];
     snprintf(v_ver, sizeof v_ver, "%d", SSD_CHECKPOINT_VERSION);
@@ -108,18 +115,26 @@ ssd_status ssd_checkpoint_save(const char *path, const ssd_model *m, const ssd_t
     snprintf(v_lit, sizeof v_lit, "%" PRId64, st->loader_iter);
     snprintf(v_seed, sizeof v_seed, "%" PRIu32, st->seed);
     snprintf(v_loss, sizeof v_loss, "%a", st->avg_loss);
-    const char *keys[] = {"format",       "format_version", "dtype",       "epoch",
-                          "iteration",    "loader_epoch",   "loader_iter", "seed",
-                          "avg_loss",     "momentum_valid"};
-    const char *vals[] = {SSD_CHECKPOINT_FORMAT, v_ver, ssd_dtype_name(m->dtype), v_ep,
-                          v_it, v_lep, v_lit, v_seed, v_loss, m->momentum_valid ? "1" : "0"};
-    ssd_status s = ssd_st_write_meta(path, list, k, keys, vals, (int)(sizeof keys / sizeof *keys),
-                                     err);
+    const char *keys[] = {"format",       "format_version", "dtype", "epoch",    "iteration",
+                          "loader_epoch", "loader_iter",    "seed",  "avg_loss", "momentum_valid"};
+    const char *vals[] = {SSD_CHECKPOINT_FORMAT,
+                          v_ver,
+                          ssd_dtype_name(m->dtype),
+                          v_ep,
+                          v_it,
+                          v_lep,
+                          v_lit,
+                          v_seed,
+                          v_loss,
+                          m->momentum_valid ? "1" : "0"};
+    ssd_status s =
+        ssd_st_write_meta(path, list, k, keys, vals, (int)(sizeof keys / sizeof *keys), err);
     free(list);
     free(views);
     ssd_tensor_free(&hp);
     ssd_tensor_free(&hb);
-    if (m->momentum_valid) ssd_tensor_free(&hm);
+    if (m->momentum_valid)
+        ssd_tensor_free(&hm);
     return s;
 }
 
@@ -130,17 +145,20 @@ static ssd_status check_row(const ssd_st_file *f, const char *path, const char *
                             const ssd_param_info *r, ssd_dtype dt, const ssd_tensor **out,
                             ssd_error *err) {
     const ssd_tensor *x = ssd_st_get(f, name);
-    if (!x) return ssd_fail(err, SSD_ERR_FORMAT, "%s: checkpoint is missing tensor '%s'", path, name);
+    if (!x)
+        return ssd_fail(err, SSD_ERR_FORMAT, "%s: checkpoint is missing tensor '%s'", path, name);
     if (x->dtype != dt)
         return ssd_fail(err, SSD_ERR_FORMAT, "%s: tensor '%s' is %s, the checkpoint says %s", path,
                         name, ssd_dtype_name(x->dtype), ssd_dtype_name(dt));
     bool ok = x->ndim == r->ndim;
-    for (int d = 0; ok && d < r->ndim; d++) ok = x->shape[d] == r->shape[d];
+    for (int d = 0; ok && d < r->ndim; d++)
+        ok = x->shape[d] == r->shape[d];
     if (!ok) {
         char got[128], want[128];
         ssd_tensor w = ssd_tensor_view(NULL, dt, r->ndim, r->shape, NULL);
         return ssd_fail(err, SSD_ERR_FORMAT, "%s: tensor '%s' has shape %s, expected %s", path,
-                        name, ssd_shape_str(x, got, sizeof got), ssd_shape_str(&w, want, sizeof want));
+                        name, ssd_shape_str(x, got, sizeof got),
+                        ssd_shape_str(&w, want, sizeof want));
     }
     *out = x;
     return SSD_OK;
@@ -155,11 +173,12 @@ static ssd_status meta_get(const ssd_st_file *f, const char *path, const char *k
     return SSD_OK;
 }
 
-static ssd_status meta_count(const ssd_st_file *f, const char *path, const char *key,
-                             int64_t *out, ssd_error *err) {
+static ssd_status meta_count(const ssd_st_file *f, const char *path, const char *key, int64_t *out,
+                             ssd_error *err) {
     const char *v;
     ssd_status s = meta_get(f, path, key, &v, err);
-    if (s != SSD_OK) return s;
+    if (s != SSD_OK)
+        return s;
     if (!parse_count(v, out))
         return ssd_fail(err, SSD_ERR_FORMAT,
                         "%s: checkpoint metadata '%s' is '%.64s', expected an integer >= 0", path,
@@ -183,21 +202,25 @@ static ssd_status validate(const ssd_st_file *f, const char *path, const ssd_mod
     v = ssd_st_meta(f, "format");
     if (!v || strcmp(v, SSD_CHECKPOINT_FORMAT) != 0)
         return ssd_fail(err, SSD_ERR_FORMAT,
-                        "%s: not a training checkpoint (metadata 'format' is %s%.64s%s, expected '"
-                        SSD_CHECKPOINT_FORMAT "'; a weights-only file cannot resume training)",
+                        "%s: not a training checkpoint (metadata 'format' is %s%.64s%s, expected "
+                        "'" SSD_CHECKPOINT_FORMAT "'; a weights-only file cannot resume training)",
                         path, v ? "'" : "", v ? v : "missing", v ? "'" : "");
     int64_t ver;
-    if ((s = meta_count(f, path, "format_version", &ver, err)) != SSD_OK) return s;
+    if ((s = meta_count(f, path, "format_version", &ver, err)) != SSD_OK)
+        return s;
     if (ver != SSD_CHECKPOINT_VERSION)
         return ssd_fail(err, SSD_ERR_FORMAT,
                         "%s: checkpoint format_version %" PRId64 " is not supported (this build "
                         "reads version %d)",
                         path, ver, SSD_CHECKPOINT_VERSION);
-    if ((s = meta_get(f, path, "dtype", &v, err)) != SSD_OK) return s;
+    if ((s = meta_get(f, path, "dtype", &v, err)) != SSD_OK)
+        return s;
     ssd_dtype fdt;
     if (!ssd_dtype_parse(v, &fdt) || (fdt != SSD_F32 && fdt != SSD_F64))
-        return ssd_fail(err, SSD_ERR_FORMAT, "%s: checkpoint metadata 'dtype' is '%.64s', "
-                        "expected 'f32' or 'f64'", path, v);
+        return ssd_fail(err, SSD_ERR_FORMAT,
+                        "%s: checkpoint metadata 'dtype' is '%.64s', "
+                        "expected 'f32' or 'f64'",
+                        path, v);
     if (fdt != m->dtype)
         return ssd_fail(err, SSD_ERR_FORMAT,
                         "%s: checkpoint holds %s tensors but the model is %s (resume with a "
@@ -205,21 +228,28 @@ static ssd_status validate(const ssd_st_file *f, const char *path, const ssd_mod
                         path, ssd_dtype_name(fdt), ssd_dtype_name(m->dtype));
     /* the state */
     ssd_train_state *st = &L->st;
-    if ((s = meta_count(f, path, "epoch", &st->epoch, err)) != SSD_OK) return s;
-    if ((s = meta_count(f, path, "iteration", &st->iteration, err)) != SSD_OK) return s;
-    if ((s = meta_count(f, path, "loader_epoch", &st->loader_epoch, err)) != SSD_OK) return s;
-    if ((s = meta_count(f, path, "loader_iter", &st->loader_iter, err)) != SSD_OK) return s;
+    if ((s = meta_count(f, path, "epoch", &st->epoch, err)) != SSD_OK)
+        return s;
+    if ((s = meta_count(f, path, "iteration", &st->iteration, err)) != SSD_OK)
+        return s;
+    if ((s = meta_count(f, path, "loader_epoch", &st->loader_epoch, err)) != SSD_OK)
+        return s;
+    if ((s = meta_count(f, path, "loader_iter", &st->loader_iter, err)) != SSD_OK)
+        return s;
     int64_t seed;
-    if ((s = meta_count(f, path, "seed", &seed, err)) != SSD_OK) return s;
+    if ((s = meta_count(f, path, "seed", &seed, err)) != SSD_OK)
+        return s;
     if (seed > (int64_t)UINT32_MAX)
         return ssd_fail(err, SSD_ERR_FORMAT,
                         "%s: checkpoint metadata 'seed' is %" PRId64 ", above 2^32-1", path, seed);
     st->seed = (uint32_t)seed;
-    if ((s = meta_get(f, path, "avg_loss", &v, err)) != SSD_OK) return s;
+    if ((s = meta_get(f, path, "avg_loss", &v, err)) != SSD_OK)
+        return s;
     if (!parse_double(v, &st->avg_loss))
         return ssd_fail(err, SSD_ERR_FORMAT,
                         "%s: checkpoint metadata 'avg_loss' is '%.64s', not a number", path, v);
-    if ((s = meta_get(f, path, "momentum_valid", &v, err)) != SSD_OK) return s;
+    if ((s = meta_get(f, path, "momentum_valid", &v, err)) != SSD_OK)
+        return s;
     if (strcmp(v, "0") != 0 && strcmp(v, "1") != 0)
         return ssd_fail(err, SSD_ERR_FORMAT,
                         "%s: checkpoint metadata 'momentum_valid' is '%.64s', expected 0 or 1",
@@ -261,7 +291,8 @@ static ssd_status validate(const ssd_st_file *f, const char *path, const ssd_mod
         for (int i = 0; i < t->n_params; i++) {
             char name[2 * SSD_TENSOR_NAME_LEN];
             snprintf(name, sizeof name, SSD_CHECKPOINT_MOMENTUM_PREFIX "%s", t->params[i].name);
-            if ((s = check_row(f, path, name, &t->params[i], fdt, &L->mom[i], err))) return s;
+            if ((s = check_row(f, path, name, &t->params[i], fdt, &L->mom[i], err)))
+                return s;
         }
         expected += t->n_params;
     }
@@ -300,7 +331,8 @@ ssd_status ssd_checkpoint_load(const char *path, ssd_model *m, ssd_train_state *
     SSD_ASSERT(path && m && st, "ssd_checkpoint_load: NULL argument");
     ssd_st_file *f = NULL;
     ssd_status s = ssd_st_read(path, &f, err);
-    if (s != SSD_OK) return s;
+    if (s != SSD_OK)
+        return s;
     const ssd_param_table *t = &m->tab;
     loaded L;
     memset(&L, 0, sizeof L);
@@ -309,10 +341,13 @@ ssd_status ssd_checkpoint_load(const char *path, ssd_model *m, ssd_train_state *
     L.b = ssd_xcalloc((size_t)t->n_buffers, sizeof *L.b);
     s = validate(f, path, m, &L, err);
     if (s == SSD_OK) { /* commit: nothing below can fail */
-        for (int i = 0; i < t->n_params; i++) ssd_backend_upload(m->be, &m->p[i], L.p[i]);
-        for (int i = 0; i < t->n_buffers; i++) ssd_backend_upload(m->be, &m->buf[i], L.b[i]);
+        for (int i = 0; i < t->n_params; i++)
+            ssd_backend_upload(m->be, &m->p[i], L.p[i]);
+        for (int i = 0; i < t->n_buffers; i++)
+            ssd_backend_upload(m->be, &m->buf[i], L.b[i]);
         if (L.st.momentum_valid)
-            for (int i = 0; i < t->n_params; i++) ssd_backend_upload(m->be, &m->mom[i], L.mom[i]);
+            for (int i = 0; i < t->n_params; i++)
+                ssd_backend_upload(m->be, &m->mom[i], L.mom[i]);
         else
             ssd_fill(m->be, &m->momentum, 0.0);
         ssd_model_zero_grad(m);

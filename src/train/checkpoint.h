@@ -51,8 +51,8 @@ typedef struct ssd_train_state {
     int64_t iteration;    /* optimizer steps done so far (the schedule's `it` of the next step) */
     int64_t loader_epoch; /* data loader position of the next batch (ssd_loader_position) */
     int64_t loader_iter;
-    uint32_t seed;     /* the run's --seed (sampler and augmentation streams derive from it) */
-    double avg_loss;   /* running loss average (avg = 0.999 avg + 0.001 loss), stored exactly */
+    uint32_t seed;      /* the run's --seed (sampler and augmentation streams derive from it) */
+    double avg_loss;    /* running loss average (avg = 0.999 avg + 0.001 loss), stored exactly */
     int momentum_valid; /* load: the file's flag (also set in the model). save: ignored, the
                            model's own m->momentum_valid is written */
 } ssd_train_state;
@@ -66,7 +66,6 @@ ssd_status ssd_checkpoint_save(const char *path, const ssd_model *m, const ssd_t
 /* Validates PATH completely against model M (see the file comment), then loads parameters, BN
  * buffers, num_batches_tracked, momentum and momentum_valid into M (gradients zeroed; momentum
  * zeroed when the file has none) and the state into *ST. On failure nothing is changed. */
-ssd_status ssd_checkpoint_load(const char *path, ssd_model *m, ssd_train_state *st,
-                               ssd_error *err);
+ssd_status ssd_checkpoint_load(const char *path, ssd_model *m, ssd_train_state *st, ssd_error *err);
 
 #endif

@@ -6,8 +6,10 @@
  *   parameters, BN buffers + num_batches_tracked (ssd_model_export 'p', 'b') and momentum must be
  *   bit-identical, the state too (avg_loss compared as bits; also inf, a subnormal and -0.0).
  *   A checkpoint taken before any SGD step has no momentum tensors and loads as "no momentum".
- * - Bad inputs, each against a target model whose bits and state are compared before/after
- *   (must be unchanged) and whose error must name the file and the problem: truncation at
+ * - Bad inputs (an f32 checkpoint from the ref backend, so each of the ~40 rewritten files is
+ *   160 MB, not 320), each loaded into a target model whose flat parameter / BN / momentum /
+ *   gradient buffers, counter, momentum flag and the caller's state are compared with copies
+ *   afterwards (must be unchanged); the error must name the file and the problem: truncation at
  *   several lengths, flipped header bytes, a missing tensor, a wrong shape, a wrong dtype, wrong
  *   format / version / metadata values, a plain weights-only safetensors file, stray and
  *   inconsistent tensors; a missing file gives SSD_ERR_IO; a save that cannot create its temp
@@ -80,8 +82,10 @@ static snap take(const ssd_model *m) {
 }
 
 static void drop(snap *s) {
-    for (int i = 0; i < s->np; i++) ssd_tensor_free(&s->p[i]);
-    for (int i = 0; i < s->nb; i++) ssd_tensor_free(&s->b[i]);
+    for (int i = 0; i < s->np; i++)
+        ssd_tensor_free(&s->p[i]);
+    for (int i = 0; i < s->nb; i++)
+        ssd_tensor_free(&s->b[i]);
     free(s->p);
     free(s->b);
     ssd_tensor_free(&s->mom);
@@ -98,12 +102,15 @@ static void assert_same_snap(const snap *x, const snap *y, bool with_grads) {
     assert_int_equal(x->np, y->np);
     assert_int_equal(x->nb, y->nb);
     for (int i = 0; i < x->np; i++)
-        if (!same_tensor(&x->p[i], &y->p[i])) fail_msg("parameter %s differs", x->p[i].name);
+        if (!same_tensor(&x->p[i], &y->p[i]))
+            fail_msg("parameter %s differs", x->p[i].name);
     for (int i = 0; i < x->nb; i++)
-        if (!same_tensor(&x->b[i], &y->b[i])) fail_msg("buffer %s differs", x->b[i].name);
+        if (!same_tensor(&x->b[i], &y->b[i]))
+            fail_msg("buffer %s differs", x->b[i].name);
     assert_int_equal(x->momentum_valid, y->momentum_valid);
     assert_memory_equal(x->mom.data, y->mom.data, ssd_tensor_nbytes(&x->mom));
-    if (with_grads) assert_memory_equal(x->grads.data, y->grads.data, ssd_tensor_nbytes(&x->grads));
+    if (with_grads)
+        assert_memory_equal(x->grads.data, y->grads.data, ssd_tensor_nbytes(&x->grads));
 }
 
 static ssd_train_state sample_state(double avg) {
@@ -134,7 +141,8 @@ static const char *scratch(const char *name) {
 
 static int group_setup(void **state) {
     (void)state;
-    if (!tu_scratch_dir("test_checkpoint", g_dir, sizeof g_dir)) return -1;
+    if (!tu_scratch_dir("test_checkpoint", g_dir, sizeof g_dir))
+        return -1;
     g_ref = ssd_backend_ref_create();
     ssd_model *a = ssd_model_create(g_ref, SSD_F32, 11);
     perturb(a, 1, 1234);
@@ -175,8 +183,10 @@ static void round_trip(ssd_backend *be, ssd_dtype dt, const char *file) {
     st.momentum_valid = 0; /* ignored on save: the model's flag is written */
     ssd_error err = {0};
     const char *path = scratch(file);
-    if (ssd_checkpoint_save(path, a, &st, &err) != SSD_OK) fail_msg("save: %s", err.msg);
-    if (ssd_checkpoint_load(path, b, &got, &err) != SSD_OK) fail_msg("load: %s", err.msg);
+    if (ssd_checkpoint_save(path, a, &st, &err) != SSD_OK)
+        fail_msg("save: %s", err.msg);
+    if (ssd_checkpoint_load(path, b, &got, &err) != SSD_OK)
+        fail_msg("load: %s", err.msg);
     st.momentum_valid = 1;
     assert_true(same_state(&st, &got));
     snap sa = take(a), sb = take(b);
@@ -204,13 +214,15 @@ static void round_trip(ssd_backend *be, ssd_dtype dt, const char *file) {
     /* before any SGD step: no momentum in the file, and loading clears b's momentum */
     ssd_model_init(a, 23);
     ssd_train_state st2 = sample_state(0);
-    if (ssd_checkpoint_save(path, a, &st2, &err) != SSD_OK) fail_msg("save: %s", err.msg);
+    if (ssd_checkpoint_save(path, a, &st2, &err) != SSD_OK)
+        fail_msg("save: %s", err.msg);
     assert_int_equal(ssd_st_read(path, &f, &err), SSD_OK);
     assert_int_equal(ssd_st_count(f), 131 + 58 + 29);
     assert_string_equal(ssd_st_meta(f, "momentum_valid"), "0");
     ssd_st_free(f);
     assert_true(b->momentum_valid);
-    if (ssd_checkpoint_load(path, b, &got, &err) != SSD_OK) fail_msg("load: %s", err.msg);
+    if (ssd_checkpoint_load(path, b, &got, &err) != SSD_OK)
+        fail_msg("load: %s", err.msg);
     assert_true(same_state(&st2, &got));
     assert_false(b->momentum_valid);
     assert_int_equal(b->num_batches_tracked, 0);
@@ -249,8 +261,10 @@ static void test_avg_loss_exact(void **state) {
     for (size_t i = 0; i < sizeof vals / sizeof *vals; i++) {
         ssd_train_state st = sample_state(vals[i]), got = sample_state(7);
         ssd_error err = {0};
-        if (ssd_checkpoint_save(path, a, &st, &err) != SSD_OK) fail_msg("save: %s", err.msg);
-        if (ssd_checkpoint_load(path, a, &got, &err) != SSD_OK) fail_msg("load: %s", err.msg);
+        if (ssd_checkpoint_save(path, a, &st, &err) != SSD_OK)
+            fail_msg("save: %s", err.msg);
+        if (ssd_checkpoint_load(path, a, &got, &err) != SSD_OK)
+            fail_msg("load: %s", err.msg);
         assert_true(same_state(&st, &got));
     }
     unlink(path);
@@ -284,7 +298,8 @@ static void target_init(target *t, ssd_model *m) {
 }
 
 static void target_free(target *t) {
-    for (int i = 0; i < 4; i++) free(t->copy[i]);
+    for (int i = 0; i < 4; i++)
+        free(t->copy[i]);
 }
 
 /* Loading PATH into t must fail with CODE, name the file and say WHAT; nothing changes. */
@@ -295,7 +310,8 @@ static void expect_fail(target *t, const char *path, ssd_status code, const char
     printf("  %-32s -> %s: %s\n", strrchr(path, '/') + 1, ssd_status_name(s), err.msg);
     assert_int_equal(s, code);
     assert_non_null(strstr(err.msg, path));
-    if (!strstr(err.msg, what)) fail_msg("message '%s' does not say '%s'", err.msg, what);
+    if (!strstr(err.msg, what))
+        fail_msg("message '%s' does not say '%s'", err.msg, what);
     assert_true(same_state(&st, &st0));
     for (int i = 0; i < 4; i++)
         if (memcmp(t->flat[i]->data, t->copy[i], ssd_tensor_nbytes(t->flat[i])) != 0)
@@ -323,7 +339,8 @@ static void rewrite(const char *dst, const char *skip, const char *reshape, cons
     ssd_tensor *ts = ssd_xcalloc((size_t)n + 1, sizeof *ts);
     const ssd_tensor **list = ssd_xcalloc((size_t)n + 1, sizeof *list);
     for (int i = 0; i < n; i++) {
-        if (skip && strcmp(ssd_st_name(f, i), skip) == 0) continue;
+        if (skip && strcmp(ssd_st_name(f, i), skip) == 0)
+            continue;
         ts[k] = *ssd_st_at(f, i);
         if (reshape && strcmp(ssd_st_name(f, i), reshape) == 0) {
             int64_t numel = ssd_tensor_numel(&ts[k]);
@@ -338,11 +355,13 @@ static void rewrite(const char *dst, const char *skip, const char *reshape, cons
         ssd_tensor_set_name(&ts[k], extra);
         k++;
     }
-    for (int i = 0; i < k; i++) list[i] = &ts[i];
+    for (int i = 0; i < k; i++)
+        list[i] = &ts[i];
     const char *keys[32], *vals[32];
     int nm = 0;
     for (int i = 0; i < ssd_st_meta_count(f); i++) {
-        if (key && strcmp(ssd_st_meta_key(f, i), key) == 0) continue;
+        if (key && strcmp(ssd_st_meta_key(f, i), key) == 0)
+            continue;
         keys[nm] = ssd_st_meta_key(f, i);
         vals[nm++] = ssd_st_meta_value(f, i);
     }
@@ -350,7 +369,8 @@ static void rewrite(const char *dst, const char *skip, const char *reshape, cons
         keys[nm] = key;
         vals[nm++] = val;
     }
-    if (ssd_st_write_meta(dst, list, k, keys, vals, nm, &err) != SSD_OK) fail_msg("%s", err.msg);
+    if (ssd_st_write_meta(dst, list, k, keys, vals, nm, &err) != SSD_OK)
+        fail_msg("%s", err.msg);
     free(ts);
     free(list);
     ssd_st_free(f);
@@ -452,11 +472,15 @@ static void test_bad_inputs(void **state) {
         ssd_tensor *ps = ssd_model_export(t.m, 'p', SSD_F32, NULL, &np);
         ssd_tensor *bs = ssd_model_export(t.m, 'b', SSD_F32, NULL, &nb);
         const ssd_tensor **list = ssd_xcalloc((size_t)(np + nb), sizeof *list);
-        for (int i = 0; i < np; i++) list[i] = &ps[i];
-        for (int i = 0; i < nb; i++) list[np + i] = &bs[i];
+        for (int i = 0; i < np; i++)
+            list[i] = &ps[i];
+        for (int i = 0; i < nb; i++)
+            list[np + i] = &bs[i];
         assert_int_equal(ssd_st_write(p, list, np + nb, &err), SSD_OK);
-        for (int i = 0; i < np; i++) ssd_tensor_free(&ps[i]);
-        for (int i = 0; i < nb; i++) ssd_tensor_free(&bs[i]);
+        for (int i = 0; i < np; i++)
+            ssd_tensor_free(&ps[i]);
+        for (int i = 0; i < nb; i++)
+            ssd_tensor_free(&bs[i]);
         free(ps);
         free(bs);
         free(list);
@@ -489,7 +513,8 @@ static void test_atomic_save(void **state) {
     const char *path = scratch("atomic.safetensors");
     ssd_train_state st = sample_state(2), got;
     ssd_error err = {0};
-    if (ssd_checkpoint_save(path, a, &st, &err) != SSD_OK) fail_msg("save: %s", err.msg);
+    if (ssd_checkpoint_save(path, a, &st, &err) != SSD_OK)
+        fail_msg("save: %s", err.msg);
     char *before = NULL, *after = NULL;
     size_t nb = 0, na = 0;
     assert_int_equal(ssd_read_file(path, &before, &nb, &err), SSD_OK);
@@ -531,7 +556,8 @@ static void test_torch_load_state_dict(void **state) {
     (void)state;
     char prefix[2600];
     int rc = tu_torch_oracle("test_checkpoint/torch_load_state_dict", prefix, sizeof prefix);
-    if (rc == 1) return;
+    if (rc == 1)
+        return;
     assert_int_equal(rc, 0);
     char cmd[4096], log[1300], out[8192];
     snprintf(cmd, sizeof cmd, "\"%s\" \"%s/tools/checkpoint_oracle.py\" \"%s\"",
@@ -544,9 +570,9 @@ static void test_torch_load_state_dict(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip_ref),   cmocka_unit_test(test_round_trip_cpu),
-        cmocka_unit_test(test_avg_loss_exact),   cmocka_unit_test(test_bad_inputs),
-        cmocka_unit_test(test_atomic_save),      cmocka_unit_test(test_torch_load_state_dict),
+        cmocka_unit_test(test_round_trip_ref), cmocka_unit_test(test_round_trip_cpu),
+        cmocka_unit_test(test_avg_loss_exact), cmocka_unit_test(test_bad_inputs),
+        cmocka_unit_test(test_atomic_save),    cmocka_unit_test(test_torch_load_state_dict),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
