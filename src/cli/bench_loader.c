@@ -61,8 +61,10 @@ int ssd_bench_loader(const bench_args *a) {
             if (ssd_synth_write(&sc, &err) != SSD_OK) goto cleanup;
         }
     }
-    snprintf(ann, sizeof ann, "%s/annotations/instances_train2017.json", data);
-    snprintf(imgs, sizeof imgs, "%s/train2017", data);
+    if (ssd_coco_split_paths(data, "train", ann, sizeof ann, imgs, sizeof imgs) != 0) {
+        ssd_fail(&err, SSD_ERR_ARG, "--data: path too long");
+        goto cleanup;
+    }
     if (ssd_coco_index_load(ann, NULL, &idx, NULL, &err) != SSD_OK) goto cleanup;
 
     ssd_loader_cfg cfg;

@@ -98,10 +98,12 @@ int ssd_cmd_batch(int argc, char **argv) {
     ssd_error_clear(&err);
     int rc = 1;
     char ann[4200], imgs[4200];
-    snprintf(ann, sizeof ann, "%s/annotations/instances_%s2017.json", a.data, a.split);
-    snprintf(imgs, sizeof imgs, "%s/%s2017", a.data, a.split);
     ssd_coco_index *idx = NULL;
     ssd_loader *l = NULL;
+    if (ssd_coco_split_paths(a.data, a.split, ann, sizeof ann, imgs, sizeof imgs) != 0) {
+        ssd_fail(&err, SSD_ERR_ARG, "--data: path too long");
+        goto cleanup;
+    }
     if (ssd_coco_index_load(ann, a.cache_dir, &idx, NULL, &err) != SSD_OK) goto cleanup;
     ssd_loader_cfg c;
     ssd_loader_cfg_default(&c);

@@ -945,3 +945,10 @@ int64_t ssd_coco_label_to_id(const ssd_coco_index *idx, int label) {
     if (label < 1 || label > idx->num_categories) return 0;
     return idx->category_ids[label - 1];
 }
+
+int ssd_coco_split_paths(const char *root, const char *split, char *ann, size_t ann_len,
+                         char *images, size_t images_len) {
+    int a = snprintf(ann, ann_len, "%s/annotations/instances_%s2017.json", root, split);
+    int b = snprintf(images, images_len, "%s/%s2017", root, split);
+    return a < 0 || (size_t)a >= ann_len || b < 0 || (size_t)b >= images_len ? -1 : 0;
+}

@@ -27,6 +27,7 @@
 #define SSD_DATA_COCO_JSON_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/status.h"
@@ -54,6 +55,12 @@ typedef struct ssd_coco_index {
     char *names;                 /* file names, NUL-separated */
     int64_t names_len;
 } ssd_coco_index;
+
+/* The reference's dataset layout (spec 6.1) under `root` for split "train" or "val":
+ * ann = root/annotations/instances_<split>2017.json, images = root/<split>2017. Returns 0, or -1
+ * when a path does not fit its buffer. */
+int ssd_coco_split_paths(const char *root, const char *split, char *ann, size_t ann_len,
+                         char *images, size_t images_len);
 
 /* Parses the JSON file (no cache). */
 ssd_status ssd_coco_index_parse(const char *json_path, ssd_coco_index **out, ssd_error *err);
