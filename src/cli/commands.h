@@ -3,6 +3,9 @@
 #ifndef SSD_CLI_COMMANDS_H
 #define SSD_CLI_COMMANDS_H
 
+int ssd_cmd_train(int argc, char **argv);
+int ssd_cmd_eval(int argc, char **argv);
+int ssd_cmd_detect(int argc, char **argv);
 int ssd_cmd_step(int argc, char **argv);
 int ssd_cmd_cocoeval(int argc, char **argv);
 int ssd_cmd_bench(int argc, char **argv);

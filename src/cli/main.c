@@ -15,6 +15,11 @@ static void usage(FILE *f) {
             "SSD-ResNet34 (MLPerf) training system in C.\n"
             "\n"
             "commands (ssd <command> --help for options):\n"
+            "  train        train SSD300-ResNet34 as the MLPerf reference (no --data: a ~10 min\n"
+            "               demo on a built-in synthetic set)\n"
+            "  eval         COCO evaluation of a checkpoint on a dataset's val2017 (12 stats +\n"
+            "               detections json)\n"
+            "  detect       draw a checkpoint's detections on JPEG pictures\n"
             "  step         one training forward+backward on a given batch and weights; writes\n"
             "               loc, conf, loss and every gradient by torch name (parity debugging)\n"
             "  cocoeval     COCO bbox evaluation of a detections json against a ground truth\n"
@@ -44,6 +49,9 @@ int main(int argc, char **argv) {
         printf("ssd %s\n", SSD_VERSION);
         return 0;
     }
+    if (strcmp(cmd, "train") == 0) return ssd_cmd_train(argc - 2, argv + 2);
+    if (strcmp(cmd, "eval") == 0) return ssd_cmd_eval(argc - 2, argv + 2);
+    if (strcmp(cmd, "detect") == 0) return ssd_cmd_detect(argc - 2, argv + 2);
     if (strcmp(cmd, "step") == 0) return ssd_cmd_step(argc - 2, argv + 2);
     if (strcmp(cmd, "cocoeval") == 0) return ssd_cmd_cocoeval(argc - 2, argv + 2);
     if (strcmp(cmd, "bench") == 0) return ssd_cmd_bench(argc - 2, argv + 2);

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define SSD_OPTS_MAX 128
+
 static const ssd_opt *find(const ssd_opt *opts, int n, const char *name) {
     for (int i = 0; i < n; i++)
         if (strcmp(opts[i].name, name) == 0) return &opts[i];
@@ -14,7 +16,7 @@ static bool is_positional(const ssd_opt *o) { return o->name[0] != '-'; }
 
 /* The first positional option not yet given. */
 static const ssd_opt *next_positional(const ssd_opt *opts, int n, const bool *seen) {
-    for (int i = 0; i < n && i < 64; i++)
+    for (int i = 0; i < n && i < SSD_OPTS_MAX; i++)
         if (is_positional(&opts[i]) && !seen[i]) return &opts[i];
     return NULL;
 }
@@ -55,7 +57,7 @@ static ssd_status set_value(const ssd_opt *o, const char *v, ssd_error *err) {
 
 ssd_status ssd_opts_parse(const ssd_opt *opts, int n, int argc, char **argv, bool *help,
                           ssd_error *err) {
-    bool seen[64] = {false};
+    bool seen[SSD_OPTS_MAX] = {false};
     *help = false;
     for (int i = 0; i < argc; i++) {
         const char *arg = argv[i];
@@ -88,9 +90,9 @@ ssd_status ssd_opts_parse(const ssd_opt *opts, int n, int argc, char **argv, boo
         }
         ssd_status st = set_value(o, v, err);
         if (st != SSD_OK) return st;
-        if (o - opts < 64) seen[o - opts] = true;
+        if (o - opts < SSD_OPTS_MAX) seen[o - opts] = true;
     }
-    for (int i = 0; i < n && i < 64; i++)
+    for (int i = 0; i < n && i < SSD_OPTS_MAX; i++)
         if (opts[i].required && !seen[i])
             return ssd_fail(err, SSD_ERR_ARG, "missing required %s %s",
                             is_positional(&opts[i]) ? "argument" : "option", opts[i].name);
@@ -136,4 +138,34 @@ int ssd_opts_cli(const char *cmd, const char *summary, const ssd_opt *opts, int 
         return 0;
     }
     return -1;
+}
+
+void ssd_opts_summary(FILE *f, const char *cmd, const ssd_opt *opts, int n) {
+    fprintf(f, "ssd %s:", cmd);
+    for (int i = 0; i < n; i++) {
+        const ssd_opt *o = &opts[i];
+        switch (o->type) {
+        case SSD_OPT_STR:
+            if (*(const char **)o->dst) fprintf(f, " %s %s", o->name, *(const char **)o->dst);
+            break;
+        case SSD_OPT_INT:
+            fprintf(f, " %s %ld", o->name, *(long *)o->dst);
+            break;
+        case SSD_OPT_DOUBLE:
+            fprintf(f, " %s %g", o->name, *(double *)o->dst);
+            break;
+        case SSD_OPT_FLAG:
+            if (*(bool *)o->dst) fprintf(f, " %s", o->name);
+            break;
+        }
+    }
+    fputc('\n', f);
+}
+
+bool ssd_opts_given(int argc, char **argv, const char *name) {
+    size_t len = strlen(name);
+    for (int i = 0; i < argc; i++)
+        if (strncmp(argv[i], name, len) == 0 && (argv[i][len] == '\0' || argv[i][len] == '='))
+            return true;
+    return false;
 }

@@ -37,4 +37,12 @@ void ssd_opts_usage(FILE *f, const char *cmd, const char *summary, const ssd_opt
 int ssd_opts_cli(const char *cmd, const char *summary, const ssd_opt *opts, int n, int argc,
                  char **argv);
 
+/* One line "ssd CMD: --flag value ..." with every option's current value (string options only
+ * when set, flags only when on): the start-up summary of a run. */
+void ssd_opts_summary(FILE *f, const char *cmd, const ssd_opt *opts, int n);
+
+/* Whether argv names the option NAME ("NAME" or "NAME=..."): for defaults that depend on
+ * other choices. */
+bool ssd_opts_given(int argc, char **argv, const char *name);
+
 #endif

@@ -842,8 +842,7 @@ static bool make_dirs(const char *dir, char *why, size_t whylen) {
     return ok;
 }
 
-/* The cache directory (malloc'd), or NULL for no cache. */
-static char *cache_dir_for(const char *cache_dir) {
+char *ssd_cache_dir(const char *cache_dir) {
     if (cache_dir) return cache_dir[0] ? ssd_xstrdup(cache_dir) : NULL;
     const char *env = getenv("SSD_CACHE_DIR");
     if (env) return env[0] ? ssd_xstrdup(env) : NULL; /* set but empty: caching off */
@@ -863,7 +862,7 @@ ssd_status ssd_coco_index_load(const char *json_path, const char *cache_dir,
                                ssd_coco_index **out, bool *from_cache, ssd_error *err) {
     *out = NULL;
     if (from_cache) *from_cache = false;
-    char *dir = CACHE_USABLE ? cache_dir_for(cache_dir) : NULL;
+    char *dir = CACHE_USABLE ? ssd_cache_dir(cache_dir) : NULL;
     char *real = dir ? realpath(json_path, NULL) : NULL;
     struct stat sb;
     if (!real || stat(real, &sb) != 0 || !S_ISREG(sb.st_mode)) {

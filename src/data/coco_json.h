@@ -71,6 +71,11 @@ ssd_status ssd_coco_index_parse(const char *json_path, ssd_coco_index **out, ssd
 ssd_status ssd_coco_index_load(const char *json_path, const char *cache_dir,
                                ssd_coco_index **out, bool *from_cache, ssd_error *err);
 
+/* The project's cache directory (malloc'd), or NULL when caching is off: cache_dir itself when
+ * given ("" = off), else $SSD_CACHE_DIR ("" = off), else $XDG_CACHE_HOME/ssd (absolute values
+ * only), else $HOME/.cache/ssd. */
+char *ssd_cache_dir(const char *cache_dir);
+
 void ssd_coco_index_free(ssd_coco_index *idx); /* NULL is fine */
 
 static inline const char *ssd_coco_file_name(const ssd_coco_index *idx, int64_t i) {

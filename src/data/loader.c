@@ -80,6 +80,7 @@ void ssd_loader_cfg_default(ssd_loader_cfg *cfg) {
     cfg->shuffle = -1;
     cfg->seed = 1;
     ssd_augment_cfg_default(&cfg->aug);
+    cfg->augment = 1;
 }
 
 static void seq_position(const ssd_loader *l, int64_t seq, int64_t *epoch, int64_t *iter) {
@@ -185,9 +186,12 @@ static int build_batch(worker *w, int64_t seq, ssd_batch *b, char *msg) {
              * stream of a replacement from that of the sample it replaces. */
             ssd_rng r = ssd_rng_stream(c->seed, SSD_RNG_DOMAIN_AUGMENT, 0, (uint32_t)attempt,
                                        ((uint64_t)epoch << 32) | (uint64_t)gslot);
-            int nb = load_boxes(w, j), oh, ow;
-            ssd_augment_train(&c->aug, &r, w->aws, &w->img, w->boxes, w->labels, &nb, img_out,
-                              &oh, &ow, NULL);
+            int nb = load_boxes(w, j), oh = s->height, ow = s->width;
+            if (c->augment)
+                ssd_augment_train(&c->aug, &r, w->aws, &w->img, w->boxes, w->labels, &nb,
+                                  img_out, &oh, &ow, NULL);
+            else /* fixed inputs (testing aid): the validation transform, boxes as annotated */
+                ssd_augment_val(w->aws, &w->img, img_out);
             for (int q = 0; q < nb; q++) w->labels64[q] = w->labels[q];
             ssd_encode(l->anchors, w->boxes, w->labels64, nb,
                        b->bboxes + (size_t)k * SSD_NUM_ANCHORS * 4,

@@ -40,6 +40,8 @@ typedef struct ssd_loader_cfg {
     int shuffle;        /* per-epoch shuffle; -1 = default (on for train, off for validation) */
     uint32_t seed;
     ssd_augment_cfg aug;
+    int augment;        /* train: 1 = the reference's random transform (default); 0 = the
+                           validation transform with the annotated boxes (fixed inputs) */
     int64_t start_epoch, start_iter; /* where the stream starts */
     int64_t epochs;     /* epochs to stream from start_epoch; 0 = until destroyed */
 } ssd_loader_cfg;

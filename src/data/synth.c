@@ -332,32 +332,6 @@ static ssd_status make_image(const ssd_synth_cfg *cfg, int quality, int sp, int 
 
 /* ---- directories ---- */
 
-static ssd_status make_dir(const char *path, ssd_error *err) {
-    struct stat sb;
-    if (stat(path, &sb) == 0) {
-        if (S_ISDIR(sb.st_mode)) return SSD_OK;
-        return ssd_fail(err, SSD_ERR_IO, "%s: exists and is not a directory", path);
-    }
-    if (mkdir(path, 0777) != 0 && errno != EEXIST)
-        return ssd_fail(err, SSD_ERR_IO, "%s: cannot create directory: %s", path, strerror(errno));
-    return SSD_OK;
-}
-
-/* mkdir -p */
-static ssd_status make_dirs(const char *path, ssd_error *err) {
-    char *p = ssd_xstrdup(path);
-    ssd_status st = SSD_OK;
-    for (char *s = p + 1; *s && st == SSD_OK; s++) {
-        if (*s != '/') continue;
-        *s = '\0';
-        st = make_dir(p, err);
-        *s = '/';
-    }
-    if (st == SSD_OK) st = make_dir(p, err);
-    free(p);
-    return st;
-}
-
 static int dir_is_empty(const char *path) {
     DIR *d = opendir(path);
     if (!d) return 1;
@@ -416,12 +390,12 @@ ssd_status ssd_synth_write(const ssd_synth_cfg *cfg, ssd_error *err) {
         !dir_is_empty(cfg->out_dir))
         return ssd_fail(err, SSD_ERR_ARG, "%s: directory exists and is not empty (use --force to "
                         "write into it)", cfg->out_dir);
-    ssd_status st = make_dirs(cfg->out_dir, err);
+    ssd_status st = ssd_make_dirs(cfg->out_dir, err);
     char sub[4096];
     const char *subs[3] = {"train2017", "val2017", "annotations"};
     for (int i = 0; i < 3 && st == SSD_OK; i++) {
         snprintf(sub, sizeof sub, "%s/%s", cfg->out_dir, subs[i]);
-        st = make_dir(sub, err);
+        st = ssd_make_dirs(sub, err);
     }
     if (st != SSD_OK) return st;
 

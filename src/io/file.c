@@ -143,3 +143,28 @@ ssd_status ssd_write_file_atomic(const char *path, const void *data, size_t n, s
     }
     return ssd_atomic_commit(&af, err);
 }
+
+static ssd_status make_dir(const char *path, ssd_error *err) {
+    struct stat sb;
+    if (stat(path, &sb) == 0) {
+        if (S_ISDIR(sb.st_mode)) return SSD_OK;
+        return ssd_fail(err, SSD_ERR_IO, "%s: exists and is not a directory", path);
+    }
+    if (mkdir(path, 0777) != 0 && errno != EEXIST)
+        return ssd_fail(err, SSD_ERR_IO, "%s: cannot create directory: %s", path, strerror(errno));
+    return SSD_OK;
+}
+
+ssd_status ssd_make_dirs(const char *path, ssd_error *err) {
+    char *p = ssd_xstrdup(path);
+    ssd_status st = SSD_OK;
+    for (char *s = p + 1; *s && st == SSD_OK; s++) {
+        if (*s != '/') continue;
+        *s = '\0';
+        st = make_dir(p, err);
+        *s = '/';
+    }
+    if (st == SSD_OK) st = make_dir(p, err);
+    free(p);
+    return st;
+}

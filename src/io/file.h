@@ -34,4 +34,8 @@ void ssd_atomic_abort(ssd_atomic_file *af); /* safe after a failed open or commi
 /* Convenience: PATH := the n bytes at data, atomically. */
 ssd_status ssd_write_file_atomic(const char *path, const void *data, size_t n, ssd_error *err);
 
+/* mkdir -p: creates PATH and its missing parents; fine when it exists as a directory.
+ * SSD_ERR_IO naming the directory on failure (or when it exists as another kind of file). */
+ssd_status ssd_make_dirs(const char *path, ssd_error *err);
+
 #endif
