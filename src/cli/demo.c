@@ -11,11 +11,17 @@
 #include "data/coco_json.h"
 #include "data/synth.h"
 #include "io/file.h"
+#include "backend/backend.h"
+#include "model/ssd_model.h"
+#include "train/detect.h"
+#include "train/runner.h"
 
 #define DEMO_SET "demo-synth-v1"
 #define DEMO_TRAIN 64
 #define DEMO_VAL 16
 #define DEMO_SEED 2026
+#define DEMO_PICTURES 4
+#define DEMO_MIN_SCORE 0.3f
 
 void ssd_demo_get_defaults(ssd_demo_defaults *d) {
     d->epochs = 8;
@@ -64,6 +70,41 @@ ssd_status ssd_demo_dataset(char *dir, size_t len, FILE *log, ssd_error *err) {
 
 ssd_status ssd_demo_pictures(const char *checkpoint, const char *data, const char *output,
                              const char *backend, FILE *log, ssd_error *err) {
-    (void)checkpoint, (void)data, (void)output, (void)backend, (void)log, (void)err;
-    return SSD_OK; /* TEMP until the detect module lands */
+    char dir[4200], in[4300], out[4300];
+    snprintf(dir, sizeof dir, "%s/detections", output);
+    if (ssd_make_dirs(dir, err) != SSD_OK) return err->code;
+    ssd_backend *be = NULL;
+    if (ssd_backend_create(backend, &be, err) != SSD_OK) return err->code;
+    ssd_model *m = ssd_model_create(be, SSD_F32, 1);
+    ssd_runner *r = NULL;
+    ssd_detector *d = NULL;
+    ssd_status st = ssd_load_inference_weights(m, checkpoint, err);
+    if (st == SSD_OK) {
+        r = ssd_runner_create(m);
+        ssd_detect_cfg dc;
+        ssd_detect_cfg_default(&dc);
+        dc.min_score = DEMO_MIN_SCORE;
+        d = ssd_detector_create(r, &dc);
+    }
+    char ann[4200], imgs[4200];
+    ssd_coco_index *idx = NULL;
+    if (st == SSD_OK && ssd_coco_split_paths(data, "val", ann, sizeof ann, imgs, sizeof imgs))
+        st = ssd_fail(err, SSD_ERR_ARG, "%s: path too long", data);
+    if (st == SSD_OK) st = ssd_coco_index_load(ann, NULL, &idx, NULL, err);
+    for (int64_t i = 0; st == SSD_OK && i < DEMO_PICTURES && i < idx->num_samples; i++) {
+        const char *name = ssd_coco_file_name(idx, i);
+        snprintf(in, sizeof in, "%s/%s", imgs, name);
+        snprintf(out, sizeof out, "%s/%s", dir, name);
+        int n = 0;
+        st = ssd_detect_file(d, in, out, NULL, &n, err);
+        if (st == SSD_OK)
+            fprintf(log, "ssd train: demo picture %s: %d detections with score >= %.2f\n", out,
+                    n, DEMO_MIN_SCORE);
+    }
+    ssd_coco_index_free(idx);
+    ssd_detector_destroy(d);
+    ssd_runner_destroy(r);
+    ssd_model_destroy(m);
+    ssd_backend_destroy(be);
+    return st;
 }

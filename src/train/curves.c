@@ -12,22 +12,12 @@
 #include "core/mem.h"
 #include "core/strbuf.h"
 #include "io/file.h"
-#ifdef SSD_HAVE_PLOT
 #include "train/plot.h"
-#else
-typedef struct ssd_curve_point { double x, y; } ssd_curve_point;
-#endif
 
 typedef struct series {
     ssd_curve_point *p;
     int n, cap;
 } series;
-
-struct ssd_curves {
-    char *jsonl, *svg, *title;
-    FILE *fp;
-    series loss, avg, lr, map;
-};
 
 static void push(series *s, double x, double y) {
     if (s->n == s->cap) {
@@ -35,6 +25,30 @@ static void push(series *s, double x, double y) {
         s->p = ssd_xrealloc(s->p, (size_t)s->cap * sizeof *s->p);
     }
     s->p[s->n++] = (ssd_curve_point){x, y};
+}
+
+#define SMOOTH 20 /* the picture's smoothed loss: mean of the last SMOOTH finite losses */
+
+struct ssd_curves {
+    char *jsonl, *svg, *title;
+    FILE *fp;
+    series loss, avg, lr, map; /* avg: the smoothed loss (the reference's average starts at 0) */
+    double ring[SMOOTH];
+    int ring_n, ring_pos;
+};
+
+/* Records one loss in the picture's series. */
+static void push_loss(ssd_curves *c, double step, double loss, double lr) {
+    push(&c->loss, step, loss);
+    push(&c->lr, step, lr);
+    if (isfinite(loss)) {
+        c->ring[c->ring_pos] = loss;
+        c->ring_pos = (c->ring_pos + 1) % SMOOTH;
+        if (c->ring_n < SMOOTH) c->ring_n++;
+    }
+    double sum = 0;
+    for (int i = 0; i < c->ring_n; i++) sum += c->ring[i];
+    push(&c->avg, step, c->ring_n ? sum / c->ring_n : NAN);
 }
 
 static void json_num_or_null(ssd_strbuf *b, double v) {
@@ -64,9 +78,7 @@ static void reload(ssd_curves *c, int64_t keep_until, ssd_strbuf *keep) {
         double step = o ? num_or(o, "step", -1) : -1;
         if (cJSON_IsString(type) && step >= 0 && step <= (double)keep_until) {
             if (strcmp(type->valuestring, "step") == 0) {
-                push(&c->loss, step, num_or(o, "loss", INFINITY));
-                push(&c->avg, step, num_or(o, "avg_loss", NAN));
-                push(&c->lr, step, num_or(o, "lr", NAN));
+                push_loss(c, step, num_or(o, "loss", INFINITY), num_or(o, "lr", NAN));
             } else if (strcmp(type->valuestring, "eval") == 0) {
                 push(&c->map, step, num_or(o, "map", NAN));
             }
@@ -110,9 +122,7 @@ static ssd_status append(ssd_curves *c, ssd_strbuf *b, ssd_error *err) {
 
 ssd_status ssd_curves_step(ssd_curves *c, int64_t epoch, int64_t step, double loss,
                            double avg_loss, double lr, double img_s, ssd_error *err) {
-    push(&c->loss, (double)step, loss);
-    push(&c->avg, (double)step, avg_loss);
-    push(&c->lr, (double)step, lr);
+    push_loss(c, (double)step, loss, lr);
     ssd_strbuf b = {0};
     ssd_sb_printf(&b, "{\"type\": \"step\", \"epoch\": %lld, \"step\": %lld, \"loss\": ",
                   (long long)epoch, (long long)step);
@@ -143,13 +153,8 @@ ssd_status ssd_curves_eval(ssd_curves *c, int64_t epoch, int64_t step, const dou
 }
 
 ssd_status ssd_curves_draw(ssd_curves *c, ssd_error *err) {
-#ifdef SSD_HAVE_PLOT
     return ssd_plot_training_svg(c->svg, c->title, c->loss.p, c->loss.n, c->avg.p, c->avg.n,
                                  c->lr.p, c->lr.n, c->map.p, c->map.n, err);
-#else
-    (void)c, (void)err;
-    return SSD_OK;
-#endif
 }
 
 void ssd_curves_close(ssd_curves *c) {

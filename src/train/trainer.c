@@ -359,7 +359,7 @@ static ssd_status train_loop(run *R, ssd_train_result *res, ssd_error *err) {
     }
     res->iterations = it;
     res->last_avg_loss = avg;
-    return SSD_OK;
+    return ssd_curves_draw(R->curves, err);
 }
 
 ssd_status ssd_train_run(const ssd_train_cfg *c, FILE *progress, FILE *log_out,
