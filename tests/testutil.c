@@ -182,3 +182,48 @@ cJSON *tu_read_json(const char *path) {
     if (!j) fail_msg("%s: malformed JSON", path);
     return j;
 }
+
+/* The checker's python (.venv-oracle) into py; 0 when it has mlperf_logging, 1 after a SKIPPED
+ * line when not. */
+static int has_checker(const char *py) {
+    char cmd[1400];
+    snprintf(cmd, sizeof cmd,
+             "\"%s\" -c 'import mlperf_logging.compliance_checker' >/dev/null 2>&1", py);
+    return system(cmd) == 0;
+}
+
+/* The checker's python into py: $SSD_PYTHON_COCO, else <source>/.venv-oracle/bin/python (a build
+ * configured before the venv existed caches plain python3). 0 when it has mlperf_logging, 1
+ * after a SKIPPED line when neither has it. */
+int tu_checker_python(const char *test, char *py, size_t len) {
+    const char *env = tu_env("SSD_PYTHON_COCO");
+    if (env && *env) {
+        snprintf(py, len, "%s", env);
+        if (has_checker(py)) return 0;
+    }
+    char src[1024];
+    if (tu_source_dir(src, sizeof src) == 0) {
+        snprintf(py, len, "%s/.venv-oracle/bin/python", src);
+        if (has_checker(py)) return 0;
+    }
+    char why[1400];
+    snprintf(why, sizeof why,
+             "neither SSD_PYTHON_COCO (%s) nor .venv-oracle can import mlperf_logging "
+             "(tools/install_pydeps.sh installs it)",
+             env ? env : "unset");
+    tu_skip(test, why);
+    return 1;
+}
+
+/* Runs the checker; returns its exit status, output in out. */
+int tu_run_checker(const char *py, const char *ruleset, const char *flags, const char *log,
+                       char *out, size_t len) {
+    char cmd[4096], clog[1200], cap[1200];
+    snprintf(clog, sizeof clog, "%s.checker.log", log);
+    snprintf(cap, sizeof cap, "%s.checker.out", log);
+    snprintf(cmd, sizeof cmd,
+             "\"%s\" -m mlperf_logging.compliance_checker --usage training --ruleset %s %s "
+             "--log_output \"%s\" \"%s\"",
+             py, ruleset, flags, clog, log);
+    return tu_run_capture(cmd, cap, out, len);
+}

@@ -60,4 +60,12 @@ int tu_source_dir(char *buf, size_t len);
 /* $SSD_BUILD_DIR/test_scratch/<test> (created), for files a test exchanges with the oracle. */
 const char *tu_scratch_dir(const char *test, char *buf, size_t len);
 
+/* The MLPerf compliance checker: its python into py ($SSD_PYTHON_COCO, else
+ * <source>/.venv-oracle/bin/python); 0 when it imports mlperf_logging, 1 after a SKIPPED line. */
+int tu_checker_python(const char *test, char *py, size_t len);
+/* Runs `python -m mlperf_logging.compliance_checker --usage training --ruleset R FLAGS LOG`;
+ * returns its exit status, its output in out. */
+int tu_run_checker(const char *py, const char *ruleset, const char *flags, const char *log,
+                   char *out, size_t len);
+
 #endif

@@ -472,70 +472,25 @@ static void drop_key(const char *src, const char *dst, const char *key) {
     free(text);
 }
 
-/* The checker's python (.venv-oracle) into py; 0 when it has mlperf_logging, 1 after a SKIPPED
- * line when not. */
-static int has_checker(const char *py) {
-    char cmd[1400];
-    snprintf(cmd, sizeof cmd,
-             "\"%s\" -c 'import mlperf_logging.compliance_checker' >/dev/null 2>&1", py);
-    return system(cmd) == 0;
-}
-
-/* The checker's python into py: $SSD_PYTHON_COCO, else <source>/.venv-oracle/bin/python (a build
- * configured before the venv existed caches plain python3). 0 when it has mlperf_logging, 1
- * after a SKIPPED line when neither has it. */
-static int checker_python(const char *test, char *py, size_t len) {
-    const char *env = tu_env("SSD_PYTHON_COCO");
-    if (env && *env) {
-        snprintf(py, len, "%s", env);
-        if (has_checker(py)) return 0;
-    }
-    char src[1024];
-    if (tu_source_dir(src, sizeof src) == 0) {
-        snprintf(py, len, "%s/.venv-oracle/bin/python", src);
-        if (has_checker(py)) return 0;
-    }
-    char why[1400];
-    snprintf(why, sizeof why,
-             "neither SSD_PYTHON_COCO (%s) nor .venv-oracle can import mlperf_logging "
-             "(tools/install_pydeps.sh installs it)",
-             env ? env : "unset");
-    tu_skip(test, why);
-    return 1;
-}
-
-/* Runs the checker; returns its exit status, output in out. */
-static int run_checker(const char *py, const char *ruleset, const char *flags, const char *log,
-                       char *out, size_t len) {
-    char cmd[4096], clog[1200], cap[1200];
-    snprintf(clog, sizeof clog, "%s.checker.log", log);
-    snprintf(cap, sizeof cap, "%s.checker.out", log);
-    snprintf(cmd, sizeof cmd,
-             "\"%s\" -m mlperf_logging.compliance_checker --usage training --ruleset %s %s "
-             "--log_output \"%s\" \"%s\"",
-             py, ruleset, flags, clog, log);
-    return tu_run_capture(cmd, cap, out, len);
-}
-
 static void test_checker_accepts(void **state) {
     (void)state;
     char py[1200];
-    if (checker_python("test_mllog/checker_accepts", py, sizeof py)) return;
+    if (tu_checker_python("test_mllog/checker_accepts", py, sizeof py)) return;
     char dir[1024], path[1200];
     tu_scratch_dir("test_mllog", dir, sizeof dir);
     snprintf(path, sizeof path, "%s/run_ok.txt", dir);
     write_run(path, 0.2011, 0.2318808888079498, "success");
     static char out[65536];
-    assert_int_equal(run_checker(py, "1.0.0", "--werror", path, out, sizeof out), 0);
+    assert_int_equal(tu_run_checker(py, "1.0.0", "--werror", path, out, sizeof out), 0);
     assert_non_null(strstr(out, "SUCCESS"));
     assert_null(strstr(out, "FAILED"));
     /* the same log also passes 0.7.0 (init well under 20 min; extra keys ignored) */
-    assert_int_equal(run_checker(py, "0.7.0", "--werror", path, out, sizeof out), 0);
+    assert_int_equal(tu_run_checker(py, "0.7.0", "--werror", path, out, sizeof out), 0);
     assert_non_null(strstr(out, "SUCCESS"));
     /* an aborted run is still a compliant log */
     snprintf(path, sizeof path, "%s/run_aborted.txt", dir);
     write_run(path, 0.2011, 0.2318808888079498, "aborted");
-    assert_int_equal(run_checker(py, "1.0.0", "", path, out, sizeof out), 0);
+    assert_int_equal(tu_run_checker(py, "1.0.0", "", path, out, sizeof out), 0);
 }
 
 /* The checker rejects the log without run_stop, without opt_weight_decay, without
@@ -543,7 +498,7 @@ static void test_checker_accepts(void **state) {
 static void test_checker_rejects(void **state) {
     (void)state;
     char py[1200];
-    if (checker_python("test_mllog/checker_rejects", py, sizeof py)) return;
+    if (tu_checker_python("test_mllog/checker_rejects", py, sizeof py)) return;
     char dir[1024], ok[1200], bad[1200];
     tu_scratch_dir("test_mllog", dir, sizeof dir);
     snprintf(ok, sizeof ok, "%s/run_ok2.txt", dir);
@@ -554,13 +509,13 @@ static void test_checker_rejects(void **state) {
     for (int k = 0; k < 3; k++) {
         snprintf(bad, sizeof bad, "%s/run_no_%s.txt", dir, drops[k]);
         drop_key(ok, bad, drops[k]);
-        assert_int_equal(run_checker(py, "1.0.0", "", bad, out, sizeof out), 1);
+        assert_int_equal(tu_run_checker(py, "1.0.0", "", bad, out, sizeof out), 1);
         assert_non_null(strstr(out, "FAILED"));
         if (!strstr(out, drops[k])) fail_msg("the checker's output does not name %s", drops[k]);
     }
     snprintf(bad, sizeof bad, "%s/run_low_map.txt", dir);
     write_run(bad, 0.2011, 0.2299, "aborted");
-    assert_int_equal(run_checker(py, "1.0.0", "", bad, out, sizeof out), 1);
+    assert_int_equal(tu_run_checker(py, "1.0.0", "", bad, out, sizeof out), 1);
     assert_non_null(strstr(out, "FAILED"));
 }
 
@@ -570,7 +525,7 @@ static void test_checker_rejects(void **state) {
 static void test_python_encoder(void **state) {
     (void)state;
     char py[1200], src[1024];
-    if (checker_python("test_mllog/python_encoder", py, sizeof py)) return;
+    if (tu_checker_python("test_mllog/python_encoder", py, sizeof py)) return;
     if (tu_source_dir(src, sizeof src)) return;
     char dir[1024], path[1200], cmd[4096], cap[1300];
     static char out[65536];
