@@ -1,4 +1,4 @@
-# Thin wrapper over CMake. `make`, `make test`, `make bench`, `make asan`, `make deps`, `make fuzz`.
+# Thin wrapper over CMake. `make`, `make demo`, `make test`, `make bench`, `make asan`, `make deps`, `make fuzz`.
 BUILD ?= build
 TYPE ?= Release
 JOBS ?= $(shell nproc)
@@ -13,7 +13,7 @@ FUZZ_CC ?= clang
 FUZZ_SRC = src/io/pth.c src/io/pickle.c src/io/file.c src/core/status.c src/core/mem.c src/core/log.c \
            src/core/timer.c src/core/tensor.c tests/fuzz/fuzz_pth.c
 
-.PHONY: all configure test bench asan asan-test tsan-test deps clean fuzz
+.PHONY: all configure test bench asan asan-test tsan-test deps clean fuzz demo
 
 all: configure
 	cmake --build $(BUILD) -j $(JOBS)
@@ -26,6 +26,11 @@ test: all
 
 bench: all
 	$(BUILD)/bench_ops
+
+# `make demo`: the built-in default of `ssd train` (no --data): a cached synthetic set, a short
+# schedule (~10 min on 2 cores), evaluation and detection pictures in ssd-demo/ (docs/train.md).
+demo: all
+	$(BUILD)/ssd train
 
 asan:
 	$(MAKE) BUILD=build-asan TYPE=Asan all
