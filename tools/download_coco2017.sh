@@ -115,7 +115,8 @@ finish() {
     local ntrain nval
     ntrain=$(count_jpg "$dir/train2017")
     nval=$(count_jpg "$dir/val2017")
-    say "$dir: train2017 $ntrain images, val2017 $nval images, annotations/instances_{train,val}2017.json"
+    say "$dir: train2017 $ntrain images, val2017 $nval images," \
+        "annotations/instances_{train,val}2017.json"
     [[ "$ntrain" -gt 0 && "$nval" -gt 0 ]] || say "warning: an image directory is empty"
     say "next: ssd train --data $dir"
 }
@@ -150,7 +151,8 @@ if [[ -z "$ex" ]]; then
 fi
 case "$ex" in
 unzip | bsdtar) have "$ex" || die "SSD_COCO_EXTRACTOR=$ex but $ex is not installed" ;;
-"") die "neither unzip nor bsdtar is installed (Debian: apt-get install unzip, or libarchive-tools for bsdtar)" ;;
+"") die "neither unzip nor bsdtar is installed" \
+    "(Debian: apt-get install unzip, or libarchive-tools for bsdtar)" ;;
 *) die "SSD_COCO_EXTRACTOR must be unzip or bsdtar, not '$ex'" ;;
 esac
 have md5sum || die "md5sum is not installed (Debian: coreutils)"
@@ -194,7 +196,8 @@ for n in "${needed[@]}"; do
         say "$zip: md5 $got (not checked: the expected md5 was set to 'skip')"
     elif [[ "$got" != "$want" ]]; then
         rm -f "$part"
-        die "$zip: md5 $got, expected $want: the download is corrupt or not the COCO file; deleted (run again to download it anew)"
+        die "$zip: md5 $got, expected $want: the download is corrupt or not the COCO file;" \
+            "deleted (run again to download it anew)"
     else
         say "$zip: md5 $got OK"
     fi
@@ -216,7 +219,8 @@ for n in "${needed[@]}"; do
     fi
     if ! present "$n" "$tmp"; then
         case "$n" in
-        annotations) die "$zip: has no annotations/instances_train2017.json and annotations/instances_val2017.json" ;;
+        annotations) die "$zip: has no annotations/instances_train2017.json and" \
+            "annotations/instances_val2017.json" ;;
         *) die "$zip: has no top-level directory $n/" ;;
         esac
     fi

@@ -23,10 +23,13 @@ fail() {
     echo "FAIL: $*"
     exit 1
 }
-command -v curl >/dev/null || fail "curl is not installed (Debian package curl); the test serves file:// URLs through it"
-command -v python3 >/dev/null || fail "python3 is not installed; the test builds its zips with python3 zipfile"
+command -v curl >/dev/null ||
+    fail "curl is not installed (Debian package curl); the test serves file:// URLs through it"
+command -v python3 >/dev/null ||
+    fail "python3 is not installed; the test builds its zips with python3 zipfile"
 if ! command -v unzip >/dev/null && ! command -v bsdtar >/dev/null; then
-    fail "neither unzip nor bsdtar is installed (Debian package unzip or libarchive-tools); tools/download_coco2017.sh needs one"
+    fail "neither unzip nor bsdtar is installed (Debian package unzip or libarchive-tools);" \
+        "tools/download_coco2017.sh needs one"
 fi
 
 work=$(mktemp -d)
@@ -80,8 +83,10 @@ assert_clean() {
         [[ ! -e "$d/$f" ]] || fail "$what: $d/$f was left behind"
     done
     if [[ -d "$d" ]]; then
-        [[ -z "$(find "$d" -path '*/partial/*' -type f)" ]] || fail "$what: a partial download was left behind"
-        [[ -z "$(find "$d" -name '.extract.*')" ]] || fail "$what: an extraction directory was left behind"
+        [[ -z "$(find "$d" -path '*/partial/*' -type f)" ]] ||
+            fail "$what: a partial download was left behind"
+        [[ -z "$(find "$d" -name '.extract.*')" ]] ||
+            fail "$what: an extraction directory was left behind"
     fi
 }
 
@@ -101,60 +106,72 @@ assert_clean "$d" "no extractor"
 
 echo "== wrong md5 for val2017.zip"
 d=$work/coco
-if SSD_COCO_MD5_VAL=00000000000000000000000000000000 run "$d" "$work/log" --base-url "file://$srv"; then
+zero=00000000000000000000000000000000
+if SSD_COCO_MD5_VAL=$zero run "$d" "$work/log" --base-url "file://$srv"; then
     fail "a zip with the wrong md5 was accepted"
 fi
-grep -q "val2017.zip: md5 $SSD_COCO_MD5_VAL, expected 00000000000000000000000000000000" "$work/log" ||
+grep -q "val2017.zip: md5 $SSD_COCO_MD5_VAL, expected $zero" "$work/log" ||
     fail "the error does not name the zip and both md5s"
 assert_clean "$d" "wrong md5"
 [[ -z "$(find "$d" -name val2017.zip)" ]] || fail "the zip with the wrong md5 was kept"
-[[ -f "$d/.download/annotations_trainval2017.zip" ]] || fail "the verified annotations zip was not kept"
+[[ -f "$d/.download/annotations_trainval2017.zip" ]] ||
+    fail "the verified annotations zip was not kept"
 
 echo "== missing URL"
 d2=$work/missing
-if run "$d2" "$work/log" --base-url "file://$work/nowhere"; then fail "a missing URL was accepted"; fi
-grep -q "annotations_trainval2017.zip: download from file://$work/nowhere/annotations/annotations_trainval2017.zip failed" "$work/log" ||
+nowhere=file://$work/nowhere
+if run "$d2" "$work/log" --base-url "$nowhere"; then fail "a missing URL was accepted"; fi
+ann=annotations_trainval2017.zip
+grep -q "$ann: download from $nowhere/annotations/$ann failed" "$work/log" ||
     fail "the error does not name the missing file"
 assert_clean "$d2" "missing URL"
 [[ -z "$(find "$d2" -type f)" ]] || fail "missing URL: files were left behind"
 
 echo "== a zip without the expected top-level directory"
 d3=$work/badlayout
-if SSD_COCO_MD5_VAL=$(md5of "$srv/bad/zips/val2017.zip") run "$d3" "$work/log" --base-url "file://$srv/bad"; then
+bad_md5=$(md5of "$srv/bad/zips/val2017.zip")
+if SSD_COCO_MD5_VAL=$bad_md5 run "$d3" "$work/log" --base-url "file://$srv/bad"; then
     fail "a zip without val2017/ was accepted"
 fi
-grep -q "val2017.zip: has no top-level directory val2017/" "$work/log" || fail "the bad layout is not named"
+grep -q "val2017.zip: has no top-level directory val2017/" "$work/log" ||
+    fail "the bad layout is not named"
 assert_clean "$d3" "bad layout"
 
 echo "== success, resuming a truncated train2017.zip"
 size=$(stat -c %s "$srv/zips/train2017.zip")
 head -c $((size / 2)) "$srv/zips/train2017.zip" >"$d/.download/partial/train2017.zip"
 run "$d" "$work/log" --base-url "file://$srv" || fail "the download failed"
-grep -q "train2017.zip: resuming from $((size / 2)) bytes" "$work/log" || fail "the partial download was not resumed"
-grep -q "annotations_trainval2017.zip: verified earlier" "$work/log" || fail "the verified zip was downloaded again"
+grep -q "train2017.zip: resuming from $((size / 2)) bytes" "$work/log" ||
+    fail "the partial download was not resumed"
+grep -q "annotations_trainval2017.zip: verified earlier" "$work/log" ||
+    fail "the verified zip was downloaded again"
 grep -q "train2017 3 images, val2017 2 images" "$work/log" || fail "wrong image counts"
 grep -q "next: ssd train --data $d" "$work/log" || fail "the next command is not printed"
 x=$work/expect
 mkdir -p "$x"
 (cd "$x" && unzip -q "$srv/zips/train2017.zip" && unzip -q "$srv/zips/val2017.zip" &&
     unzip -q "$srv/annotations/annotations_trainval2017.zip") 2>/dev/null ||
-    python3 -c "import sys, zipfile; [zipfile.ZipFile(z).extractall(sys.argv[1]) for z in sys.argv[2:]]" \
-        "$x" "$srv/zips/train2017.zip" "$srv/zips/val2017.zip" "$srv/annotations/annotations_trainval2017.zip"
+    python3 -c "import sys, zipfile; [zipfile.ZipFile(z).extractall(sys.argv[1])
+                for z in sys.argv[2:]]" \
+        "$x" "$srv/zips/train2017.zip" "$srv/zips/val2017.zip" "$srv/annotations/$ann"
 diff -r "$x" "$d" || fail "the extracted tree differs from the zips' contents"
-[[ "$(cd "$d" && find . | LC_ALL=C sort | tr '\n' ' ')" == "$(cd "$x" && find . | LC_ALL=C sort | tr '\n' ' ')" ]] ||
+listing() { (cd "$1" && find . | LC_ALL=C sort | tr '\n' ' '); }
+[[ "$(listing "$d")" == "$(listing "$x")" ]] ||
     fail "extra files in $d (zips or temporary directories left)"
 
 echo "== second run is a no-op"
 before=$(cd "$d" && find . -printf '%p %s %T@\n' | LC_ALL=C sort)
 run "$d" "$work/log" --base-url "file://$work/nowhere" || fail "the second run failed"
-grep -q "already complete; nothing to do" "$work/log" || fail "the second run does not say it is a no-op"
+grep -q "already complete; nothing to do" "$work/log" ||
+    fail "the second run does not say it is a no-op"
 after=$(cd "$d" && find . -printf '%p %s %T@\n' | LC_ALL=C sort)
 [[ "$before" == "$after" ]] || fail "the second run changed files"
 
 if command -v bsdtar >/dev/null; then
     echo "== success through bsdtar"
     d4=$work/bsdtar
-    SSD_COCO_EXTRACTOR=bsdtar run "$d4" "$work/log" --base-url "file://$srv" || fail "bsdtar extraction failed"
+    SSD_COCO_EXTRACTOR=bsdtar run "$d4" "$work/log" --base-url "file://$srv" ||
+        fail "bsdtar extraction failed"
     diff -r "$x" "$d4" || fail "the bsdtar tree differs"
 else
     echo "(bsdtar not installed: its extraction path is not exercised)"
