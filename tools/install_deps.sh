@@ -14,7 +14,8 @@ PKGS=(
   libarchive-dev                              # tar/zip containers of .pth files
   libcmocka-dev                               # unit-test framework
   clang libclang-rt-14-dev                    # make fuzz: libFuzzer + sanitizers (clang 14)
-  curl                                        # tools/download_resnet34_backbone.sh
+  curl                                        # tools/download_resnet34_backbone.sh, download_coco2017.sh
+  unzip                                       # tools/download_coco2017.sh: extracts the COCO zips
   python3-torch python3-pil                   # test oracle only (goldens), /usr/bin/python3
   python3-torchvision                         # test/bench oracle only: the torchvision data pipeline
   python3-venv                                # .venv-oracle: pycocotools from PyPI (tests only)
