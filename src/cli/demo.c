@@ -30,7 +30,7 @@ void ssd_demo_get_defaults(ssd_demo_defaults *d) {
     d->log_interval = 8;
     d->num_workers = 1;
     d->seed = 1;
-    d->lr = 0.04; /* per 32 images: 0.01 at batch 8 */
+    d->lr = 0.02; /* per 32 images: 0.005 at batch 8 */
     d->warmup = 1;
     d->decay = "6";
 }
