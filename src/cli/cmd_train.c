@@ -142,8 +142,8 @@ int ssd_cmd_train(int argc, char **argv) {
          "crop tries per drawn mode (MLPerf: 1 or 50)"},
         {"--nms-valid-thresh", SSD_OPT_DOUBLE, &nms, false, 0, 1, "P",
          "evaluation score threshold"},
-        {"--batch-splits", SSD_OPT_INT, &batch_splits, false, 1, 1, "1",
-         "gradient-accumulation fragments (only 1 is implemented)"},
+        {"--batch-splits", SSD_OPT_INT, &batch_splits, false, 1, 4096, "K",
+         "gradient accumulation: K fragments per batch, one optimizer step (divides the batch)"},
         {"--autocast", SSD_OPT_FLAG, &autocast, false, 1, 0, NULL,
          "bf16 autocast of forward and loss (needs a bf16 backend)"},
         {"--backend", SSD_OPT_STR, &backend, false, 1, 0, "NAME",
@@ -202,6 +202,8 @@ int ssd_cmd_train(int argc, char **argv) {
         bad = "--augment must be 'reference' or 'none'";
     else if (strcmp(division, "auto") && strcmp(division, "closed") && strcmp(division, "open"))
         bad = "--mlperf-division must be auto, closed or open";
+    else if (batch % batch_splits)
+        bad = "--batch-size must be divisible by --batch-splits";
     else if (deterministic && strcmp(backend, "ref") && strcmp(backend, "cpu"))
         bad = "--deterministic is available on the ref and cpu backends";
     if (bad) {
@@ -244,6 +246,7 @@ int ssd_cmd_train(int argc, char **argv) {
     c.epochs = epochs;
     c.batch_size = (int)batch;
     c.val_batch_size = val_batch > 0 ? (int)val_batch : (int)batch;
+    c.batch_splits = (int)batch_splits;
     c.lr = lr;
     c.momentum = momentum;
     c.weight_decay = wd;

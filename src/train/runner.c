@@ -86,16 +86,28 @@ static void upload_images(ssd_runner *r, runner_slot *s, const float *images) {
 
 float ssd_runner_train_step(ssd_runner *r, int n, const float *images, const float *bboxes,
                             const int64_t *labels, float *per_image) {
+    return ssd_runner_train_fragment(r, n, images, bboxes, labels, per_image, 1.0f, true);
+}
+
+float ssd_runner_train_fragment(ssd_runner *r, int n, const float *images, const float *bboxes,
+                                const int64_t *labels, float *per_image, float grad_scale,
+                                bool zero_grad) {
     ssd_model *m = r->m;
     runner_slot *s = get_slot(r, n);
     upload_images(r, s, images);
-    ssd_model_zero_grad(m);
+    if (zero_grad) ssd_model_zero_grad(m);
     ssd_model_forward(m, s->acts, &s->images, true);
     ssd_backend_download(m->be, &s->loc, &s->acts->loc);
     ssd_backend_download(m->be, &s->conf, &s->acts->conf);
     float loss = ssd_loss_forward_backward(&r->anchors, n, s->loc.data, s->conf.data, bboxes,
                                            labels, s->dloc.data, s->dconf.data, per_image,
                                            r->loss_ws);
+    if (grad_scale != 1.0f) {
+        float *dl = s->dloc.data, *dc = s->dconf.data;
+        int64_t nl = ssd_tensor_numel(&s->dloc), nc = ssd_tensor_numel(&s->dconf);
+        for (int64_t i = 0; i < nl; i++) dl[i] *= grad_scale;
+        for (int64_t i = 0; i < nc; i++) dc[i] *= grad_scale;
+    }
     ssd_backend_upload(m->be, &s->acts->dloc, &s->dloc);
     ssd_backend_upload(m->be, &s->acts->dconf, &s->dconf);
     ssd_model_backward(m, s->acts, &s->images);

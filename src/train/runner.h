@@ -6,6 +6,7 @@
 #ifndef SSD_TRAIN_RUNNER_H
 #define SSD_TRAIN_RUNNER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "box/anchors.h"
@@ -23,6 +24,13 @@ void ssd_runner_destroy(ssd_runner *r); /* NULL is fine; the model is not freed 
  * per_image (n floats, nullable) gets each image's loss. No optimizer step. */
 float ssd_runner_train_step(ssd_runner *r, int n, const float *images, const float *bboxes,
                             const int64_t *labels, float *per_image);
+
+/* The same for one fragment of a batch (gradient accumulation, --batch-splits): the gradient of
+ * grad_scale x (the fragment's loss) is ADDED to the parameter gradients, which are zeroed first
+ * only when zero_grad. Returns the fragment's unscaled loss. */
+float ssd_runner_train_fragment(ssd_runner *r, int n, const float *images, const float *bboxes,
+                                const int64_t *labels, float *per_image, float grad_scale,
+                                bool zero_grad);
 
 /* Inference-mode forward (running BN statistics) of n images; *loc (n,4,8732) and *conf
  * (n,81,8732) point to host copies that stay valid until the next call. */

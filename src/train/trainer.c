@@ -222,8 +222,8 @@ static ssd_status log_startup(run *R, ssd_error *err) {
         .status = c->status,
         .seed = c->seed,
         .global_batch_size = c->batch_size,
-        .gradient_accumulation_steps = 1,
-        .model_bn_span = c->batch_size,
+        .gradient_accumulation_steps = c->batch_splits,
+        .model_bn_span = c->batch_size / c->batch_splits, /* images per BN group: a fragment */
         .opt_base_learning_rate = R->sched.base_lr,
         .opt_weight_decay = c->weight_decay,
         /* the checker wants >= 1 even without warmup (docs/train.md) */
@@ -286,6 +286,29 @@ static ssd_status make_loader(run *R, ssd_error *err) {
     return ssd_loader_create(&lc, &R->ld, err);
 }
 
+/* One batch as --batch-splits fragments of batch_size / splits images (the last one shorter
+ * when the batch is): each fragment's forward and backward in turn, its gradient weighted by
+ * its share of the batch, one optimizer step after all. Returns the share-weighted loss (the
+ * reference prints the last fragment's weighted loss instead). BN statistics are those of each
+ * fragment, as in the reference. */
+static float train_batch(run *R, const ssd_batch *b) {
+    int splits = R->c->batch_splits;
+    if (splits <= 1) return ssd_runner_train_step(R->r, b->n, b->images, b->bboxes, b->labels, NULL);
+    const int frag = R->c->batch_size / splits;
+    const size_t img = (size_t)3 * SSD_IMAGE_SIZE * SSD_IMAGE_SIZE;
+    double loss = 0;
+    for (int k = 0; k < b->n; k += frag) {
+        int n = b->n - k < frag ? b->n - k : frag;
+        float w = (float)n / (float)b->n;
+        float l = ssd_runner_train_fragment(R->r, n, b->images + k * img,
+                                            b->bboxes + (size_t)k * SSD_NUM_ANCHORS * 4,
+                                            b->labels + (size_t)k * SSD_NUM_ANCHORS, NULL, w,
+                                            k == 0);
+        loss += (double)w * l;
+    }
+    return (float)loss;
+}
+
 static ssd_status train_loop(run *R, ssd_train_result *res, ssd_error *err) {
     const ssd_train_cfg *c = R->c;
     int64_t it = R->st.iteration, saved_it = -1;
@@ -311,7 +334,7 @@ static ssd_status train_loop(run *R, ssd_train_result *res, ssd_error *err) {
                                                         : "the loader ended early");
             }
             SSD_ASSERT(b->epoch == e && b->iter == i, "loader out of step");
-            float loss = ssd_runner_train_step(R->r, b->n, b->images, b->bboxes, b->labels, NULL);
+            float loss = train_batch(R, b);
             double lr = ssd_lr_at(&R->sched, e, it);
             ssd_model_sgd_step(R->m, lr, c->momentum, c->weight_decay);
             it++;

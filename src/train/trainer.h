@@ -22,6 +22,7 @@ typedef struct ssd_train_cfg {
     const char *cache_dir;  /* annotation index cache (NULL: default; "": none) */
     int64_t epochs;
     int batch_size, val_batch_size;
+    int batch_splits;       /* gradient-accumulation fragments per batch (>= 1, divides batch) */
     double lr, momentum, weight_decay, warmup;
     int warmup_factor;
     int decay_epochs[SSD_TRAIN_MAX_LIST], n_decay;

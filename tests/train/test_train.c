@@ -305,7 +305,8 @@ static void test_bad_inputs(void **state) {
     assert_non_null(strstr(g_log, "--lr-decay-schedule"));
     assert_int_equal(ssd("train --data '%s' --autocast", data), 2);
     assert_non_null(strstr(g_log, "bf16"));
-    assert_int_equal(ssd("train --data '%s' --batch-splits 2", data), 2);
+    assert_int_equal(ssd("train --data '%s' --batch-size 3 --batch-splits 2", data), 2);
+    assert_non_null(strstr(g_log, "divisible by --batch-splits"));
     assert_int_equal(ssd("eval --data '%s'", data), 2);
     assert_non_null(strstr(g_log, "--checkpoint"));
     assert_int_equal(ssd("detect --checkpoint x.safetensors --out '%s/p'", g_dir), 2);
@@ -320,6 +321,27 @@ static void test_bad_inputs(void **state) {
                      0);
     assert_non_null(strstr(g_log, "ignoring device-specific flags: --use-hpu --hpu-lazy-mode "
                                   "--dl-worker-type"));
+    /* on a terminal (a pty from util-linux `script`) the progress line rewrites itself */
+    {
+        char cmd[4096];
+        snprintf(cmd, sizeof cmd,
+                 "script -qec \"'%s' train --data '%s' --output '%s/tty' --batch-size 2 "
+                 "--end-iteration 3 --seed 5 --num-workers 1 --cache-dir '' --log-interval 100 "
+                 ">/dev/null\" /dev/null",
+                 g_ssd, data, g_dir);
+        assert_int_equal(tu_run_capture(cmd, P("%s/tty.log", g_dir), g_log, sizeof g_log), 0);
+        const char *live = strstr(g_log, "\repoch 1/800 iter 3/");
+        assert_non_null(live);
+        assert_non_null(strstr(live, "img/s, data wait"));
+        assert_non_null(strstr(live, "ETA"));
+    }
+    /* gradient accumulation: 2 fragments of 1, logged as MLPerf wants them */
+    assert_int_equal(ssd("train --data '%s' --output '%s/splits' --batch-size 2 --batch-splits 2 "
+                         "--end-iteration 1 --seed 5 --num-workers 1 --cache-dir ''",
+                         data, g_dir),
+                     0);
+    assert_non_null(strstr(g_log, "\"key\": \"gradient_accumulation_steps\", \"value\": 2,"));
+    assert_non_null(strstr(g_log, "\"key\": \"model_bn_span\", \"value\": 1,"));
     const char *good = P("%s/iter_000001.safetensors", out);
     size_t glen;
     char *before = slurp(good, &glen);
