@@ -111,8 +111,8 @@ static ssd_tensor eval_images(int n, ssd_dtype dt) {
 }
 
 /* nsteps real training steps at batch size `batch` on noise images: zero_grad, train-mode
- * forward (batch statistics; running statistics and the counter move), dloc/dconf ~ U(-g, g),
- * backward, SGD (lr 0.05, momentum 0.9, weight decay 5e-4). */
+ * forward (batch statistics; running statistics and the counter move), dloc and dconf
+ * ~ U(-1e-4, 1e-4), backward, SGD (lr 0.05, momentum 0.9, weight decay 5e-4). */
 static void train(ssd_model *m, int batch, int nsteps, uint32_t seed) {
     ssd_backend *be = m->be;
     ssd_acts *a = ssd_acts_create(m, batch);
