@@ -253,6 +253,7 @@ int ssd_cmd_train(int argc, char **argv) {
     c.warmup = warmup;
     c.warmup_factor = (int)warmup_factor;
     c.seed = (uint32_t)seed;
+    c.seed_given = ssd_opts_given(argc, argv, "--seed");
     c.threshold = threshold;
     c.iteration = iteration;
     c.end_iteration = end_iteration;

@@ -48,6 +48,7 @@ typedef struct run {
     char train_dir[PATH_LEN], val_dir[PATH_LEN], train_ann[PATH_LEN], val_ann[PATH_LEN];
     int64_t ipe;           /* optimizer steps per epoch */
     int64_t start_iteration; /* the counter at epoch 0, iteration 0 */
+    uint32_t seed;           /* --seed, or on a resume without it the checkpoint's */
     /* progress */
     double t_start, t_steps, t_wait;
     int64_t steps_run, images_run;
@@ -118,7 +119,7 @@ static ssd_status save_checkpoint(run *R, int64_t epoch, int64_t it, double avg,
     st.epoch = epoch;
     st.iteration = it;
     ssd_loader_position(R->ld, &st.loader_epoch, &st.loader_iter);
-    st.seed = R->c->seed;
+    st.seed = R->seed;
     st.avg_loss = avg;
     char path[PATH_LEN];
     ckpt_path(R, it, path, sizeof path);
@@ -220,7 +221,7 @@ static ssd_status log_startup(run *R, ssd_error *err) {
         .platform = c->platform,
         .division = c->division,
         .status = c->status,
-        .seed = c->seed,
+        .seed = R->seed,
         .global_batch_size = c->batch_size,
         .gradient_accumulation_steps = c->batch_splits,
         .model_bn_span = c->batch_size / c->batch_splits, /* images per BN group: a fragment */
@@ -241,7 +242,9 @@ static ssd_status log_startup(run *R, ssd_error *err) {
 static ssd_status resume(run *R, ssd_error *err) {
     const ssd_train_cfg *c = R->c;
     if (ssd_checkpoint_load(c->checkpoint, R->m, &R->st, err) != SSD_OK) return err->code;
-    if (R->st.seed != c->seed)
+    if (!c->seed_given)
+        R->seed = R->st.seed; /* the run's own seed */
+    else if (R->st.seed != c->seed)
         return ssd_fail(err, SSD_ERR_ARG,
                         "%s: written by a run with --seed %u, not %u (resume with the same "
                         "flags; the seed drives the data order and augmentation)",
@@ -261,8 +264,8 @@ static ssd_status resume(run *R, ssd_error *err) {
                         c->checkpoint, R->st.iteration);
     fprintf(R->progress,
             "ssd train: resumed from %s: epoch %" PRId64 ", batch %" PRId64 ", step %" PRId64
-            "\n",
-            c->checkpoint, R->st.epoch + 1, R->st.loader_iter, R->st.iteration);
+            ", seed %u\n",
+            c->checkpoint, R->st.epoch + 1, R->st.loader_iter, R->st.iteration, R->seed);
     return SSD_OK;
 }
 
@@ -276,7 +279,7 @@ static ssd_status make_loader(run *R, ssd_error *err) {
     lc.train = 1;
     lc.batch_size = c->batch_size;
     lc.num_workers = c->num_workers;
-    lc.seed = c->seed;
+    lc.seed = R->seed;
     lc.aug.crop_iterations = c->num_cropping_iterations;
     lc.augment = c->augment;
     lc.start_epoch = R->st.epoch;
@@ -406,6 +409,7 @@ ssd_status ssd_train_run(const ssd_train_cfg *c, FILE *progress, FILE *log_out,
     R.start_iteration = c->iteration;
     R.st.iteration = c->iteration;
     R.st.seed = c->seed;
+    R.seed = c->seed;
     if (c->checkpoint) {
         if ((st = resume(&R, err)) != SSD_OK) goto done;
         ssd_loader_destroy(R.ld);

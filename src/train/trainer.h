@@ -28,6 +28,7 @@ typedef struct ssd_train_cfg {
     int decay_epochs[SSD_TRAIN_MAX_LIST], n_decay;
     int val_epochs[SSD_TRAIN_MAX_LIST], n_val_epochs;
     uint32_t seed;
+    bool seed_given;       /* false: a resume takes the checkpoint's seed */
     double threshold;
     int64_t iteration;     /* --iteration: the counter of the first step */
     int64_t end_iteration; /* > 0: stop (with a checkpoint) once the counter reaches it */

@@ -362,6 +362,12 @@ static void test_bad_inputs(void **state) {
                          data, out, good),
                      1);
     assert_non_null(strstr(g_log, "--seed"));
+    /* without --seed a resume continues with the checkpoint's */
+    assert_int_equal(ssd("train --data '%s' --output '%s/noseed' --batch-size 2 --end-iteration 2 "
+                         "--num-workers 1 --cache-dir '' --checkpoint '%s'",
+                         data, g_dir, good),
+                     0);
+    assert_non_null(strstr(g_log, "step 1, seed 5"));
     /* an output that cannot be written: a path below a regular file */
     assert_int_equal(ssd("train --data '%s' --output '%s/sub' --batch-size 2 --end-iteration 1 "
                          "--seed 5 --cache-dir ''",
