@@ -10,7 +10,6 @@
 #include "cli/options.h"
 #include "core/mem.h"
 #include "io/file.h"
-#include "model/ssd_model.h"
 #include "train/detect.h"
 
 /* Splits argv into options (with their values) and the picture paths. */
@@ -71,16 +70,11 @@ int ssd_cmd_detect(int argc, char **argv) {
     ssd_error err;
     ssd_error_clear(&err);
     rc = 1;
-    ssd_backend *be = NULL;
-    ssd_model *m = NULL;
     ssd_runner *r = NULL;
     ssd_detector *d = NULL;
     int failed = 0;
     if (ssd_make_dirs(out, &err) != SSD_OK) goto done;
-    if (ssd_backend_create(backend, &be, &err) != SSD_OK) goto done;
-    m = ssd_model_create(be, SSD_F32, 1);
-    if (ssd_load_inference_weights(m, ckpt, &err) != SSD_OK) goto done;
-    r = ssd_runner_create(m);
+    if (ssd_inference_open(backend, ckpt, &r, &err) != SSD_OK) goto done;
     ssd_detect_cfg dc;
     ssd_detect_cfg_default(&dc);
     dc.min_score = (float)min_score;
@@ -111,9 +105,7 @@ int ssd_cmd_detect(int argc, char **argv) {
 done:
     if (rc) fprintf(stderr, "ssd detect: %s\n", err.msg);
     ssd_detector_destroy(d);
-    ssd_runner_destroy(r);
-    ssd_model_destroy(m);
-    ssd_backend_destroy(be);
+    ssd_inference_close(r);
     free(optv);
     free(images);
     return rc;

@@ -10,7 +10,6 @@
 #include "core/strbuf.h"
 #include "data/coco_json.h"
 #include "eval/coco.h"
-#include "model/ssd_model.h"
 #include "train/detect.h"
 #include "train/evaluate.h"
 
@@ -49,8 +48,6 @@ int ssd_cmd_eval(int argc, char **argv) {
     ssd_error_clear(&err);
     int rc = 1;
     char ann[4096], dir[4096], dets[4200];
-    ssd_backend *be = NULL;
-    ssd_model *m = NULL;
     ssd_runner *r = NULL;
     ssd_coco_index *idx = NULL;
     ssd_coco_gt gt;
@@ -67,13 +64,10 @@ int ssd_cmd_eval(int argc, char **argv) {
         snprintf(dets, sizeof dets, "%.*s.detections.json", base, ckpt);
         out = dets;
     }
-    if (ssd_backend_create(backend, &be, &err) != SSD_OK) goto done;
-    m = ssd_model_create(be, SSD_F32, 1);
-    if (ssd_load_inference_weights(m, ckpt, &err) != SSD_OK) goto done;
+    if (ssd_inference_open(backend, ckpt, &r, &err) != SSD_OK) goto done;
     if (ssd_coco_index_load(ann, cache_dir, &idx, NULL, &err) != SSD_OK) goto done;
     if (ssd_coco_gt_load(ann, &gt, &err) != SSD_OK) goto done;
     have_gt = true;
-    r = ssd_runner_create(m);
     ssd_eval_cfg ec = {.index = idx, .image_dir = dir, .gt = &gt, .batch_size = (int)batch,
                        .num_workers = (int)workers, .post = ssd_post_cfg_default(),
                        .dets_path = out, .log_interval = 0, .progress = NULL};
@@ -103,9 +97,7 @@ int ssd_cmd_eval(int argc, char **argv) {
     rc = 0;
 done:
     if (rc) fprintf(stderr, "ssd eval: %s\n", err.msg);
-    ssd_runner_destroy(r);
-    ssd_model_destroy(m);
-    ssd_backend_destroy(be);
+    ssd_inference_close(r);
     ssd_coco_index_free(idx);
     if (have_gt) ssd_coco_gt_free(&gt);
     return rc;

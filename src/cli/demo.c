@@ -11,8 +11,6 @@
 #include "data/coco_json.h"
 #include "data/synth.h"
 #include "io/file.h"
-#include "backend/backend.h"
-#include "model/ssd_model.h"
 #include "train/detect.h"
 #include "train/runner.h"
 
@@ -73,14 +71,10 @@ ssd_status ssd_demo_pictures(const char *checkpoint, const char *data, const cha
     char dir[4200], in[4300], out[4300];
     snprintf(dir, sizeof dir, "%s/detections", output);
     if (ssd_make_dirs(dir, err) != SSD_OK) return err->code;
-    ssd_backend *be = NULL;
-    if (ssd_backend_create(backend, &be, err) != SSD_OK) return err->code;
-    ssd_model *m = ssd_model_create(be, SSD_F32, 1);
     ssd_runner *r = NULL;
     ssd_detector *d = NULL;
-    ssd_status st = ssd_load_inference_weights(m, checkpoint, err);
+    ssd_status st = ssd_inference_open(backend, checkpoint, &r, err);
     if (st == SSD_OK) {
-        r = ssd_runner_create(m);
         ssd_detect_cfg dc;
         ssd_detect_cfg_default(&dc);
         dc.min_score = DEMO_MIN_SCORE;
@@ -103,8 +97,6 @@ ssd_status ssd_demo_pictures(const char *checkpoint, const char *data, const cha
     }
     ssd_coco_index_free(idx);
     ssd_detector_destroy(d);
-    ssd_runner_destroy(r);
-    ssd_model_destroy(m);
-    ssd_backend_destroy(be);
+    ssd_inference_close(r);
     return st;
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/backend.h"
 #include "core/mem.h"
 #include "data/augment.h"
 #include "data/draw.h"
@@ -26,6 +27,30 @@ ssd_status ssd_load_inference_weights(ssd_model *m, const char *path, ssd_error 
     st = ssd_model_load(m, f, path, false, err);
     ssd_st_free(f);
     return st;
+}
+
+ssd_status ssd_inference_open(const char *backend, const char *path, ssd_runner **out,
+                              ssd_error *err) {
+    *out = NULL;
+    ssd_backend *be = NULL;
+    if (ssd_backend_create(backend, &be, err) != SSD_OK) return err->code;
+    ssd_model *m = ssd_model_create(be, SSD_F32, 1);
+    if (ssd_load_inference_weights(m, path, err) != SSD_OK) {
+        ssd_model_destroy(m);
+        ssd_backend_destroy(be);
+        return err->code;
+    }
+    *out = ssd_runner_create(m);
+    return SSD_OK;
+}
+
+void ssd_inference_close(ssd_runner *r) {
+    if (!r) return;
+    ssd_model *m = ssd_runner_model(r);
+    ssd_backend *be = m->be;
+    ssd_runner_destroy(r);
+    ssd_model_destroy(m);
+    ssd_backend_destroy(be);
 }
 
 void ssd_detect_cfg_default(ssd_detect_cfg *c) {

@@ -16,6 +16,13 @@
  * other extra entries are ignored). Errors name the file. */
 ssd_status ssd_load_inference_weights(ssd_model *m, const char *path, ssd_error *err);
 
+/* What inference commands need: backend NAME, a model with the weights of PATH
+ * (ssd_load_inference_weights) and its runner. On failure *out is NULL and nothing leaks. */
+ssd_status ssd_inference_open(const char *backend, const char *path, ssd_runner **out,
+                              ssd_error *err);
+/* Destroys a runner from ssd_inference_open with its model and backend (NULL is fine). */
+void ssd_inference_close(ssd_runner *r);
+
 typedef struct ssd_detect_cfg {
     ssd_post_cfg post;  /* the reference's post-processing */
     float min_score;    /* drawn and listed: detections with score >= this */
