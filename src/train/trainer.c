@@ -394,6 +394,7 @@ ssd_status ssd_train_run(const ssd_train_cfg *c, FILE *progress, FILE *log_out,
     res->last_map = res->best_map = -1;
     run R = {0};
     R.c = c;
+    R.seed = c->seed; /* before the first loader; a resume may replace it */
     R.progress = progress;
     double t0 = ssd_now();
     ssd_status st;
@@ -409,7 +410,6 @@ ssd_status ssd_train_run(const ssd_train_cfg *c, FILE *progress, FILE *log_out,
     R.start_iteration = c->iteration;
     R.st.iteration = c->iteration;
     R.st.seed = c->seed;
-    R.seed = c->seed;
     if (c->checkpoint) {
         if ((st = resume(&R, err)) != SSD_OK) goto done;
         ssd_loader_destroy(R.ld);
