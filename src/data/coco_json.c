@@ -39,7 +39,6 @@
 #include "data/coco_json.h"
 
 #include <cjson/cJSON.h>
-#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -815,33 +814,6 @@ ssd_status ssd_coco_index_parse(const char *json_path, ssd_coco_index **out, ssd
 
 /* ---- the cache ---- */
 
-/* mkdir -p */
-static bool make_dirs(const char *dir, char *why, size_t whylen) {
-    char *d = ssd_xstrdup(dir);
-    bool ok = true;
-    for (char *p = d + 1;; p++) {
-        if (*p != '/' && *p != '\0') continue;
-        char c = *p;
-        *p = '\0';
-        if (mkdir(d, 0777) != 0 && errno != EEXIST) {
-            snprintf(why, whylen, "cannot create %s: %s", d, strerror(errno));
-            ok = false;
-            break;
-        }
-        *p = c;
-        if (c == '\0') break;
-    }
-    free(d);
-    if (ok) {
-        struct stat sb;
-        if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
-            snprintf(why, whylen, "%s is not a directory", dir);
-            ok = false;
-        }
-    }
-    return ok;
-}
-
 char *ssd_cache_dir(const char *cache_dir) {
     if (cache_dir) return cache_dir[0] ? ssd_xstrdup(cache_dir) : NULL;
     const char *env = getenv("SSD_CACHE_DIR");
@@ -917,9 +889,9 @@ ssd_status ssd_coco_index_load(const char *json_path, const char *cache_dir,
         SSD_WARN("%s changed while it was parsed; its index is not cached", json_path);
         goto cleanup;
     }
-    char why[1200];
-    if (!make_dirs(dir, why, sizeof why)) {
-        SSD_WARN("COCO index cache not written (%s); the index is only in memory", why);
+    ssd_error derr;
+    if (ssd_make_dirs(dir, &derr) != SSD_OK) {
+        SSD_WARN("COCO index cache not written (%s); the index is only in memory", derr.msg);
         goto cleanup;
     }
     ssd_error werr;

@@ -333,6 +333,14 @@ ssd_status ssd_checkpoint_load(const char *path, ssd_model *m, ssd_train_state *
     ssd_status s = ssd_st_read(path, &f, err);
     if (s != SSD_OK)
         return s;
+    s = ssd_checkpoint_load_file(f, path, m, st, err);
+    ssd_st_free(f);
+    return s;
+}
+
+ssd_status ssd_checkpoint_load_file(const ssd_st_file *f, const char *path, ssd_model *m,
+                                    ssd_train_state *st, ssd_error *err) {
+    ssd_status s;
     const ssd_param_table *t = &m->tab;
     loaded L;
     memset(&L, 0, sizeof L);
@@ -358,6 +366,5 @@ ssd_status ssd_checkpoint_load(const char *path, ssd_model *m, ssd_train_state *
     free(L.p);
     free(L.mom);
     free(L.b);
-    ssd_st_free(f);
     return s;
 }

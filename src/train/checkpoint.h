@@ -40,6 +40,7 @@
 #include <stdint.h>
 
 #include "core/status.h"
+#include "io/safetensors.h"
 #include "model/ssd_model.h"
 
 #define SSD_CHECKPOINT_FORMAT "ssd-checkpoint"
@@ -67,5 +68,9 @@ ssd_status ssd_checkpoint_save(const char *path, const ssd_model *m, const ssd_t
  * buffers, num_batches_tracked, momentum and momentum_valid into M (gradients zeroed; momentum
  * zeroed when the file has none) and the state into *ST. On failure nothing is changed. */
 ssd_status ssd_checkpoint_load(const char *path, ssd_model *m, ssd_train_state *st, ssd_error *err);
+
+/* The same on a file already read with ssd_st_read (path only names it in messages). */
+ssd_status ssd_checkpoint_load_file(const ssd_st_file *f, const char *path, ssd_model *m,
+                                    ssd_train_state *st, ssd_error *err);
 
 #endif

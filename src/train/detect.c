@@ -18,13 +18,10 @@ ssd_status ssd_load_inference_weights(ssd_model *m, const char *path, ssd_error 
     ssd_st_file *f = NULL;
     if (ssd_st_read(path, &f, err) != SSD_OK) return err->code;
     const char *fmt = ssd_st_meta(f, "format");
-    ssd_status st;
-    if (fmt && strcmp(fmt, SSD_CHECKPOINT_FORMAT) == 0) {
-        ssd_st_free(f);
-        ssd_train_state ts;
-        return ssd_checkpoint_load(path, m, &ts, err);
-    }
-    st = ssd_model_load(m, f, path, false, err);
+    ssd_train_state ts;
+    ssd_status st = fmt && strcmp(fmt, SSD_CHECKPOINT_FORMAT) == 0
+                        ? ssd_checkpoint_load_file(f, path, m, &ts, err)
+                        : ssd_model_load(m, f, path, false, err);
     ssd_st_free(f);
     return st;
 }
