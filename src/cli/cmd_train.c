@@ -1,8 +1,11 @@
 /* `ssd train`: the MLPerf SSD-ResNet34 training run (spec sections 7-10), with the reference's
  * flags and defaults, the Habana superset, and a built-in demo when no --data is given. One
  * option table gives --help, the validation and the start-up summary. */
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include <errno.h>
 #include <fcntl.h>
+#include <omp.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +17,7 @@
 #include "cli/demo.h"
 #include "cli/options.h"
 #include "core/log.h"
+#include "dist/dist.h"
 #include "train/schedule.h"
 #include "train/trainer.h"
 
@@ -77,6 +81,29 @@ static uint32_t random_seed(void) {
     }
     if (!s) s = (uint32_t)getpid() * 2654435761u;
     return s;
+}
+
+/* OpenMP threads of one rank when OMP_NUM_THREADS does not say: the CPUs the launcher bound
+ * this process to, or, unbound, this machine's CPUs shared among its ranks. */
+static int rank_threads(const ssd_dist *d) {
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    cpu_set_t set;
+    int mine = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : (int)online;
+    if (mine < online) return mine > 0 ? mine : 1;
+    int t = (int)(online / ssd_dist_local_size(d));
+    return t > 0 ? t : 1;
+}
+
+/* A failure of one rank of several ends the whole job (no rank waits for it). */
+static int fail(ssd_dist *d, const char *msg) {
+    if (ssd_dist_world(d) > 1) {
+        fprintf(stderr, "ssd train: rank %d of %d failed: %s\n", ssd_dist_rank(d),
+                ssd_dist_world(d), msg);
+        ssd_dist_abort(d, 1);
+    }
+    fprintf(stderr, "ssd train: %s\n", msg);
+    ssd_dist_finalize(d);
+    return 1;
 }
 
 int ssd_cmd_train(int argc, char **argv) {
@@ -218,7 +245,27 @@ int ssd_cmd_train(int argc, char **argv) {
         fprintf(stderr, "ssd train: %s\n", err.msg);
         return 2;
     }
+    /* the process group: one process, or the ranks an MPI launcher started */
+    ssd_dist *dist = NULL;
+    if (ssd_dist_init(&dist, &err) != SSD_OK) {
+        fprintf(stderr, "ssd train: %s\n", err.msg);
+        return 1;
+    }
+    const int rank = ssd_dist_rank(dist), world = ssd_dist_world(dist);
+    if (world > 1 && !getenv("OMP_NUM_THREADS")) omp_set_num_threads(rank_threads(dist));
     if (seed < 0) seed = random_seed();
+    {   /* every rank runs with rank 0's seed (the reference broadcasts it) */
+        int64_t s64 = seed;
+        ssd_dist_bcast(dist, &s64, sizeof s64, 0);
+        seed = (long)s64;
+    }
+    /* ranks other than 0 print only their errors (prefixed with the rank) */
+    FILE *progress = stderr, *devnull = NULL;
+    if (rank != 0) {
+        devnull = fopen("/dev/null", "w");
+        if (!devnull) return fail(dist, "cannot open /dev/null");
+        progress = devnull;
+    }
     if (strcmp(division, "auto") == 0)
         division = closed_boundaries(c.decay_epochs, c.n_decay) && (crop_iters == 1 || crop_iters == 50)
                        ? "closed"
@@ -229,12 +276,19 @@ int ssd_cmd_train(int argc, char **argv) {
                  backend);
         platform = plat;
     }
-    ssd_opts_summary(stderr, "train", opts, nopts);
+    ssd_opts_summary(progress, "train", opts, nopts);
+    if (world > 1)
+        fprintf(stderr, "ssd train: rank %d of %d (local %d of %d), %d threads, pid %ld\n", rank,
+                world, ssd_dist_local_rank(dist), ssd_dist_local_size(dist),
+                omp_get_max_threads(), (long)getpid());
     if (demo) {
-        if (ssd_demo_dataset(demo_dir, sizeof demo_dir, stderr, &err) != SSD_OK) {
-            fprintf(stderr, "ssd train: %s\n", err.msg);
-            return 1;
-        }
+        /* rank 0 makes (or finds) the cached set first; the others then find it */
+        ssd_status ds = SSD_OK;
+        if (rank == 0) ds = ssd_demo_dataset(demo_dir, sizeof demo_dir, progress, &err);
+        ssd_dist_barrier(dist);
+        if (ds == SSD_OK && rank != 0)
+            ds = ssd_demo_dataset(demo_dir, sizeof demo_dir, progress, &err);
+        if (ds != SSD_OK) return fail(dist, err.msg);
         data = demo_dir;
     }
     c.data = data;
@@ -271,22 +325,27 @@ int ssd_cmd_train(int argc, char **argv) {
     c.platform = platform;
     c.status = status;
     c.title = demo ? "ssd train (built-in demo)" : data;
+    c.dist = dist;
     ssd_train_result res;
-    if (ssd_train_run(&c, stderr, stdout, &res, &err) != SSD_OK) {
-        fprintf(stderr, "ssd train: %s\n", err.msg);
-        return 1;
-    }
-    fprintf(stderr,
+    if (ssd_train_run(&c, progress, stdout, &res, &err) != SSD_OK) return fail(dist, err.msg);
+    double steps = res.steps_run > 0 ? (double)res.steps_run : 1;
+    if (world > 1 && res.steps_run > 0)
+        fprintf(progress,
+                "ssd train: gradient all-reduce %.1f MB per step and rank: %.1f ms per step, "
+                "after %.1f ms per step waiting for the slowest rank\n",
+                res.allreduce_bytes / 1e6, 1e3 * res.allreduce_seconds / steps,
+                1e3 * res.sync_wait_seconds / steps);
+    fprintf(progress,
             "ssd train: %s after %lld epochs, %lld steps, %.1f s: first loss %.3f, average loss "
             "%.3f, last mAP %.4f%s%s\n",
             res.success ? "reached the target" : "finished", (long long)res.epochs_done,
             (long long)res.iterations, res.seconds, res.first_loss, res.last_avg_loss,
             res.last_map, res.last_checkpoint[0] ? "; last checkpoint " : "",
             res.last_checkpoint);
-    if (demo && res.last_checkpoint[0] &&
-        ssd_demo_pictures(res.last_checkpoint, data, output, backend, stderr, &err) != SSD_OK) {
-        fprintf(stderr, "ssd train: %s\n", err.msg);
-        return 1;
-    }
+    if (demo && rank == 0 && res.last_checkpoint[0] &&
+        ssd_demo_pictures(res.last_checkpoint, data, output, backend, stderr, &err) != SSD_OK)
+        return fail(dist, err.msg);
+    if (devnull) fclose(devnull);
+    ssd_dist_finalize(dist);
     return 0;
 }

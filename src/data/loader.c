@@ -83,7 +83,20 @@ void ssd_loader_cfg_default(ssd_loader_cfg *cfg) {
     cfg->augment = 1;
 }
 
+/* Batches of an epoch this loader streams: all, or those of its batch stride. */
+static int64_t batches_streamed(const ssd_loader *l) {
+    int64_t it = l->smp.iters, s = l->cfg.batch_stride;
+    if (s <= 1) return it;
+    return l->cfg.batch_offset < it ? (it - l->cfg.batch_offset + s - 1) / s : 0;
+}
+
 static void seq_position(const ssd_loader *l, int64_t seq, int64_t *epoch, int64_t *iter) {
+    if (l->cfg.batch_stride > 1) {
+        int64_t cnt = batches_streamed(l);
+        *epoch = l->cfg.start_epoch + seq / cnt;
+        *iter = l->cfg.batch_offset + (seq % cnt) * l->cfg.batch_stride;
+        return;
+    }
     int64_t t = l->cfg.start_iter + seq, it = l->smp.iters;
     *epoch = l->cfg.start_epoch + t / it;
     *iter = t % it;
@@ -274,6 +287,10 @@ ssd_status ssd_loader_create(const ssd_loader_cfg *cfg, ssd_loader **out, ssd_er
                         cfg->world);
     if (cfg->start_epoch < 0 || cfg->start_iter < 0 || cfg->epochs < 0)
         return ssd_fail(err, SSD_ERR_ARG, "data: negative start position or epoch count");
+    if (cfg->batch_stride < 0 || cfg->batch_offset < 0 ||
+        (cfg->batch_stride > 1 && (cfg->batch_offset >= cfg->batch_stride || cfg->start_iter)))
+        return ssd_fail(err, SSD_ERR_ARG, "data: batch offset %d of stride %d from batch %lld",
+                        cfg->batch_offset, cfg->batch_stride, (long long)cfg->start_iter);
     if (cfg->aug.crop_iterations < 1)
         return ssd_fail(err, SSD_ERR_ARG, "data: --num-cropping-iterations %d must be >= 1",
                         cfg->aug.crop_iterations);
@@ -299,7 +316,7 @@ ssd_status ssd_loader_create(const ssd_loader_cfg *cfg, ssd_loader **out, ssd_er
         l->anchors = ssd_xmalloc(sizeof *l->anchors);
         ssd_anchors_build(l->anchors);
     }
-    l->end_seq = cfg->epochs > 0 ? cfg->epochs * l->smp.iters - cfg->start_iter : INT64_MAX;
+    l->end_seq = cfg->epochs > 0 ? cfg->epochs * batches_streamed(l) - cfg->start_iter : INT64_MAX;
     int nw = cfg->num_workers;
     l->nslots = cfg->prefetch > 0 ? cfg->prefetch : 2 * (nw > 0 ? nw : 1);
     if (nw == 0) l->nslots = 1;

@@ -44,6 +44,11 @@ typedef struct ssd_loader_cfg {
                            validation transform with the annotated boxes (fixed inputs) */
     int64_t start_epoch, start_iter; /* where the stream starts */
     int64_t epochs;     /* epochs to stream from start_epoch; 0 = until destroyed */
+    int batch_offset, batch_stride; /* stream only batches offset, offset + stride, ... of each
+                                       epoch (0, 0 = all; stride > 1 needs start_iter 0). The
+                                       sharded evaluation: rank r of W takes whole batches
+                                       r, r + W, ... so each batch is the one a single process
+                                       would build */
 } ssd_loader_cfg;
 
 /* Defaults: train, batch 32, 4 workers, default prefetch, rank 0 of 1, seed 1, the reference's

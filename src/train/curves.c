@@ -122,6 +122,7 @@ static ssd_status append(ssd_curves *c, ssd_strbuf *b, ssd_error *err) {
 
 ssd_status ssd_curves_step(ssd_curves *c, int64_t epoch, int64_t step, double loss,
                            double avg_loss, double lr, double img_s, ssd_error *err) {
+    if (!c) return SSD_OK;
     push_loss(c, (double)step, loss, lr);
     ssd_strbuf b = {0};
     ssd_sb_printf(&b, "{\"type\": \"step\", \"epoch\": %lld, \"step\": %lld, \"loss\": ",
@@ -137,6 +138,7 @@ ssd_status ssd_curves_step(ssd_curves *c, int64_t epoch, int64_t step, double lo
 
 ssd_status ssd_curves_eval(ssd_curves *c, int64_t epoch, int64_t step, const double stats[12],
                            ssd_error *err) {
+    if (!c) return SSD_OK;
     push(&c->map, (double)step, stats[0]);
     ssd_strbuf b = {0};
     ssd_sb_printf(&b, "{\"type\": \"eval\", \"epoch\": %lld, \"step\": %lld, \"map\": ",
@@ -153,6 +155,7 @@ ssd_status ssd_curves_eval(ssd_curves *c, int64_t epoch, int64_t step, const dou
 }
 
 ssd_status ssd_curves_draw(ssd_curves *c, ssd_error *err) {
+    if (!c) return SSD_OK;
     return ssd_plot_training_svg(c->svg, c->title, c->loss.p, c->loss.n, c->avg.p, c->avg.n,
                                  c->lr.p, c->lr.n, c->map.p, c->map.n, err);
 }

@@ -25,6 +25,7 @@ ssd_status ssd_curves_step(ssd_curves *c, int64_t epoch, int64_t step, double lo
                            double avg_loss, double lr, double img_s, ssd_error *err);
 ssd_status ssd_curves_eval(ssd_curves *c, int64_t epoch, int64_t step, const double stats[12],
                            ssd_error *err);
+/* step, eval and draw do nothing on a NULL handle (ranks other than 0 keep none). */
 /* Redraws the picture (also done by ssd_curves_eval). */
 ssd_status ssd_curves_draw(ssd_curves *c, ssd_error *err);
 void ssd_curves_close(ssd_curves *c); /* NULL is fine */

@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "core/status.h"
+#include "dist/dist.h"
 #include "data/coco_json.h"
 #include "eval/coco.h"
 #include "eval/cocoeval.h"
@@ -24,6 +25,11 @@ typedef struct ssd_eval_cfg {
     const char *dets_path;       /* nullable: also write the detections (COCO results json) */
     int log_interval;            /* progress line every N batches (0: none) */
     FILE *progress;              /* where progress lines go (nullable: nowhere) */
+    ssd_dist *dist;              /* nullable: one process. With W ranks every rank must call
+                                    ssd_evaluate: rank r runs batches r, r+W, ... (the same
+                                    batches as one process), rank 0 gathers the detections,
+                                    writes dets_path and runs COCOeval, and every rank gets the
+                                    stats and the summed counts */
 } ssd_eval_cfg;
 
 typedef struct ssd_eval_result {

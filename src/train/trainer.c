@@ -49,6 +49,13 @@ typedef struct run {
     int64_t ipe;           /* optimizer steps per epoch */
     int64_t start_iteration; /* the counter at epoch 0, iteration 0 */
     uint32_t seed;           /* --seed, or on a resume without it the checkpoint's */
+    ssd_dist *dist;          /* NULL: one process */
+    int rank, world;
+    float *frag_images, *frag_bboxes; /* one --batch-splits fragment (batch / splits images) */
+    int64_t *frag_labels;
+    double t_allreduce;      /* seconds in the gradient all-reduce */
+    double t_sync_wait;      /* seconds waiting for the other ranks before it */
+    size_t allreduce_bytes;  /* per step and rank */
     /* progress */
     double t_start, t_steps, t_wait;
     int64_t steps_run, images_run;
@@ -56,6 +63,9 @@ typedef struct run {
 } run;
 
 static void run_free(run *R) {
+    free(R->frag_images);
+    free(R->frag_bboxes);
+    free(R->frag_labels);
     ssd_loader_destroy(R->ld);
     ssd_runner_destroy(R->r);
     ssd_model_destroy(R->m);
@@ -104,7 +114,42 @@ static ssd_status build_model(run *R, ssd_error *err) {
                 c->pretrained_backbone, rep.loaded);
     }
     R->r = ssd_runner_create(R->m);
+    if (c->batch_splits > 1) {
+        size_t n = (size_t)(c->batch_size / c->batch_splits);
+        R->frag_images = ssd_xmalloc(n * 3 * SSD_IMAGE_SIZE * SSD_IMAGE_SIZE * sizeof(float));
+        R->frag_bboxes = ssd_xmalloc(n * SSD_NUM_ANCHORS * 4 * sizeof(float));
+        R->frag_labels = ssd_xmalloc(n * SSD_NUM_ANCHORS * sizeof(int64_t));
+    }
     return SSD_OK;
+}
+
+static void *host_data(const ssd_tensor *t) {
+    SSD_ASSERT(t->device.kind == SSD_DEVICE_HOST,
+               "distributed training needs host tensors (%s is on a device)", t->name);
+    return t->data;
+}
+
+/* Every rank takes rank 0's model state: parameters, BN buffers and, after a resume, the
+ * momentum and counters (DDP broadcasts the parameters at construction). */
+static void sync_model(run *R) {
+    if (R->world <= 1) return;
+    ssd_model *m = R->m;
+    ssd_dist_bcast(R->dist, host_data(&m->params), ssd_tensor_nbytes(&m->params), 0);
+    ssd_dist_bcast(R->dist, host_data(&m->buffers), ssd_tensor_nbytes(&m->buffers), 0);
+    ssd_dist_bcast(R->dist, host_data(&m->momentum), ssd_tensor_nbytes(&m->momentum), 0);
+    int64_t scalars[2] = {m->num_batches_tracked, m->momentum_valid};
+    ssd_dist_bcast(R->dist, scalars, sizeof scalars, 0);
+    m->num_batches_tracked = scalars[0];
+    m->momentum_valid = scalars[1] != 0;
+}
+
+/* The reference's step before every evaluation of a multi-rank run: BN running statistics
+ * become their mean over ranks, and stay so (spec 1.2). */
+static void average_bn_stats(run *R) {
+    if (R->world <= 1) return;
+    ssd_tensor *b = &R->m->buffers;
+    ssd_dist_allreduce_mean_f32(R->dist, host_data(b), (size_t)ssd_tensor_numel(b),
+                                R->c->bucket_bytes ? R->c->bucket_bytes : (16u << 20));
 }
 
 /* Checkpoint path for the counter value `it`. */
@@ -114,7 +159,7 @@ static void ckpt_path(const run *R, int64_t it, char *out, size_t len) {
 
 static ssd_status save_checkpoint(run *R, int64_t epoch, int64_t it, double avg,
                                   ssd_train_result *res, ssd_error *err) {
-    if (R->c->no_save) return SSD_OK;
+    if (R->c->no_save || R->rank != 0) return SSD_OK; /* every rank holds the same weights */
     ssd_train_state st = {0};
     st.epoch = epoch;
     st.iteration = it;
@@ -192,7 +237,8 @@ static ssd_status evaluate(run *R, int64_t epoch, int64_t it, ssd_train_result *
                        .post = ssd_post_cfg_default(),
                        .dets_path = dets,
                        .log_interval = c->live_progress ? 0 : c->log_interval,
-                       .progress = R->progress};
+                       .progress = R->progress,
+                       .dist = R->dist};
     ec.post.score_thresh = (float)c->nms_valid_thresh;
     ssd_eval_result er;
     end_live_line(R);
@@ -222,9 +268,10 @@ static ssd_status log_startup(run *R, ssd_error *err) {
         .division = c->division,
         .status = c->status,
         .seed = R->seed,
-        .global_batch_size = c->batch_size,
+        .global_batch_size = c->batch_size * R->world,
         .gradient_accumulation_steps = c->batch_splits,
-        .model_bn_span = c->batch_size / c->batch_splits, /* images per BN group: a fragment */
+        .model_bn_span = c->batch_size / c->batch_splits, /* images per BN group: a fragment of
+                                                              one rank's batch */
         .opt_base_learning_rate = R->sched.base_lr,
         .opt_weight_decay = c->weight_decay,
         /* the checker wants >= 1 even without warmup (docs/train.md) */
@@ -279,6 +326,8 @@ static ssd_status make_loader(run *R, ssd_error *err) {
     lc.train = 1;
     lc.batch_size = c->batch_size;
     lc.num_workers = c->num_workers;
+    lc.rank = R->rank;
+    lc.world = R->world;
     lc.seed = R->seed;
     lc.aug.crop_iterations = c->num_cropping_iterations;
     lc.augment = c->augment;
@@ -289,27 +338,52 @@ static ssd_status make_loader(run *R, ssd_error *err) {
     return ssd_loader_create(&lc, &R->ld, err);
 }
 
-/* One batch as --batch-splits fragments of batch_size / splits images (the last one shorter
- * when the batch is): each fragment's forward and backward in turn, its gradient weighted by
- * its share of the batch, one optimizer step after all. Returns the share-weighted loss (the
+/* One batch as --batch-splits fragments (fragment f = the batch's images f, f + splits, ...:
+ * batch_size / splits images, fewer in a short last batch): each fragment's forward and
+ * backward in turn, its gradient weighted by its share of the batch, one optimizer step after
+ * all. Interleaved so that `-b K*B --batch-splits K` computes what K ranks of batch B do. Returns the share-weighted loss (the
  * reference prints the last fragment's weighted loss instead). BN statistics are those of each
  * fragment, as in the reference. */
-static float train_batch(run *R, const ssd_batch *b) {
-    int splits = R->c->batch_splits;
+static float train_batch_local(run *R, const ssd_batch *b) {
+    const int splits = R->c->batch_splits;
     if (splits <= 1) return ssd_runner_train_step(R->r, b->n, b->images, b->bboxes, b->labels, NULL);
-    const int frag = R->c->batch_size / splits;
     const size_t img = (size_t)3 * SSD_IMAGE_SIZE * SSD_IMAGE_SIZE;
+    const size_t box = (size_t)SSD_NUM_ANCHORS * 4, lab = SSD_NUM_ANCHORS;
     double loss = 0;
-    for (int k = 0; k < b->n; k += frag) {
-        int n = b->n - k < frag ? b->n - k : frag;
+    bool first = true;
+    for (int f = 0; f < splits && f < b->n; f++) {
+        int n = 0; /* fragment f: the batch's images f, f + splits, f + 2 splits, ... */
+        for (int k = f; k < b->n; k += splits, n++) {
+            memcpy(R->frag_images + n * img, b->images + k * img, img * sizeof(float));
+            memcpy(R->frag_bboxes + n * box, b->bboxes + k * box, box * sizeof(float));
+            memcpy(R->frag_labels + n * lab, b->labels + k * lab, lab * sizeof(int64_t));
+        }
         float w = (float)n / (float)b->n;
-        float l = ssd_runner_train_fragment(R->r, n, b->images + k * img,
-                                            b->bboxes + (size_t)k * SSD_NUM_ANCHORS * 4,
-                                            b->labels + (size_t)k * SSD_NUM_ANCHORS, NULL, w,
-                                            k == 0);
+        float l = ssd_runner_train_fragment(R->r, n, R->frag_images, R->frag_bboxes,
+                                            R->frag_labels, NULL, w, first);
+        first = false;
         loss += (double)w * l;
     }
     return (float)loss;
+}
+
+/* The batch on this rank, then (several ranks) the gradient averaged over ranks as DDP does,
+ * and the mean of the ranks' losses, which every rank logs and checks. */
+static float train_batch(run *R, const ssd_batch *b) {
+    float loss = train_batch_local(R, b);
+    if (R->world <= 1) return loss;
+    double t0 = ssd_now();
+    ssd_dist_barrier(R->dist); /* waiting for the slowest rank, timed apart from the transfer */
+    double t1 = ssd_now();
+    R->t_sync_wait += t1 - t0;
+    ssd_tensor *g = &R->m->grads;
+    R->allreduce_bytes = ssd_dist_allreduce_mean_f32(
+        R->dist, host_data(g), (size_t)ssd_tensor_numel(g),
+        R->c->bucket_bytes ? R->c->bucket_bytes : (16u << 20));
+    double l = loss; /* inf stays inf, NaN stays NaN */
+    ssd_dist_allreduce_sum_f64(R->dist, &l, 1);
+    R->t_allreduce += ssd_now() - t1;
+    return (float)(l / R->world);
 }
 
 static ssd_status train_loop(run *R, ssd_train_result *res, ssd_error *err) {
@@ -354,8 +428,9 @@ static ssd_status train_loop(run *R, ssd_train_result *res, ssd_error *err) {
             R->t_wait += tw1 - tw;
             R->t_steps += t1 - tw;
             R->steps_run++;
-            R->images_run += b->n;
-            if (ssd_curves_step(R->curves, e + 1, it, loss, avg, lr, b->n / (t1 - tw), err) !=
+            R->images_run += (int64_t)b->n * R->world;
+            if (ssd_curves_step(R->curves, e + 1, it, loss, avg, lr,
+                                (double)b->n * R->world / (t1 - tw), err) !=
                 SSD_OK)
                 return err->code;
             stop = c->end_iteration > 0 && it >= c->end_iteration;
@@ -366,6 +441,7 @@ static ssd_status train_loop(run *R, ssd_train_result *res, ssd_error *err) {
         res->epochs_done = e + 1;
         if (ssd_eval_due(e, c->val_interval, c->val_epochs, c->n_val_epochs)) {
             end_live_line(R);
+            average_bn_stats(R); /* before the checkpoint, as the reference */
             if (save_checkpoint(R, e + 1, it, avg, res, err) != SSD_OK) return err->code;
             saved_it = it;
             if (evaluate(R, e, it, res, err) != SSD_OK) return err->code;
@@ -396,12 +472,16 @@ ssd_status ssd_train_run(const ssd_train_cfg *c, FILE *progress, FILE *log_out,
     R.c = c;
     R.seed = c->seed; /* before the first loader; a resume may replace it */
     R.progress = progress;
+    R.dist = c->dist;
+    R.rank = ssd_dist_rank(c->dist);
+    R.world = ssd_dist_world(c->dist);
     double t0 = ssd_now();
     ssd_status st;
     char path[PATH_LEN];
-    if ((st = ssd_make_dirs(c->output, err)) != SSD_OK) return st;
+    /* rank 0 owns the output directory */
+    if (R.rank == 0 && (st = ssd_make_dirs(c->output, err)) != SSD_OK) return st;
     snprintf(path, sizeof path, "%s/mllog.txt", c->output);
-    if ((st = ssd_mllog_open(path, log_out, 0, &R.log, err)) != SSD_OK) return st;
+    if ((st = ssd_mllog_open(path, log_out, R.rank, &R.log, err)) != SSD_OK) return st;
     if ((st = load_data(&R, err)) != SSD_OK) goto done;
     if ((st = build_model(&R, err)) != SSD_OK) goto done;
     /* the loader's epoch length first (a resume needs it); recreated at the resume point */
@@ -411,29 +491,52 @@ ssd_status ssd_train_run(const ssd_train_cfg *c, FILE *progress, FILE *log_out,
     R.st.iteration = c->iteration;
     R.st.seed = c->seed;
     if (c->checkpoint) {
-        if ((st = resume(&R, err)) != SSD_OK) goto done;
+        /* rank 0 reads the file (it need not exist on other machines) and sends the state */
+        if (R.rank == 0 && (st = resume(&R, err)) != SSD_OK) goto done;
+        struct {
+            ssd_train_state st;
+            uint32_t seed;
+            int64_t start_iteration;
+        } pos = {R.st, R.seed, R.start_iteration};
+        ssd_dist_bcast(R.dist, &pos, sizeof pos, 0);
+        R.st = pos.st;
+        R.seed = pos.seed;
+        R.start_iteration = pos.start_iteration;
         ssd_loader_destroy(R.ld);
         R.ld = NULL;
         if ((st = make_loader(&R, err)) != SSD_OK) goto done;
     }
-    if ((st = ssd_lr_schedule_init(&R.sched, c->lr, c->batch_size, c->warmup, c->warmup_factor,
+    sync_model(&R);
+    if ((st = ssd_lr_schedule_init(&R.sched, c->lr, c->batch_size * R.world, c->warmup,
+                                   c->warmup_factor,
                                    R.train_idx->num_samples, R.ipe, R.start_iteration,
                                    c->decay_epochs, c->n_decay, err)) != SSD_OK)
         goto done;
     snprintf(path, sizeof path, "%s/curves.jsonl", c->output);
     char svg[PATH_LEN];
     snprintf(svg, sizeof svg, "%s/curves.svg", c->output);
-    if ((st = ssd_curves_open(&R.curves, path, svg, c->title, R.st.iteration, err)) != SSD_OK)
+    if (R.rank == 0 &&
+        (st = ssd_curves_open(&R.curves, path, svg, c->title, R.st.iteration, err)) != SSD_OK)
         goto done;
     if ((st = log_startup(&R, err)) != SSD_OK) goto done;
     SSD_MLLOG_NULL(R.log, SSD_MLLOG_INTERVAL_END, "init_stop", NULL);
     SSD_MLLOG_NULL(R.log, SSD_MLLOG_INTERVAL_START, "run_start", NULL);
+    if (R.world > 1)
+        fprintf(progress,
+                "ssd train: %d ranks (%s), batch %d per rank = global batch %d; rank 0 writes "
+                "%s\n",
+                R.world, ssd_dist_kind(R.dist), c->batch_size, c->batch_size * R.world,
+                c->output);
     fprintf(progress,
-            "ssd train: %" PRId64 " training images (%" PRId64 " batches of %d per epoch), %" PRId64
+            "ssd train: %" PRId64 " training images (%" PRId64 " batches of %d per epoch%s), %" PRId64
             " validation images; backend %s; base lr %.6g, warmup %" PRId64 " steps\n",
-            R.train_idx->num_samples, R.ipe, c->batch_size, R.val_idx->num_samples, R.be->name,
-            R.sched.base_lr, R.sched.warmup_iters);
+            R.train_idx->num_samples, R.ipe, c->batch_size, R.world > 1 ? " per rank" : "",
+            R.val_idx->num_samples, R.be->name, R.sched.base_lr, R.sched.warmup_iters);
     st = train_loop(&R, res, err);
+    res->allreduce_seconds = R.t_allreduce;
+    res->sync_wait_seconds = R.t_sync_wait;
+    res->steps_run = R.steps_run;
+    res->allreduce_bytes = R.allreduce_bytes;
     SSD_MLLOG_NULL(R.log, SSD_MLLOG_INTERVAL_END, "run_stop",
                    res->success ? "{\"status\": \"success\"}" : "{\"status\": \"aborted\"}");
 done:

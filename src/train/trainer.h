@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "core/status.h"
+#include "dist/dist.h"
 
 #define SSD_TRAIN_MAX_LIST 64
 
@@ -40,6 +41,11 @@ typedef struct ssd_train_cfg {
     bool live_progress;    /* one self-overwriting progress line (a terminal) */
     const char *division, *org, *platform, *status; /* MLPerf submission keys */
     const char *title;     /* for the curves picture (nullable) */
+    ssd_dist *dist;        /* nullable: one process. With W ranks (docs/distributed.md) every
+                              rank runs ssd_train_run with the same cfg: batch_size is per rank,
+                              the global batch W x batch_size sets the LR; rank 0 writes the
+                              output directory (log, curves, checkpoints, detections) */
+    size_t bucket_bytes;   /* gradient all-reduce bucket (0: 16 MiB) */
 } ssd_train_cfg;
 
 typedef struct ssd_train_result {
@@ -48,9 +54,13 @@ typedef struct ssd_train_result {
     double last_map;       /* AP of the last evaluation (-1: none) */
     double best_map;
     int64_t epochs_done, iterations; /* the counter at the end */
+    int64_t steps_run;               /* optimizer steps this invocation ran */
     double first_loss, last_avg_loss;
     double seconds;
-    char last_checkpoint[4096]; /* "" when none was written */
+    double allreduce_seconds;   /* time in the gradient all-reduce (0 for one process) */
+    double sync_wait_seconds;   /* time waiting for the other ranks before each all-reduce */
+    size_t allreduce_bytes;     /* bytes each rank all-reduced per step */
+    char last_checkpoint[4096]; /* "" when none was written (always "" on ranks > 0) */
 } ssd_train_result;
 
 /* Runs the whole procedure; progress goes to `progress` (stderr), the MLLOG lines to `log_out`
