@@ -1,6 +1,7 @@
 #include "testutil.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -226,4 +227,15 @@ int tu_run_checker(const char *py, const char *ruleset, const char *flags, const
              "--log_output \"%s\" \"%s\"",
              py, ruleset, flags, clog, log);
     return tu_run_capture(cmd, cap, out, len);
+}
+
+const char *tu_fmt(const char *fmt, ...) {
+    static char buf[8][1400];
+    static int k;
+    k = (k + 1) % 8;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf[k], sizeof buf[k], fmt, ap);
+    va_end(ap);
+    return buf[k];
 }

@@ -46,6 +46,9 @@ void tu_naive_encode(const ssd_anchors *an, int B, const float (*gt)[4], const i
  * python + torch are usable; 1 after printing "SKIPPED <test>: <reason>" when they are not;
  * -1 on an internal error. */
 int tu_torch_oracle(const char *test, char *cmd_prefix, size_t len);
+/* printf into one of 8 rotating static buffers: a path or argument valid until 8 more calls
+ * (single-threaded test code only). */
+const char *tu_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* system() that echoes the command and reports failure; 0 on exit status 0, else -1. */
 int tu_system(const char *cmd);
 /* Runs the shell command CMDLINE with stdout+stderr going to LOG, reads LOG into out (NUL-ended,

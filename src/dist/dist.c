@@ -97,24 +97,27 @@ void ssd_dist_finalize(ssd_dist *d) {
     free(d);
 }
 
+#ifdef SSD_HAVE_MPI
+/* In-place MPI_SUM of n elements of `type` (elem bytes each), in pieces MPI's int counts allow. */
+static void allreduce_sum(ssd_dist *d, void *buf, size_t n, MPI_Datatype type, size_t elem) {
+    if (!d || d->world <= 1) return;
+    for (size_t o = 0; o < n; o += MPI_PIECE) {
+        int c = (int)(n - o < MPI_PIECE ? n - o : MPI_PIECE);
+        MPI_Allreduce(MPI_IN_PLACE, (char *)buf + o * elem, c, type, MPI_SUM, MPI_COMM_WORLD);
+    }
+}
+#endif
+
 void ssd_dist_allreduce_sum_f32(ssd_dist *d, float *buf, size_t n) {
 #ifdef SSD_HAVE_MPI
-    if (d && d->world > 1)
-        for (size_t o = 0; o < n; o += MPI_PIECE) {
-            int c = (int)(n - o < MPI_PIECE ? n - o : MPI_PIECE);
-            MPI_Allreduce(MPI_IN_PLACE, buf + o, c, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-        }
+    allreduce_sum(d, buf, n, MPI_FLOAT, sizeof *buf);
 #endif
     (void)d, (void)buf, (void)n;
 }
 
 void ssd_dist_allreduce_sum_f64(ssd_dist *d, double *buf, size_t n) {
 #ifdef SSD_HAVE_MPI
-    if (d && d->world > 1)
-        for (size_t o = 0; o < n; o += MPI_PIECE) {
-            int c = (int)(n - o < MPI_PIECE ? n - o : MPI_PIECE);
-            MPI_Allreduce(MPI_IN_PLACE, buf + o, c, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
-        }
+    allreduce_sum(d, buf, n, MPI_DOUBLE, sizeof *buf);
 #endif
     (void)d, (void)buf, (void)n;
 }

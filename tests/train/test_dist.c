@@ -47,17 +47,6 @@
 static char g_ssd[1200], g_src[1024], g_dir[1024], g_mpirun[1024];
 static char g_log[1 << 22];
 
-static const char *P(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static const char *P(const char *fmt, ...) {
-    static char buf[8][1400];
-    static int k;
-    k = (k + 1) % 8;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf[k], sizeof buf[k], fmt, ap);
-    va_end(ap);
-    return buf[k];
-}
 
 /* Runs `[mpirun -n RANKS] ssd ARGS` (stdout+stderr into g_log); returns the exit status. */
 static int run(int ranks, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -72,7 +61,7 @@ static int run(int ranks, const char *fmt, ...) {
                  args);
     else
         snprintf(cmd, sizeof cmd, "\"%s\" %s", g_ssd, args);
-    return tu_run_capture(cmd, P("%s/cmd.log", g_dir), g_log, sizeof g_log);
+    return tu_run_capture(cmd, tu_fmt("%s/cmd.log", g_dir), g_log, sizeof g_log);
 }
 
 static int setup(void **state) {
@@ -94,8 +83,8 @@ static int setup(void **state) {
     setenv("PMIX_MCA_mca_base_component_disable_dlclose", "1", 1);
     if (!getenv("ASAN_OPTIONS")) setenv("ASAN_OPTIONS", "fast_unwind_on_malloc=0", 1);
     if (!getenv("LSAN_OPTIONS"))
-        setenv("LSAN_OPTIONS", P("suppressions=%s/tests/lsan_mpi.supp", g_src), 1);
-    return tu_system(P("rm -rf '%s'/* && mkdir -p '%s'", g_dir, g_dir));
+        setenv("LSAN_OPTIONS", tu_fmt("suppressions=%s/tests/lsan_mpi.supp", g_src), 1);
+    return tu_system(tu_fmt("rm -rf '%s'/* && mkdir -p '%s'", g_dir, g_dir));
 }
 
 /* 1 when this build and machine can run MPI jobs; 0 after a SKIPPED line. */
@@ -189,7 +178,7 @@ static void test_two_ranks_match_one_process(void **state) {
                          data, b, common),
                      0);
     /* step 1: momentum = gradient + wd * (the same) initial weights */
-    double g = max_rel_diff(P("%s/iter_000001.safetensors", a), P("%s/iter_000001.safetensors", b),
+    double g = max_rel_diff(tu_fmt("%s/iter_000001.safetensors", a), tu_fmt("%s/iter_000001.safetensors", b),
                             "optimizer.", worst, sizeof worst);
     print_message("step 1 gradients (momentum buffers): max relative difference %.3g (%s)\n", g,
                   worst);
@@ -205,7 +194,7 @@ static void test_two_ranks_match_one_process(void **state) {
                          data, b, common, b),
                      0);
     worst[0] = '\0';
-    double w = max_rel_diff(P("%s/iter_000003.safetensors", a), P("%s/iter_000003.safetensors", b),
+    double w = max_rel_diff(tu_fmt("%s/iter_000003.safetensors", a), tu_fmt("%s/iter_000003.safetensors", b),
                             NULL, worst, sizeof worst);
     print_message("step 3 parameters and momentum: max relative difference %.3g (%s)\n", w,
                   worst);
@@ -215,7 +204,7 @@ static void test_two_ranks_match_one_process(void **state) {
                          common),
                      0);
     worst[0] = '\0';
-    double o = max_rel_diff(P("%s/iter_000001.safetensors", a), P("%s/iter_000001.safetensors", c),
+    double o = max_rel_diff(tu_fmt("%s/iter_000001.safetensors", a), tu_fmt("%s/iter_000001.safetensors", c),
                             "optimizer.", worst, sizeof worst);
     print_message("against -b 4 without splits: %.3g (%s)\n", o, worst);
     assert_true(o > 100 * PARITY_TOL);
@@ -244,7 +233,7 @@ static void test_two_rank_log_and_sharded_eval(void **state) {
     size_t len = 0;
     char *log = NULL;
     ssd_error err;
-    if (ssd_read_file(P("%s/mllog.txt", out), &log, &len, &err) != SSD_OK) fail_msg("%s", err.msg);
+    if (ssd_read_file(tu_fmt("%s/mllog.txt", out), &log, &len, &err) != SSD_OK) fail_msg("%s", err.msg);
     assert_true(mllog_value(log, "global_batch_size") == 4);
     assert_true(mllog_value(log, "eval_accuracy") >= 0);
     free(log);
@@ -256,10 +245,10 @@ static void test_two_rank_log_and_sharded_eval(void **state) {
                             "--num-workers 1 --out '%s' --cache-dir ''",
                          ckpt, data, dets),
                      0);
-    assert_int_equal(tu_system(P("cmp '%s' '%s/detections_epoch001.json'", dets, out)), 0);
+    assert_int_equal(tu_system(tu_fmt("cmp '%s' '%s/detections_epoch001.json'", dets, out)), 0);
     if (tu_checker_python("test_dist/log_eval", py, sizeof py)) return;
     static char cout[65536];
-    int rc = tu_run_checker(py, "1.0.0", "--werror", P("%s/mllog.txt", out), cout, sizeof cout);
+    int rc = tu_run_checker(py, "1.0.0", "--werror", tu_fmt("%s/mllog.txt", out), cout, sizeof cout);
     assert_int_equal(rc, 0);
     assert_non_null(strstr(cout, "SUCCESS"));
 }
@@ -359,8 +348,8 @@ static void test_failing_rank_ends_the_job(void **state) {
     assert_true(!WIFEXITED(status) || WEXITSTATUS(status) != 0);
 
     /* 2: rank 0 alone fails (its output directory cannot be made under a regular file) */
-    const char *blocker = P("%s/not-a-dir", g_dir);
-    assert_int_equal(tu_system(P("echo x > '%s'", blocker)), 0);
+    const char *blocker = tu_fmt("%s/not-a-dir", g_dir);
+    assert_int_equal(tu_system(tu_fmt("echo x > '%s'", blocker)), 0);
     snprintf(logp, sizeof logp, "%s/rank0.log", g_dir);
     snprintf(cmd, sizeof cmd,
              "exec \"%s\" --oversubscribe -n 2 \"%s\" train --data '%s' --output '%s/run' -b 2 "

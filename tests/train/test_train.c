@@ -36,17 +36,6 @@
 static char g_ssd[1200], g_src[1024], g_dir[1024];
 static char g_log[1 << 22];
 
-static const char *P(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static const char *P(const char *fmt, ...) {
-    static char buf[8][1400];
-    static int k;
-    k = (k + 1) % 8;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf[k], sizeof buf[k], fmt, ap);
-    va_end(ap);
-    return buf[k];
-}
 
 /* Runs `ssd ARGS` (stdout+stderr into g_log); returns the exit status. */
 static int ssd(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -57,7 +46,7 @@ static int ssd(const char *fmt, ...) {
     vsnprintf(args, sizeof args, fmt, ap);
     va_end(ap);
     snprintf(cmd, sizeof cmd, "\"%s\" %s", g_ssd, args);
-    return tu_run_capture(cmd, P("%s/cmd.log", g_dir), g_log, sizeof g_log);
+    return tu_run_capture(cmd, tu_fmt("%s/cmd.log", g_dir), g_log, sizeof g_log);
 }
 
 static int setup(void **state) {
@@ -67,27 +56,27 @@ static int setup(void **state) {
     if (!b) return -1;
     snprintf(g_ssd, sizeof g_ssd, "%s/ssd", b);
     tu_scratch_dir("test_train", g_dir, sizeof g_dir);
-    return tu_system(P("rm -rf '%s'/* && mkdir -p '%s'", g_dir, g_dir));
+    return tu_system(tu_fmt("rm -rf '%s'/* && mkdir -p '%s'", g_dir, g_dir));
 }
 
 /* The two-photo COCO layout: the same 2 images (and annotations) as train and val split. */
 static const char *make_overfit_set(void) {
-    const char *root = P("%s/overfit2", g_dir);
+    const char *root = tu_fmt("%s/overfit2", g_dir);
     static char keep[1400];
     snprintf(keep, sizeof keep, "%s", root);
-    assert_int_equal(tu_system(P("mkdir -p '%s/train2017' '%s/val2017' '%s/annotations'", keep,
+    assert_int_equal(tu_system(tu_fmt("mkdir -p '%s/train2017' '%s/val2017' '%s/annotations'", keep,
                                  keep, keep)),
                      0);
     const char *ids[2] = {"343937", "168974"};
     for (int i = 0; i < 2; i++)
         for (int s = 0; s < 2; s++)
             assert_int_equal(
-                tu_system(P("cp '%s/tests/fixtures/augment/coco_val2017_000000%s.jpg' "
+                tu_system(tu_fmt("cp '%s/tests/fixtures/augment/coco_val2017_000000%s.jpg' "
                             "'%s/%s2017/000000%s.jpg'",
                             g_src, ids[i], keep, s ? "val" : "train", ids[i])),
                 0);
     for (int s = 0; s < 2; s++)
-        assert_int_equal(tu_system(P("cp '%s/tests/fixtures/train/overfit2_instances.json' "
+        assert_int_equal(tu_system(tu_fmt("cp '%s/tests/fixtures/train/overfit2_instances.json' "
                                      "'%s/annotations/instances_%s2017.json'",
                                      g_src, keep, s ? "val" : "train")),
                          0);
@@ -145,14 +134,14 @@ static void test_overfit_two_images(void **state) {
                      0);
     double loss[OVERFIT_STEPS], map = -1;
     int evals = 0;
-    int n = read_losses(P("%s/curves.jsonl", out), loss, OVERFIT_STEPS, &evals, &map);
+    int n = read_losses(tu_fmt("%s/curves.jsonl", out), loss, OVERFIT_STEPS, &evals, &map);
     assert_int_equal(n, OVERFIT_STEPS);
     assert_int_equal(evals, 1);
     print_message("overfit: loss %.3f at step 1, %.4f at step %d; mAP during training %.4f\n",
                   loss[0], loss[n - 1], n, map);
     assert_true(loss[0] > 10 * OVERFIT_LOSS); /* it did have something to learn */
     assert_true(loss[n - 1] < OVERFIT_LOSS);
-    const char *ckpt = P("%s/iter_%06d.safetensors", out, OVERFIT_STEPS);
+    const char *ckpt = tu_fmt("%s/iter_%06d.safetensors", out, OVERFIT_STEPS);
     assert_int_equal(access(ckpt, R_OK), 0);
     assert_int_equal(ssd("eval --checkpoint '%s' --data '%s' --json --val-batch-size 2 "
                          "--num-workers 1 --cache-dir ''",
@@ -171,12 +160,12 @@ static void test_overfit_two_images(void **state) {
                          ckpt, g_dir, data),
                      0);
     assert_non_null(strstr(g_log, "000000343937.jpg person "));
-    assert_int_equal(access(P("%s/pictures/000000343937.jpg", g_dir), R_OK), 0);
+    assert_int_equal(access(tu_fmt("%s/pictures/000000343937.jpg", g_dir), R_OK), 0);
     /* the curves picture exists and names its series */
     char *svg = NULL;
     size_t len;
     ssd_error err;
-    assert_int_equal(ssd_read_file(P("%s/curves.svg", out), &svg, &len, &err), SSD_OK);
+    assert_int_equal(ssd_read_file(tu_fmt("%s/curves.svg", out), &svg, &len, &err), SSD_OK);
     assert_non_null(strstr(svg, "<svg"));
     assert_non_null(strstr(svg, "id=\"map\""));
     free(svg);
@@ -198,7 +187,7 @@ static void test_short_run_compliant(void **state) {
                      0);
     double loss[32], map = -1;
     int evals = 0;
-    int n = read_losses(P("%s/curves.jsonl", out), loss, 32, &evals, &map);
+    int n = read_losses(tu_fmt("%s/curves.jsonl", out), loss, 32, &evals, &map);
     assert_int_equal(n, 20);
     for (int i = 0; i < n; i++) assert_true(isfinite(loss[i]));
     /* coco_tiny: 80 images = 20 batches, the eval after epoch 1; the 8-image synth set: 10
@@ -208,7 +197,7 @@ static void test_short_run_compliant(void **state) {
     assert_non_null(strstr(g_log, ":::MLLOG {\"namespace\": \"\""));
     if (tu_checker_python("test_train/short_run_compliant", py, sizeof py)) return;
     static char cout[65536];
-    int rc = tu_run_checker(py, "1.0.0", "--werror", P("%s/mllog.txt", out), cout, sizeof cout);
+    int rc = tu_run_checker(py, "1.0.0", "--werror", tu_fmt("%s/mllog.txt", out), cout, sizeof cout);
     assert_int_equal(rc, 0);
     assert_non_null(strstr(cout, "SUCCESS"));
 }
@@ -256,11 +245,11 @@ static void test_resume_bit_exact(void **state) {
                          data, b, common, b),
                      0);
     assert_non_null(strstr(g_log, "resumed from"));
-    assert_same_checkpoint(P("%s/iter_000006.safetensors", a), P("%s/iter_000006.safetensors", b));
+    assert_same_checkpoint(tu_fmt("%s/iter_000006.safetensors", a), tu_fmt("%s/iter_000006.safetensors", b));
     double la[8], lb[8], m;
     int ea, eb;
-    assert_int_equal(read_losses(P("%s/curves.jsonl", a), la, 8, &ea, &m), 6);
-    assert_int_equal(read_losses(P("%s/curves.jsonl", b), lb, 8, &eb, &m), 6);
+    assert_int_equal(read_losses(tu_fmt("%s/curves.jsonl", a), la, 8, &ea, &m), 6);
+    assert_int_equal(read_losses(tu_fmt("%s/curves.jsonl", b), lb, 8, &eb, &m), 6);
     for (int i = 0; i < 6; i++) {
         if (memcmp(&la[i], &lb[i], sizeof la[i]) != 0)
             fail_msg("step %d: loss %.17g uninterrupted vs %.17g resumed", i + 1, la[i], lb[i]);
@@ -275,8 +264,8 @@ static void test_resume_bit_exact(void **state) {
                      0);
     ssd_st_file *f1 = NULL, *f2 = NULL;
     ssd_error err;
-    assert_int_equal(ssd_st_read(P("%s/iter_000001.safetensors", c), &f1, &err), SSD_OK);
-    assert_int_equal(ssd_st_read(P("%s/iter_000006.safetensors", a), &f2, &err), SSD_OK);
+    assert_int_equal(ssd_st_read(tu_fmt("%s/iter_000001.safetensors", c), &f1, &err), SSD_OK);
+    assert_int_equal(ssd_st_read(tu_fmt("%s/iter_000006.safetensors", a), &f2, &err), SSD_OK);
     const ssd_tensor *t1 = ssd_st_get(f1, "conf.0.weight"), *t2 = ssd_st_get(f2, "conf.0.weight");
     assert_true(memcmp(t1->data, t2->data, ssd_tensor_nbytes(t1)) != 0);
     ssd_st_free(f1);
@@ -329,7 +318,7 @@ static void test_bad_inputs(void **state) {
                  "--end-iteration 3 --seed 5 --num-workers 1 --cache-dir '' --log-interval 100 "
                  ">/dev/null\" /dev/null",
                  g_ssd, data, g_dir);
-        assert_int_equal(tu_run_capture(cmd, P("%s/tty.log", g_dir), g_log, sizeof g_log), 0);
+        assert_int_equal(tu_run_capture(cmd, tu_fmt("%s/tty.log", g_dir), g_log, sizeof g_log), 0);
         const char *live = strstr(g_log, "\repoch 1/800 iter 3/");
         assert_non_null(live);
         assert_non_null(strstr(live, "img/s, data wait"));
@@ -342,11 +331,11 @@ static void test_bad_inputs(void **state) {
                      0);
     assert_non_null(strstr(g_log, "\"key\": \"gradient_accumulation_steps\", \"value\": 2,"));
     assert_non_null(strstr(g_log, "\"key\": \"model_bn_span\", \"value\": 1,"));
-    const char *good = P("%s/iter_000001.safetensors", out);
+    const char *good = tu_fmt("%s/iter_000001.safetensors", out);
     size_t glen;
     char *before = slurp(good, &glen);
     /* a truncated checkpoint: refused, named, and the earlier checkpoint is untouched */
-    const char *bad = P("%s/truncated.safetensors", g_dir);
+    const char *bad = tu_fmt("%s/truncated.safetensors", g_dir);
     ssd_error err;
     assert_int_equal(ssd_write_file_atomic(bad, before, glen / 2, &err), SSD_OK);
     assert_int_equal(ssd("train --data '%s' --output '%s' --batch-size 2 --end-iteration 2 "
@@ -381,7 +370,7 @@ static void test_bad_inputs(void **state) {
     free(before);
     free(after);
     /* detect: a corrupt picture is named and fails the command, the good one is still drawn */
-    assert_int_equal(ssd_write_file_atomic(P("%s/corrupt.jpg", g_dir), "\xff\xd8\xff\xe0junk", 8,
+    assert_int_equal(ssd_write_file_atomic(tu_fmt("%s/corrupt.jpg", g_dir), "\xff\xd8\xff\xe0junk", 8,
                                            &err),
                      SSD_OK);
     assert_int_equal(ssd("detect --checkpoint '%s' --out '%s/pics' --min-score 0.99 '%s/corrupt.jpg' "
