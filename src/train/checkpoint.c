@@ -107,7 +107,7 @@ ssd_status ssd_checkpoint_save(const char *path, const ssd_model *m, const ssd_t
     for (int i = 0; i < k; i++)
         list[i] = &views[i];
 
-    char v_ver[24], v_ep[24], v_it[24], v_lep[24], v_lit[24], v_seed[16], v_loss[64];
+    char v_ver[24], v_ep[24], v_it[24], v_lep[24], v_lit[24], v_seed[16], v_loss[64], v_ws[24];
     snprintf(v_ver, sizeof v_ver, "%d", SSD_CHECKPOINT_VERSION);
     snprintf(v_ep, sizeof v_ep, "%" PRId64, st->epoch);
     snprintf(v_it, sizeof v_it, "%" PRId64, st->iteration);
@@ -115,8 +115,10 @@ ssd_status ssd_checkpoint_save(const char *path, const ssd_model *m, const ssd_t
     snprintf(v_lit, sizeof v_lit, "%" PRId64, st->loader_iter);
     snprintf(v_seed, sizeof v_seed, "%" PRIu32, st->seed);
     snprintf(v_loss, sizeof v_loss, "%a", st->avg_loss);
-    const char *keys[] = {"format",       "format_version", "dtype", "epoch",    "iteration",
-                          "loader_epoch", "loader_iter",    "seed",  "avg_loss", "momentum_valid"};
+    snprintf(v_ws, sizeof v_ws, "%" PRId64, st->world_size > 0 ? st->world_size : 1);
+    const char *keys[] = {"format",       "format_version", "dtype",          "epoch",
+                          "iteration",    "loader_epoch",   "loader_iter",    "seed",
+                          "avg_loss",     "momentum_valid", "world_size"};
     const char *vals[] = {SSD_CHECKPOINT_FORMAT,
                           v_ver,
                           ssd_dtype_name(m->dtype),
@@ -126,7 +128,8 @@ ssd_status ssd_checkpoint_save(const char *path, const ssd_model *m, const ssd_t
                           v_lit,
                           v_seed,
                           v_loss,
-                          m->momentum_valid ? "1" : "0"};
+                          m->momentum_valid ? "1" : "0",
+                          v_ws};
     ssd_status s =
         ssd_st_write_meta(path, list, k, keys, vals, (int)(sizeof keys / sizeof *keys), err);
     free(list);
@@ -255,6 +258,13 @@ static ssd_status validate(const ssd_st_file *f, const char *path, const ssd_mod
                         "%s: checkpoint metadata 'momentum_valid' is '%.64s', expected 0 or 1",
                         path, v);
     st->momentum_valid = v[0] == '1';
+    st->world_size = 1; /* optional: files of single-process runs before MPI had none */
+    if (ssd_st_meta(f, "world_size") &&
+        ((s = meta_count(f, path, "world_size", &st->world_size, err)) != SSD_OK ||
+         st->world_size < 1))
+        return s != SSD_OK ? s
+                           : ssd_fail(err, SSD_ERR_FORMAT,
+                                      "%s: checkpoint metadata 'world_size' is 0", path);
 
     /* the tensors the model needs */
     for (int i = 0; i < t->n_params; i++)

@@ -56,6 +56,8 @@ typedef struct ssd_train_state {
     double avg_loss;    /* running loss average (avg = 0.999 avg + 0.001 loss), stored exactly */
     int momentum_valid; /* load: the file's flag (also set in the model). save: ignored, the
                            model's own m->momentum_valid is written */
+    int64_t world_size; /* ranks of the run that wrote it (the loader position is per rank);
+                           save: 0 is written as 1; load: 1 when the file does not say */
 } ssd_train_state;
 
 /* Writes model M (parameters, BN buffers and counter, momentum if valid) and *ST to PATH,

@@ -166,6 +166,7 @@ static ssd_status save_checkpoint(run *R, int64_t epoch, int64_t it, double avg,
     ssd_loader_position(R->ld, &st.loader_epoch, &st.loader_iter);
     st.seed = R->seed;
     st.avg_loss = avg;
+    st.world_size = R->world;
     char path[PATH_LEN];
     ckpt_path(R, it, path, sizeof path);
     if (ssd_checkpoint_save(path, R->m, &st, err) != SSD_OK) return err->code;
@@ -296,6 +297,11 @@ static ssd_status resume(run *R, ssd_error *err) {
                         "%s: written by a run with --seed %u, not %u (resume with the same "
                         "flags; the seed drives the data order and augmentation)",
                         c->checkpoint, R->st.seed, c->seed);
+    if (R->st.world_size != R->world)
+        return ssd_fail(err, SSD_ERR_ARG,
+                        "%s: written by a run of %" PRId64 " rank(s), this one has %d (the data "
+                        "position is per rank: resume with the same number of processes)",
+                        c->checkpoint, R->st.world_size, R->world);
     if (R->st.loader_epoch != R->st.epoch)
         return ssd_fail(err, SSD_ERR_FORMAT, "%s: epoch %" PRId64 " but loader epoch %" PRId64,
                         c->checkpoint, R->st.epoch, R->st.loader_epoch);

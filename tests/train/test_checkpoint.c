@@ -120,7 +120,8 @@ static ssd_train_state sample_state(double avg) {
                          .loader_iter = 1819,
                          .seed = 4000000001u,
                          .avg_loss = avg,
-                         .momentum_valid = 0};
+                         .momentum_valid = 0,
+                         .world_size = 3};
     return s;
 }
 
@@ -128,7 +129,7 @@ static bool same_state(const ssd_train_state *a, const ssd_train_state *b) {
     return a->epoch == b->epoch && a->iteration == b->iteration &&
            a->loader_epoch == b->loader_epoch && a->loader_iter == b->loader_iter &&
            a->seed == b->seed && memcmp(&a->avg_loss, &b->avg_loss, sizeof(double)) == 0 &&
-           a->momentum_valid == b->momentum_valid;
+           a->momentum_valid == b->momentum_valid && a->world_size == b->world_size;
 }
 
 static const char *scratch(const char *name) {
@@ -209,6 +210,7 @@ static void round_trip(ssd_backend *be, ssd_dtype dt, const char *file) {
     assert_string_equal(ssd_st_meta(f, "format"), "ssd-checkpoint");
     assert_string_equal(ssd_st_meta(f, "format_version"), "1");
     assert_string_equal(ssd_st_meta(f, "seed"), "4000000001");
+    assert_string_equal(ssd_st_meta(f, "world_size"), "3");
     ssd_st_free(f);
 
     /* before any SGD step: no momentum in the file, and loading clears b's momentum */

@@ -177,6 +177,12 @@ static void test_two_ranks_match_one_process(void **state) {
                             "--end-iteration 1",
                          data, b, common),
                      0);
+    /* the 2-rank checkpoint's data position is per rank: one process refuses it */
+    assert_int_equal(run(1, "train --data '%s' --output '%s' -b 4 --batch-splits 2 %s "
+                            "--end-iteration 3 --checkpoint '%s/iter_000001.safetensors'",
+                         data, b, common, a),
+                     1);
+    assert_non_null(strstr(g_log, "written by a run of 2 rank(s), this one has 1"));
     /* step 1: momentum = gradient + wd * (the same) initial weights */
     double g = max_rel_diff(tu_fmt("%s/iter_000001.safetensors", a), tu_fmt("%s/iter_000001.safetensors", b),
                             "optimizer.", worst, sizeof worst);
