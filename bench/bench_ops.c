@@ -2,7 +2,7 @@
  *
  * For every conv shape of backend/layer_shapes.h: forward, backward-data, backward-weights
  * (bias grad included where the layer has a bias) -- median ms, GFLOP/s, fraction of this
- * machine's measured fp32 peak (bench/peak.h), the implementation the backend reports and
+ * machine's measured fp32 peak (src/core/peak.h), the implementation the backend reports and
  * the reorders per call. Then batch-norm (train fwd / bwd / infer fwd), maxpool, relu, add and
  * the SGD update over the model's 19,972,534 parameters as ms and GB/s, a per-step total of
  * the conv time weighted by each shape's count, and (--torch) PyTorch's time for the heaviest
@@ -27,7 +27,7 @@
 #include "core/rng.h"
 #include "core/tensor.h"
 #include "core/timer.h"
-#include "peak.h"
+#include "core/peak.h"
 #include "sysload.h"
 #include "torch_runner.h"
 

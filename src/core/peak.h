@@ -1,5 +1,5 @@
 /* Measured fp32 peak of this machine: an FMA throughput loop run on every OpenMP thread at
- * once. Header-only (static functions) because each bench/ source file is its own executable.
+ * once. Header-only (static functions): used by bench_ops and `ssd bench --what train`.
  *
  * The kernel keeps 12 independent vector accumulators, each updated acc = acc*m + c with one
  * fused multiply-add per step, so the FMA latency (4-5 cycles on Zen3 / Skylake) is hidden
@@ -11,8 +11,8 @@
  * sum over threads of each thread's FLOPs / its own elapsed time. The measurement is what the
  * cores really sustain under an all-core FMA load (turbo / AVX clock offsets included), which is
  * the ceiling a convolution kernel can reach. */
-#ifndef SSD_BENCH_PEAK_H
-#define SSD_BENCH_PEAK_H
+#ifndef SSD_CORE_PEAK_H
+#define SSD_CORE_PEAK_H
 
 #include <immintrin.h>
 #include <omp.h>
