@@ -1,12 +1,19 @@
 #!/usr/bin/env python3
-"""Times one training step (forward, loss, backward) of our PyTorch reference model
-(tools/torchref) in float32 on the CPU, for comparison with `ssd step --repeat`.
+"""Times one SGD training step (forward, loss, backward, update) of our PyTorch reference model
+(tools/torchref) on the CPU: the reference side of `ssd bench --what train`, also usable with
+`ssd step --repeat` by hand.
 
 usage: bench_torch_step.py --weights W.safetensors --batch B.safetensors [--repeat K]
-Prints the median and minimum step time in ms over K steps (after one warm-up step), with
-torch's thread count (OMP_NUM_THREADS). A benchmark: it decides nothing in the test suite."""
+                           [--threads T] [--autocast] [--json]
+After one warm-up step, K steps on the same batch; prints the median and minimum step time and
+the median of each phase (forward, loss, backward, update = torch.optim.SGD(momentum 0.9,
+weight decay 5e-4).step()). --autocast runs forward and loss under
+torch.autocast("cpu", dtype=torch.bfloat16). --json prints one JSON object as the last line.
+A benchmark: it decides nothing in the test suite."""
 import argparse
+import json
 import os
+import statistics
 import sys
 import time
 
@@ -23,8 +30,11 @@ def main():
     ap.add_argument("--weights", required=True)
     ap.add_argument("--batch", required=True)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
+    ap.add_argument("--autocast", action="store_true")
+    ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+    torch.set_num_threads(a.threads)
     net = model.SSD300()
     w, _ = st.read(a.weights)
     load_weights(net, w, torch.float32)
@@ -32,22 +42,38 @@ def main():
     b, _ = st.read(a.batch)
     xywh, _ = boxes.default_boxes()
     imgs, gloc, glabel = b["images"], b["bboxes"], b["labels"]
-    times = []
+    # the same tiny learning rate as ours: the repeated batch stays meaningful
+    opt = torch.optim.SGD(net.parameters(), lr=1e-6, momentum=0.9, weight_decay=5e-4)
+    phases = {"forward_ms": [], "loss_ms": [], "backward_ms": [], "update_ms": [], "step_ms": []}
     for r in range(a.repeat + 1):
-        net.zero_grad(set_to_none=False)
+        opt.zero_grad(set_to_none=False)
         t0 = time.perf_counter()
-        ploc, pconf = net(imgs)
-        l, _ = loss.ssd_loss(ploc, pconf, gloc, glabel, xywh)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.autocast):
+            ploc, pconf = net(imgs)
+            t1 = time.perf_counter()
+            l, _ = loss.ssd_loss(ploc.float(), pconf.float(), gloc, glabel, xywh)
+        t2 = time.perf_counter()
         l.backward()
-        dt = (time.perf_counter() - t0) * 1e3
+        t3 = time.perf_counter()
+        opt.step()
+        t4 = time.perf_counter()
         if r > 0:
-            times.append(dt)
-    times.sort()
+            for k, v in zip(phases, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0)):
+                phases[k].append(v * 1e3)
     n = imgs.shape[0]
-    med = times[len(times) // 2]
-    print("torch %s step timing: batch %d: median %.1f ms, min %.1f ms over %d steps "
-          "(%.2f img/s, %d threads)" % (torch.__version__, n, med, times[0], len(times),
-                                         n / (med / 1e3), torch.get_num_threads()))
+    med = {k: statistics.median(v) for k, v in phases.items()}
+    res = dict(med)
+    res.update({"images_per_s": n / (med["step_ms"] / 1e3), "step_min_ms": min(phases["step_ms"]),
+                "batch": n, "threads": torch.get_num_threads(), "torch": torch.__version__,
+                "autocast_bf16": a.autocast, "repeat": a.repeat})
+    print("torch %s step timing: batch %d: median %.1f ms (forward %.1f, loss %.1f, backward %.1f,"
+          " update %.1f), min %.1f ms over %d steps (%.2f img/s, %d threads%s)"
+          % (torch.__version__, n, med["step_ms"], med["forward_ms"], med["loss_ms"],
+             med["backward_ms"], med["update_ms"], res["step_min_ms"], a.repeat,
+             res["images_per_s"], res["threads"], ", bf16 autocast" if a.autocast else ""),
+          file=sys.stderr if a.json else sys.stdout)
+    if a.json:
+        print(json.dumps(res, separators=(",", ":")))
 
 
 if __name__ == "__main__":

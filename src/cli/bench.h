@@ -12,6 +12,8 @@ typedef struct bench_args {
     const char *data, *torch_python;
     long workers, batch, crop_iterations;
     bool no_reference;
+    /* --what train */
+    const char *dtype, *backend;
 } bench_args;
 
 /* Runs `python script_args` after checking that python can `import probe`; returns the last line
@@ -20,5 +22,6 @@ char *ssd_bench_run_python(const char *python, const char *probe, const char *sc
                            const char **why);
 
 int ssd_bench_loader(const bench_args *a);
+int ssd_bench_train(const bench_args *a);
 
 #endif

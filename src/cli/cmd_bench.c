@@ -1,7 +1,7 @@
 /* `ssd bench --what eval`: COCO evaluation throughput on a synthetic COCO-sized set (default 5,000
  * images, 80 categories, 100 detections per image), ours at each thread count and pycocotools on
  * the same files in the same run, as one JSON object. Timing only: nothing here decides a test.
- * (The train-step and data-pipeline benches join `--what` with their issues.) */
+ * --what loader is in bench_loader.c, --what train in bench_train.c. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -271,21 +271,29 @@ int ssd_cmd_bench(int argc, char **argv) {
                     .repeat = 3,
                     .workers = 1,
                     .batch = 32,
-                    .crop_iterations = 1};
+                    .crop_iterations = 1,
+                    .dtype = "f32",
+                    .backend = "cpu"};
     const char *env_torch = getenv("SSD_PYTHON_TORCH");
     a.torch_python = env_torch && *env_torch ? env_torch : "/usr/bin/python3";
-    bool images_given = false;
-    for (int i = 1; i < argc; i++)
+    bool images_given = false, batch_given = false, workers_given = false;
+    for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--images") || !strncmp(argv[i], "--images=", 9)) images_given = true;
+        if (!strcmp(argv[i], "--batch") || !strncmp(argv[i], "--batch=", 8)) batch_given = true;
+        if (!strcmp(argv[i], "--workers") || !strncmp(argv[i], "--workers=", 10))
+            workers_given = true;
+    }
     const ssd_opt opts[] = {
-        {"--what", SSD_OPT_STR, &a.what, false, 1, 0, "WHAT", "what to time: eval or loader"},
+        {"--what", SSD_OPT_STR, &a.what, false, 1, 0, "WHAT",
+         "what to time: eval, loader or train"},
         {"--json", SSD_OPT_FLAG, &a.json, false, 1, 0, NULL, "print the report as one JSON object"},
         {"--images", SSD_OPT_INT, &a.images, false, 1, 1000000, "N",
          "eval: synthetic images (5000); loader: images to time (320)"},
         {"--dets-per-image", SSD_OPT_INT, &a.dets, false, 0, 10000, "D", "detections per image"},
         {"--seed", SSD_OPT_INT, &a.seed, false, 0, 4294967295.0, "S", "synthetic set seed"},
         {"--threads-list", SSD_OPT_STR, &a.threads_list, false, 1, 0, "T1,T2", "thread counts to time"},
-        {"--repeat", SSD_OPT_INT, &a.repeat, false, 1, 1000, "R", "runs per thread count (median)"},
+        {"--repeat", SSD_OPT_INT, &a.repeat, false, 1, 1000, "R",
+         "eval: runs per thread count; train: timed steps (median)"},
         {"--python", SSD_OPT_STR, &a.python, false, 1, 0, "PY",
          "python with pycocotools for the side-by-side run (env SSD_PYTHON_COCO, .venv-oracle)"},
         {"--no-pycocotools", SSD_OPT_FLAG, &a.no_pycocotools, false, 1, 0, NULL,
@@ -297,13 +305,17 @@ int ssd_cmd_bench(int argc, char **argv) {
          "loader: COCO-format root (annotations/, train2017/); default ../shared/data/coco_tiny"},
         {"--workers", SSD_OPT_INT, &a.workers, false, 0, 256, "K",
          "loader: worker threads (and the reference's worker processes)"},
-        {"--batch", SSD_OPT_INT, &a.batch, false, 1, 4096, "B", "loader: batch size"},
+        {"--batch", SSD_OPT_INT, &a.batch, false, 1, 4096, "B",
+         "loader: batch size (32); train: images per step (8)"},
+        {"--dtype", SSD_OPT_STR, &a.dtype, false, 1, 0, "f32|bf16", "train: precision"},
+        {"--backend", SSD_OPT_STR, &a.backend, false, 1, 0, "NAME", "train: compute backend"},
         {"--num-cropping-iterations", SSD_OPT_INT, &a.crop_iterations, false, 1, 1000, "T",
          "loader: crop tries per drawn mode (reference: 1)"},
         {"--torch-python", SSD_OPT_STR, &a.torch_python, false, 1, 0, "PY",
-         "loader: python with torch + torchvision + PIL (env SSD_PYTHON_TORCH, /usr/bin/python3)"},
+         "loader, train: python with torch (+ torchvision, PIL) (env SSD_PYTHON_TORCH, "
+         "/usr/bin/python3)"},
         {"--no-reference", SSD_OPT_FLAG, &a.no_reference, false, 1, 0, NULL,
-         "loader: time ours only"},
+         "loader, train: time ours only"},
     };
     int nopts = (int)(sizeof opts / sizeof opts[0]);
     const char *summary =
@@ -311,15 +323,23 @@ int ssd_cmd_bench(int argc, char **argv) {
         "set (default 5,000 images x 80 categories, 100 detections per image), ours at each\n"
         "thread count and pycocotools on the same files. --what loader: images/s of the whole\n"
         "training data pipeline with --workers threads, and the torchvision/PIL pipeline with\n"
-        "as many DataLoader workers, in the same run. The last line of stdout is one JSON object.";
+        "as many DataLoader workers, in the same run. --what train: one SGD step (forward,\n"
+        "loss, backward, update) on a real batch, ms per phase, GFLOP/s and fraction of the\n"
+        "measured peak, and the same step in our PyTorch reference model in the same run. With\n"
+        "--json the last line of stdout is one JSON object.";
     int early = ssd_opts_cli("bench", summary, opts, nopts, argc, argv);
     if (early >= 0) return early;
     if (!strcmp(a.what, "loader")) {
         if (!images_given) a.images = 320;
         return ssd_bench_loader(&a);
     }
+    if (!strcmp(a.what, "train")) {
+        if (!batch_given) a.batch = 8;
+        if (!workers_given) a.workers = 2;
+        return ssd_bench_train(&a);
+    }
     if (strcmp(a.what, "eval") != 0) {
-        fprintf(stderr, "ssd bench: --what '%s': expected eval or loader (try 'ssd bench "
+        fprintf(stderr, "ssd bench: --what '%s': expected eval, loader or train (try 'ssd bench "
                 "--help')\n", a.what);
         return 2;
     }

@@ -6,6 +6,7 @@
 
 #include "core/mem.h"
 #include "core/log.h"
+#include "core/timer.h"
 
 #define POOL 3 /* batch sizes kept: the training batch, its short tail, the validation batch */
 
@@ -23,6 +24,7 @@ struct ssd_runner {
     ssd_loss_ws *loss_ws;
     runner_slot slot[POOL];
     uint64_t clock;
+    ssd_runner_times times;
 };
 
 ssd_runner *ssd_runner_create(ssd_model *m) {
@@ -94,11 +96,13 @@ float ssd_runner_train_fragment(ssd_runner *r, int n, const float *images, const
                                 bool zero_grad) {
     ssd_model *m = r->m;
     runner_slot *s = get_slot(r, n);
-    upload_images(r, s, images);
     if (zero_grad) ssd_model_zero_grad(m);
+    double t0 = ssd_now();
+    upload_images(r, s, images);
     ssd_model_forward(m, s->acts, &s->images, true);
     ssd_backend_download(m->be, &s->loc, &s->acts->loc);
     ssd_backend_download(m->be, &s->conf, &s->acts->conf);
+    double t1 = ssd_now();
     float loss = ssd_loss_forward_backward(&r->anchors, n, s->loc.data, s->conf.data, bboxes,
                                            labels, s->dloc.data, s->dconf.data, per_image,
                                            r->loss_ws);
@@ -110,10 +114,16 @@ float ssd_runner_train_fragment(ssd_runner *r, int n, const float *images, const
     }
     ssd_backend_upload(m->be, &s->acts->dloc, &s->dloc);
     ssd_backend_upload(m->be, &s->acts->dconf, &s->dconf);
+    double t2 = ssd_now();
     ssd_model_backward(m, s->acts, &s->images);
     m->be->ops->sync(m->be);
+    r->times.forward += t1 - t0;
+    r->times.loss += t2 - t1;
+    r->times.backward += ssd_now() - t2;
     return loss;
 }
+
+ssd_runner_times ssd_runner_get_times(const ssd_runner *r) { return r->times; }
 
 void ssd_runner_infer(ssd_runner *r, int n, const float *images, const float **loc,
                       const float **conf) {

@@ -37,6 +37,14 @@ float ssd_runner_train_fragment(ssd_runner *r, int n, const float *images, const
 void ssd_runner_infer(ssd_runner *r, int n, const float *images, const float **loc,
                       const float **conf);
 
+/* Seconds spent so far in each phase of the training calls (cumulative; ssd bench reads them):
+ * forward = image upload + training forward + output download; loss = the host loss forward
+ * and backward + gradient scaling + upload; backward = the network backward (synchronised). */
+typedef struct ssd_runner_times {
+    double forward, loss, backward;
+} ssd_runner_times;
+ssd_runner_times ssd_runner_get_times(const ssd_runner *r);
+
 const ssd_anchors *ssd_runner_anchors(const ssd_runner *r);
 ssd_model *ssd_runner_model(const ssd_runner *r);
 

@@ -1,0 +1,304 @@
+/* `ssd bench --what train`: one SGD training step of SSD300-ResNet34 (forward, loss, backward,
+ * update) on a real batch, ours and -- in the same invocation, on the same weights, batch and
+ * thread count -- our PyTorch reference model (tools/bench_torch_step.py under Debian's
+ * python3-torch), so the ratio is measured side by side.
+ *
+ * The batch comes from the training data pipeline (reference augmentation and encoder) over
+ * ../shared/data/coco_tiny, or over a synthesized COCO-format set when that is absent; the
+ * pipeline's own cost per batch is timed separately ("data": it overlaps the step in training).
+ * Both sides run the same batch --repeat times after one warm-up step and report medians.
+ * FLOPs are the convolutions' direct-equivalent count: forward + backward-data + backward-
+ * weights over every conv shape (conv1's backward-data excluded), against the measured FMA peak.
+ * Timing only: nothing here decides a test. */
+#define _XOPEN_SOURCE 700 /* nftw, mkdtemp */
+#include <ftw.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "backend/backend.h"
+#include "backend/layer_shapes.h"
+#include "cli/bench.h"
+#include "core/peak.h"
+#include "core/mem.h"
+#include "core/strbuf.h"
+#include "core/timer.h"
+#include "data/coco_json.h"
+#include "data/loader.h"
+#include "data/synth.h"
+#include "io/safetensors.h"
+#include "model/ssd_model.h"
+#include "train/runner.h"
+
+#ifndef SSD_SOURCE_DIR
+#define SSD_SOURCE_DIR "."
+#endif
+
+#define IMG_FLOATS ((size_t)3 * SSD_IMAGE_SIZE * SSD_IMAGE_SIZE)
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *f) {
+    (void)st, (void)flag, (void)f;
+    return remove(path);
+}
+
+/* Direct-equivalent conv FLOPs of one training image: every shape's forward count, three
+ * passes (backward-data and backward-weights do as many multiply-adds), conv1's backward-data
+ * left out (the image needs no gradient). */
+static double train_flops_per_image(void) {
+    double f = 0;
+    for (int i = 0; i < ssd_n_conv_shapes; i++) {
+        const ssd_conv_shape *s = &ssd_conv_shapes[i];
+        int passes = s->c == 3 ? 2 : 3;
+        f += ssd_conv_shape_flops(s) * s->count * passes;
+    }
+    return f;
+}
+
+static int cmp_double(const void *x, const void *y) {
+    double a = *(const double *)x, b = *(const double *)y;
+    return (a > b) - (a < b);
+}
+
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* Writes the model's parameters and BN buffers (torch names, f32) to path. */
+static ssd_status write_weights(const ssd_model *m, const char *path, ssd_error *err) {
+    int np = 0, nb = 0;
+    ssd_tensor *p = ssd_model_export(m, 'p', SSD_F32, NULL, &np);
+    ssd_tensor *b = ssd_model_export(m, 'b', SSD_F32, NULL, &nb);
+    const ssd_tensor **all = ssd_xmalloc((size_t)(np + nb) * sizeof *all);
+    for (int i = 0; i < np; i++) all[i] = &p[i];
+    for (int i = 0; i < nb; i++) all[np + i] = &b[i];
+    ssd_status st = ssd_st_write(path, all, np + nb, err);
+    for (int i = 0; i < np; i++) ssd_tensor_free(&p[i]);
+    for (int i = 0; i < nb; i++) ssd_tensor_free(&b[i]);
+    free(p);
+    free(b);
+    free(all);
+    return st;
+}
+
+/* The batch in the form `ssd step --batch` and bench_torch_step.py take. */
+static ssd_status write_batch(int n, float *images, float *bboxes, int64_t *labels,
+                              const char *path, ssd_error *err) {
+    int64_t si[4] = {n, 3, SSD_IMAGE_SIZE, SSD_IMAGE_SIZE};
+    int64_t sb[3] = {n, SSD_NUM_ANCHORS, 4}, sl[2] = {n, SSD_NUM_ANCHORS};
+    ssd_tensor t[3] = {ssd_tensor_view(images, SSD_F32, 4, si, "images"),
+                       ssd_tensor_view(bboxes, SSD_F32, 3, sb, "bboxes"),
+                       ssd_tensor_view(labels, SSD_I64, 2, sl, "labels")};
+    const ssd_tensor *all[3] = {&t[0], &t[1], &t[2]};
+    return ssd_st_write(path, all, 3, err);
+}
+
+static double json_num(const cJSON *o, const char *k) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : -1;
+}
+
+int ssd_bench_train(const bench_args *a) {
+    ssd_error err;
+    ssd_error_clear(&err);
+    int rc = 1;
+    const bool bf16 = !strcmp(a->dtype, "bf16");
+    if (!bf16 && strcmp(a->dtype, "f32")) {
+        fprintf(stderr, "ssd bench: --dtype '%s': expected f32 or bf16\n", a->dtype);
+        return 2;
+    }
+    if (bf16) {
+        fprintf(stderr,
+                "ssd bench: --dtype bf16: no backend of this build trains in bf16 yet (the "
+                "cpu backend's bf16 autocast needs oneDNN bf16 kernels, i.e. a CPU with "
+                "AVX-512 (avx512_core, better avx512_bf16 or AMX); this CPU %s)\n",
+                __builtin_cpu_supports("avx512f") ? "has AVX-512 but the kernels are not written"
+                                                  : "has no AVX-512");
+        return 1;
+    }
+    char dir[4000], data[4096], ann[4200], imgs[4200], wpath[4200], bpath[4200];
+    const char *tmp = a->workdir ? a->workdir : getenv("TMPDIR");
+    snprintf(dir, sizeof dir, "%s/ssd-bench-train-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(dir)) {
+        fprintf(stderr, "ssd bench: cannot create %s\n", dir);
+        return 1;
+    }
+    snprintf(wpath, sizeof wpath, "%s/weights.safetensors", dir);
+    snprintf(bpath, sizeof bpath, "%s/batch.safetensors", dir);
+    ssd_coco_index *idx = NULL;
+    ssd_loader *ld = NULL;
+    ssd_backend *be = NULL;
+    ssd_model *m = NULL;
+    ssd_runner *r = NULL;
+    cJSON *ref = NULL;
+    char *ref_line = NULL;
+    float *images = NULL, *bboxes = NULL;
+    int64_t *labels = NULL;
+    double *t_fwd = NULL, *t_loss = NULL, *t_bwd = NULL, *t_upd = NULL, *t_step = NULL;
+    ssd_strbuf args = {0};
+    if (a->data) {
+        snprintf(data, sizeof data, "%s", a->data);
+    } else {
+        snprintf(data, sizeof data, "%s/../shared/data/coco_tiny", SSD_SOURCE_DIR);
+        struct stat st;
+        if (stat(data, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            snprintf(data, sizeof data, "%s/synth", dir);
+            fprintf(stderr, "ssd bench: ../shared/data/coco_tiny is absent: synthesizing 64 "
+                            "images into %s\n", data);
+            ssd_synth_cfg sc = {.out_dir = data, .n_train = 64, .n_val = 8, .seed = 1};
+            if (ssd_synth_write(&sc, &err) != SSD_OK) goto cleanup;
+        }
+    }
+    if (ssd_coco_split_paths(data, "train", ann, sizeof ann, imgs, sizeof imgs) != 0) {
+        ssd_fail(&err, SSD_ERR_ARG, "--data: path too long");
+        goto cleanup;
+    }
+    if (ssd_coco_index_load(ann, NULL, &idx, NULL, &err) != SSD_OK) goto cleanup;
+    const int B = (int)a->batch, R = (int)a->repeat;
+    ssd_loader_cfg lc;
+    ssd_loader_cfg_default(&lc);
+    lc.index = idx;
+    lc.image_dir = imgs;
+    lc.batch_size = B;
+    lc.num_workers = (int)a->workers;
+    lc.seed = (uint32_t)a->seed;
+    /* the pipeline's cost: batches per second from a cold start, the first full batch (to
+     * train on) and R more; the workers build ahead, so this is its throughput */
+    double td = ssd_now();
+    if (ssd_loader_create(&lc, &ld, &err) != SSD_OK) goto cleanup;
+    const ssd_batch *bt = ssd_loader_next(ld);
+    int got = 1;
+    while (bt && bt->n < B) {
+        bt = ssd_loader_next(ld); /* a full batch to train on */
+        got++;
+    }
+    if (!bt) {
+        ssd_fail(&err, SSD_ERR_IO, "%s: no batch of %d images (%s)", data, B,
+                 ssd_loader_error(ld) ? ssd_loader_error(ld) : "too few images");
+        goto cleanup;
+    }
+    images = ssd_xmalloc((size_t)B * IMG_FLOATS * sizeof *images);
+    bboxes = ssd_xmalloc((size_t)B * SSD_NUM_ANCHORS * 4 * sizeof *bboxes);
+    labels = ssd_xmalloc((size_t)B * SSD_NUM_ANCHORS * sizeof *labels);
+    memcpy(images, bt->images, (size_t)B * IMG_FLOATS * sizeof *images);
+    memcpy(bboxes, bt->bboxes, (size_t)B * SSD_NUM_ANCHORS * 4 * sizeof *bboxes);
+    memcpy(labels, bt->labels, (size_t)B * SSD_NUM_ANCHORS * sizeof *labels);
+    for (int k = 0; k < R && (bt = ssd_loader_next(ld)) != NULL; k++) got++;
+    double data_ms = 1e3 * (ssd_now() - td) / got;
+    ssd_loader_destroy(ld);
+    ld = NULL;
+    if (write_batch(B, images, bboxes, labels, bpath, &err) != SSD_OK) goto cleanup;
+
+    if (ssd_backend_create(a->backend, &be, &err) != SSD_OK) goto cleanup;
+    m = ssd_model_create(be, SSD_F32, (uint32_t)a->seed);
+    r = ssd_runner_create(m);
+    if (write_weights(m, wpath, &err) != SSD_OK) goto cleanup;
+    const int threads = omp_get_max_threads();
+    fprintf(stderr, "ssd bench: train step, backend %s f32, batch %d, %d threads, %d timed steps "
+                    "after 1 warm-up, data from %s\n", be->name, B, threads, R, data);
+    t_fwd = ssd_xcalloc((size_t)R, sizeof *t_fwd);
+    t_loss = ssd_xcalloc((size_t)R, sizeof *t_loss);
+    t_bwd = ssd_xcalloc((size_t)R, sizeof *t_bwd);
+    t_upd = ssd_xcalloc((size_t)R, sizeof *t_upd);
+    t_step = ssd_xcalloc((size_t)R, sizeof *t_step);
+    for (int k = -1; k < R; k++) {
+        ssd_runner_times t0 = ssd_runner_get_times(r);
+        double s0 = ssd_now();
+        ssd_runner_train_step(r, B, images, bboxes, labels, NULL);
+        double s1 = ssd_now();
+        ssd_model_sgd_step(m, 1e-6, 0.9, 5e-4); /* tiny lr: the same batch stays meaningful */
+        be->ops->sync(be);
+        double s2 = ssd_now();
+        ssd_runner_times t1 = ssd_runner_get_times(r);
+        if (k < 0) continue;
+        t_fwd[k] = 1e3 * (t1.forward - t0.forward);
+        t_loss[k] = 1e3 * (t1.loss - t0.loss);
+        t_bwd[k] = 1e3 * (t1.backward - t0.backward);
+        t_upd[k] = 1e3 * (s2 - s1);
+        t_step[k] = 1e3 * (s2 - s0);
+    }
+    double fwd = median(t_fwd, R), lss = median(t_loss, R), bwd = median(t_bwd, R);
+    double upd = median(t_upd, R), step = median(t_step, R);
+    double ips = B / (step / 1e3);
+    double gflop = train_flops_per_image() * B / 1e9;
+    peak_result pk = peak_measure(0.3);
+    double gflops = gflop / (step / 1e3);
+
+    /* the PyTorch reference on the same weights and batch */
+    double ref_ips = -1;
+    const char *why = NULL;
+    if (!a->no_reference) {
+        ssd_sb_printf(&args, "\"%s/tools/bench_torch_step.py\" --weights \"%s\" --batch \"%s\" "
+                             "--repeat %d --threads %d --json",
+                      SSD_SOURCE_DIR, wpath, bpath, R, threads);
+        ref_line = ssd_bench_run_python(a->torch_python, "torch", args.s, &why);
+        if (ref_line && !(ref = cJSON_Parse(ref_line))) why = "unreadable output from python";
+        if (ref) ref_ips = json_num(ref, "images_per_s");
+    }
+    double peak = pk.gflops;
+    printf("SSD300-ResNet34 training step, batch %d, f32, %d threads; %.1f GFLOP per step "
+           "(conv, direct-equivalent); peak %.1f GFLOP/s (%s)\n",
+           B, threads, gflop, peak, pk.isa);
+    printf("%-12s %10s %10s %10s %10s %10s %9s %9s %7s\n", "", "forward", "loss", "backward",
+           "update", "step", "img/s", "GFLOP/s", "%peak");
+    printf("%-12s %10.1f %10.1f %10.1f %10.1f %10.1f %9.2f %9.1f %6.1f%%\n", "ours", fwd, lss,
+           bwd, upd, step, ips, gflops, peak > 0 ? 100 * gflops / peak : 0);
+    if (ref) {
+        double rstep = json_num(ref, "step_ms");
+        double rg = gflop / (rstep / 1e3);
+        printf("%-12s %10.1f %10.1f %10.1f %10.1f %10.1f %9.2f %9.1f %6.1f%%\n", "pytorch",
+               json_num(ref, "forward_ms"), json_num(ref, "loss_ms"),
+               json_num(ref, "backward_ms"), json_num(ref, "update_ms"), rstep, ref_ips, rg,
+               peak > 0 ? 100 * rg / peak : 0);
+        printf("ours / pytorch: %.2fx images/s\n", ips / ref_ips);
+    } else if (!a->no_reference) {
+        printf("pytorch: skipped (%s)\n", why ? why : "?");
+    }
+    printf("data pipeline: %.1f ms per batch of %d with %ld worker(s), from a cold start (runs "
+           "beside the step in training)\n", data_ms, B, a->workers);
+    if (a->json) {
+        ssd_strbuf j = {0};
+        ssd_sb_printf(&j,
+                      "{\"what\":\"train\",\"backend\":\"%s\",\"dtype\":\"f32\",\"batch\":%d,"
+                      "\"threads\":%d,\"repeat\":%d,\"images_per_s\":%.4f,\"step_ms\":%.3f,"
+                      "\"forward_ms\":%.3f,\"loss_ms\":%.3f,\"backward_ms\":%.3f,"
+                      "\"update_ms\":%.3f,\"data_ms\":%.3f,\"gflop_per_step\":%.3f,"
+                      "\"gflops\":%.3f,\"peak_gflops\":%.3f,\"fraction_of_peak\":%.4f,",
+                      be->name, B, threads, R, ips, step, fwd, lss, bwd, upd, data_ms, gflop,
+                      gflops, peak, peak > 0 ? gflops / peak : 0);
+        if (ref)
+            ssd_sb_printf(&j, "\"reference_images_per_s\":%.4f,\"reference\":%s,\"ratio\":%.4f}",
+                          ref_ips, ref_line, ips / ref_ips);
+        else
+            ssd_sb_printf(&j, "\"reference_images_per_s\":null,\"reference_skipped\":\"%s\"}",
+                          a->no_reference ? "--no-reference" : why ? why : "?");
+        printf("%s\n", j.s);
+        ssd_sb_free(&j);
+    }
+    rc = 0;
+cleanup:
+    if (rc && err.msg[0]) fprintf(stderr, "ssd bench: %s\n", err.msg);
+    cJSON_Delete(ref);
+    free(ref_line);
+    ssd_sb_free(&args);
+    free(images);
+    free(bboxes);
+    free(labels);
+    free(t_fwd);
+    free(t_loss);
+    free(t_bwd);
+    free(t_upd);
+    free(t_step);
+    ssd_runner_destroy(r);
+    ssd_model_destroy(m);
+    ssd_backend_destroy(be);
+    ssd_loader_destroy(ld);
+    ssd_coco_index_free(idx);
+    if (!a->keep) nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return rc;
+}
