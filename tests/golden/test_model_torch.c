@@ -236,28 +236,43 @@ int main(void) {
     }
     int failures = 0;
     const char *only = tu_env("SSD_PARITY_BACKENDS");
-    for (const char *const *be = ssd_backend_names(); *be; be++) {
-        if (only && !strstr(only, *be)) {
+    /* every backend, and the cpu backend once more with its Winograd path off (SSD_WINOGRAD=0:
+     * oneDNN's direct convolutions), so both conv implementations meet the same budgets */
+    const char *runs[16][2];
+    int nruns = 0;
+    for (const char *const *be = ssd_backend_names(); *be && nruns < 14; be++) {
+        runs[nruns][0] = *be;
+        runs[nruns++][1] = "";
+        if (!strcmp(*be, "cpu")) {
+            runs[nruns][0] = *be;
+            runs[nruns++][1] = "SSD_WINOGRAD=0 ";
+        }
+    }
+    for (int i = 0; i < nruns; i++) {
+        const char *be = runs[i][0], *env = runs[i][1];
+        if (only && !strstr(only, be)) {
             printf("test_model_torch: backend %s not run in this build (SSD_PARITY_BACKENDS=%s)\n",
-                   *be, only);
+                   be, only);
             continue;
         }
+        char label[64];
+        snprintf(label, sizeof label, "%s%s", be, env[0] ? " (direct convs)" : "");
         snprintf(cmd, sizeof cmd,
-                 "\"%s/ssd\" step --backend %s --weights \"%s/weights.safetensors\" --batch "
-                 "\"%s/batch.safetensors\" --out \"%s/ours_%s.safetensors\" --eval " SGD_ARGS,
-                 build, *be, dir, dir, scratch, *be);
+                 "%s\"%s/ssd\" step --backend %s --weights \"%s/weights.safetensors\" --batch "
+                 "\"%s/batch.safetensors\" --out \"%s/ours_%s%d.safetensors\" --eval " SGD_ARGS,
+                 env, build, be, dir, dir, scratch, be, i);
         if (tu_system(cmd)) {
             failures++;
             continue;
         }
         ssd_st_file *ours = NULL;
-        snprintf(path, sizeof path, "%s/ours_%s.safetensors", scratch, *be);
+        snprintf(path, sizeof path, "%s/ours_%s%d.safetensors", scratch, be, i);
         if (ssd_st_read(path, &ours, &err) != SSD_OK) {
             printf("test_model_torch: %s\n", err.msg);
             failures++;
             continue;
         }
-        failures += compare(*be, torch, ours, weights);
+        failures += compare(label, torch, ours, weights);
         ssd_st_free(ours);
     }
     ssd_st_free(torch);

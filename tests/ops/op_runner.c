@@ -1,5 +1,7 @@
 #include "op_runner.h"
 
+#include <stdio.h>
+
 #include <string.h>
 
 #include "core/log.h"
@@ -51,8 +53,11 @@ or_outputs or_conv(ssd_backend *be, ssd_dtype dt, const ssd_tensor *x, const ssd
     ssd_fill(be, &bdw, ACC0);
     if (b) ssd_fill(be, &bdb, ACC0);
     ssd_conv2d_forward(be, &by, &bx, &bw, b ? &bb : NULL, d);
+    snprintf(o.impl[0], sizeof o.impl[0], "%s", be->stats.last_impl);
     ssd_conv2d_backward_data(be, &bdx, &bdy, &bw, d);
+    snprintf(o.impl[1], sizeof o.impl[1], "%s", be->stats.last_impl);
     ssd_conv2d_backward_weights(be, &bdw, b ? &bdb : NULL, &bdy, &bx, d);
+    snprintf(o.impl[2], sizeof o.impl[2], "%s", be->stats.last_impl);
     put(&o, be, "y", &by, 0);
     put(&o, be, "dx", &bdx, 0);
     put(&o, be, "dw", &bdw, ACC0);

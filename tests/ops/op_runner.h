@@ -13,6 +13,7 @@ typedef struct or_outputs {
     int n;
     const char *names[OR_MAX_OUT];
     ssd_tensor t[OR_MAX_OUT]; /* host, f64 */
+    char impl[3][160];        /* or_conv: be->stats.last_impl after fwd, bwd_data, bwd_weights */
 } or_outputs;
 
 void or_free(or_outputs *o);

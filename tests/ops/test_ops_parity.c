@@ -19,6 +19,7 @@
  * - SGD (f32, 3 steps): a handful of roundings per element: 1e-12. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "backend/layer_shapes.h"
@@ -80,8 +81,11 @@ static void compare(const char *op, const char *shape, const or_outputs *got,
     }
 }
 
-static void run_conv_case(backends *b, ssd_rng *r, int n, int c, int k, int h, int ksize,
-                          int stride, int pad, bool bias, const char *label) {
+/* Runs one conv case on ref (f64, the truth) and cpu (f32); *impl_out (nullable) gets the
+ * implementations cpu reported for fwd, bwd_data and bwd_weights. */
+static void run_conv_case_impl(backends *b, ssd_rng *r, int n, int c, int k, int h, int ksize,
+                               int stride, int pad, bool bias, const char *label,
+                               char (*impl_out)[160]) {
     ssd_conv_desc d = {stride, stride, pad, pad};
     int p = (int)ssd_conv_out_size(h, ksize, stride, pad);
     /* He-like scale keeps outputs O(1) whatever the fan-in. */
@@ -98,11 +102,18 @@ static void run_conv_case(backends *b, ssd_rng *r, int n, int c, int k, int h, i
     snprintf(shape, sizeof shape, "%s N%d %d->%d %dx%d k%d/s%d/p%d%s", label, n, c, k, h, h,
              ksize, stride, pad, bias ? " +b" : "");
     const double tols[] = {TOL_CONV, TOL_CONV, TOL_CONV, TOL_CONV};
+    printf("          implementations: %s / %s / %s\n", got.impl[0], got.impl[1], got.impl[2]);
     compare("conv2d", shape, &got, &truth, tols);
+    if (impl_out) memcpy(impl_out, got.impl, sizeof got.impl);
     or_free(&truth);
     or_free(&got);
     ssd_tensor *all[] = {&x, &w, &bb, &dy};
     for (int i = 0; i < 4; i++) ssd_tensor_free(all[i]);
+}
+
+static void run_conv_case(backends *b, ssd_rng *r, int n, int c, int k, int h, int ksize,
+                          int stride, int pad, bool bias, const char *label) {
+    run_conv_case_impl(b, r, n, c, k, h, ksize, stride, pad, bias, label, NULL);
 }
 
 static void test_conv_random(void **state) {
@@ -132,6 +143,51 @@ static void test_conv_layers(void **state) {
     }
     /* the heaviest layer again at batch 2, so batch strides are exercised at a real shape */
     run_conv_case(b, &r, 2, 256, 256, 38, 3, 1, 1, false, "layer3 3x3 batch 2");
+}
+
+/* The 3x3 stride-1 pad-1 layers once more with the Winograd path switched off
+ * (SSD_WINOGRAD=0), so both implementations are held to the same bound; and where the CPU has
+ * AVX2 + FMA the default backend must have taken the Winograd path (else the other test above
+ * would have tested only the direct one). */
+static void test_conv_winograd_and_direct(void **state) {
+    need_cpu(state);
+    backends *b = *state;
+    ssd_rng r = ssd_rng_stream(19, SSD_RNG_DOMAIN_TEST, 0, 0, 0);
+    char impl[3][160];
+    const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    run_conv_case_impl(b, &r, 2, 64, 64, 20, 3, 1, 1, false, "winograd default", impl);
+    if (avx2) {
+        assert_non_null(strstr(impl[0], "winograd"));
+        assert_non_null(strstr(impl[1], "winograd"));
+    } else {
+        print_message("no AVX2+FMA: the default cpu backend uses oneDNN's direct convs\n");
+    }
+    /* channel counts that are not multiples of 8 on both sides (conf heads: 324, 486), a map
+     * that is not a multiple of 4 and a bias */
+    run_conv_case_impl(b, &r, 1, 68, 75, 21, 3, 1, 1, true, "winograd odd channels", impl);
+    if (avx2) assert_non_null(strstr(impl[0], "winograd"));
+    /* where it does not win: a loc head's 16 channels, a 10x10 map */
+    run_conv_case_impl(b, &r, 1, 256, 16, 38, 3, 1, 1, true, "loc head: direct", impl);
+    assert_null(strstr(impl[0], "winograd"));
+    run_conv_case_impl(b, &r, 1, 128, 96, 10, 3, 1, 1, true, "10x10: direct", impl);
+    assert_null(strstr(impl[0], "winograd"));
+    setenv("SSD_WINOGRAD", "0", 1);
+    ssd_backend *direct = NULL;
+    ssd_error err;
+    assert_int_equal(ssd_backend_create("cpu", &direct, &err), SSD_OK);
+    unsetenv("SSD_WINOGRAD");
+    ssd_backend *saved = b->cpu;
+    b->cpu = direct;
+    for (int i = 0; i < ssd_n_conv_shapes; i++) {
+        const ssd_conv_shape *s = &ssd_conv_shapes[i];
+        if (s->r != 3 || s->stride != 1 || s->pad != 1) continue;
+        run_conv_case_impl(b, &r, 1, s->c, s->k, s->h, s->r, s->stride, s->pad, s->bias,
+                           s->name, impl);
+        assert_null(strstr(impl[0], "winograd"));
+        assert_null(strstr(impl[1], "winograd"));
+    }
+    b->cpu = saved;
+    ssd_backend_destroy(direct);
 }
 
 static void run_bn_case(backends *b, ssd_rng *r, int n, int c, int h, bool residual, bool relu,
@@ -316,6 +372,7 @@ static void test_cache_reuse(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv_random), cmocka_unit_test(test_conv_layers),
+        cmocka_unit_test(test_conv_winograd_and_direct),
         cmocka_unit_test(test_bn),          cmocka_unit_test(test_relu),
         cmocka_unit_test(test_maxpool),     cmocka_unit_test(test_eltwise),
         cmocka_unit_test(test_sgd),         cmocka_unit_test(test_cache_reuse),

@@ -188,5 +188,8 @@ ssd_backend *ssd_backend_cpu_create(void) {
     DNNL_CHECK(dnnl_engine_create(&im->engine, dnnl_cpu, 0));
     DNNL_CHECK(dnnl_stream_create(&im->stream, im->engine, dnnl_stream_default_flags));
     cpu_cache_init(&im->cache);
+    const char *wino = getenv("SSD_WINOGRAD");
+    im->winograd = !(wino && strcmp(wino, "0") == 0) && __builtin_cpu_supports("avx2") &&
+                   __builtin_cpu_supports("fma");
     return be;
 }

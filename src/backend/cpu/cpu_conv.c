@@ -128,6 +128,11 @@ void cpu_conv2d_forward(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp,
                         const ssd_tensor *weight, const ssd_tensor *bias, const ssd_conv_desc *d) {
     cpu_impl *im = cpu_impl_of(be);
     conv_dims c = conv_dims_of(inp, weight, out, d);
+    if (cpu_wino_applicable(im, inp->dtype, c.R, c.S, c.sh, c.sw, c.ph, c.pw, c.H, c.W, c.C, c.K)) {
+        cpu_wino_conv3x3(be, out->data, inp->data, weight->data, bias ? bias->data : NULL, c.N,
+                         c.C, c.H, c.W, c.K, false);
+        return;
+    }
     conv_fwd_entry *e = conv_fwd_get(be, &c, inp->dtype, bias != NULL);
     dnnl_exec_arg_t args[4] = {
         {DNNL_ARG_SRC, cpu_arg_in(be, &e->src, inp->data)},
@@ -196,6 +201,12 @@ void cpu_conv2d_backward_data(ssd_backend *be, ssd_tensor *dinp, const ssd_tenso
                               const ssd_tensor *weight, const ssd_conv_desc *d) {
     cpu_impl *im = cpu_impl_of(be);
     conv_dims c = conv_dims_of(dinp, weight, dout, d);
+    if (cpu_wino_applicable(im, dinp->dtype, c.R, c.S, c.sh, c.sw, c.ph, c.pw, c.H, c.W, c.C, c.K)) {
+        /* dinp = conv3x3 of dout (K channels) with the rotated, transposed weights */
+        cpu_wino_conv3x3(be, dinp->data, dout->data, weight->data, NULL, c.N, c.K, c.P, c.Q,
+                         c.C, true);
+        return;
+    }
     conv_bwd_data_entry *e = conv_bwd_data_get(be, &c, dinp->dtype);
     dnnl_exec_arg_t args[3] = {
         {DNNL_ARG_DIFF_DST, cpu_arg_in(be, &e->ddst, dout->data)},

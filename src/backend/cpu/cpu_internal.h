@@ -62,9 +62,29 @@ typedef struct cpu_impl {
     cpu_cache cache;
     void *slot[CPU_NSLOTS];
     size_t slot_cap[CPU_NSLOTS];
+    bool winograd; /* own Winograd F(4x4,3x3) for 3x3/1 pad-1 forward and backward-data:
+                      on when the CPU has AVX2 + FMA unless SSD_WINOGRAD=0 (cpu_winograd.c) */
 } cpu_impl;
 
 static inline cpu_impl *cpu_impl_of(ssd_backend *be) { return (cpu_impl *)be->impl; }
+
+/* ---- Winograd (cpu_winograd.c) ---- */
+
+/* Whether the Winograd path takes a conv of this geometry: f32, 3x3, stride 1, pad 1, and
+ * where it wins on the measured shapes (docs/backends.md): maps of 19x19 and up with at least
+ * 64 channels on both sides (layer1-3, conf.0, conf.1). The loc heads (16/24 channels) and the
+ * maps of 10x10 and below stay faster with oneDNN's direct kernels. */
+static inline bool cpu_wino_applicable(const cpu_impl *im, ssd_dtype dt, int64_t R, int64_t S,
+                                       int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t H,
+                                       int64_t W, int64_t C, int64_t K) {
+    return im->winograd && dt == SSD_F32 && R == 3 && S == 3 && sh == 1 && sw == 1 && ph == 1 &&
+           pw == 1 && H >= 19 && W >= 19 && C >= 64 && K >= 64;
+}
+/* out (N,K,H,W) = conv3x3 pad 1 of inp (N,C,H,W) with w (K,C,3,3) (+ bias (K)), or with bwd
+ * the backward-data form: w is the forward's (C,K,3,3) weight, used transposed and rotated. */
+void cpu_wino_conv3x3(ssd_backend *be, float *out, const float *inp, const float *w,
+                      const float *bias, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K,
+                      bool bwd);
 
 /* ---- helpers (cpu_dnnl.c) ---- */
 

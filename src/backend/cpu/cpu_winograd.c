@@ -1,0 +1,186 @@
+/* Winograd F(4x4, 3x3) convolution for the cpu backend's 3x3, stride-1, pad-1 layers
+ * (forward and backward-data), where oneDNN has none for this CPU: oneDNN 2.6's Winograd
+ * kernels are AVX-512 only, and this project also runs on AVX2 machines.
+ *
+ * Lavin & Gray's minimal filtering algorithm (arXiv:1509.09308) with the interpolation points
+ * 0, +-1, +-2 and infinity: a 6x6 input tile d gives a 4x4 output tile
+ *     Y = A^T [ (G g G^T) .* (B^T d B) ] A,
+ * so each output tile costs 36 multiplies per (input, output) channel pair instead of 144.
+ * Summed over input channels, the element-wise products become 36 independent GEMMs
+ *     M[xi] (T x K) = V[xi] (T x C) * U[xi] (C x K),   xi = 0..35,
+ * over the T = N * ceil(P/4) * ceil(Q/4) tiles, run by oneDNN's sgemm; we write only the three
+ * transforms (weights -> U, input tiles -> V, M -> output tiles), which are memory-bound
+ * loops over plain NCHW / OIHW tensors (no layout reorders at all).
+ *
+ * Backward-data of a 3x3 pad-1 stride-1 convolution is the same convolution of dout with the
+ * weights transposed (K <-> C) and rotated by 180 degrees, pad 1: the weight transform reads
+ * them that way.
+ *
+ * Vectorised over 8 channels: the input is first copied into a zero-padded channel-blocked
+ * buffer [n][c/8][y][x][8], so that every tile's 6x6 window is 36 aligned 8-float loads and the
+ * transform writes V's channel rows 8 at a time; the output transform works on 8 output
+ * channels at once. This file is compiled with -mavx2 -mfma (CMakeLists.txt) and entered only
+ * when the CPU has both (cpu_backend.c sets im->winograd).
+ *
+ * Numerics: the transforms' coefficients (up to 5 in B, 1/24 in G, 8 in A) cost some float32
+ * accuracy against a direct convolution; test_ops_parity measures it at every layer shape
+ * (docs/backends.md gives the numbers). */
+#include <stdio.h>
+#include <string.h>
+
+#include "backend/cpu/cpu_internal.h"
+
+typedef float v8 __attribute__((vector_size(32)));
+
+/* G (6x3) of F(4x4, 3x3). */
+static const float WG[6][3] = {{1.0f / 4, 0, 0},
+                               {-1.0f / 6, -1.0f / 6, -1.0f / 6},
+                               {-1.0f / 6, 1.0f / 6, -1.0f / 6},
+                               {1.0f / 24, 1.0f / 12, 1.0f / 6},
+                               {1.0f / 24, -1.0f / 12, 1.0f / 6},
+                               {0, 0, 1}};
+
+/* U[xi][c][k] = (G g_kc G^T)[xi] for c < C (rows C..Cp-1 are zero); g_kc = w[k][c] (forward) or
+ * w[c][k] rotated by 180 degrees (backward-data: c runs over the forward's output channels).
+ * 8 output channels k at a time. */
+static void weight_transform(float *U, const float *w, int64_t C, int64_t Cp, int64_t K, bool bwd) {
+    const int64_t KB = (K + 7) / 8;
+#pragma omp parallel for schedule(static)
+    for (int64_t kb = 0; kb < KB; kb++) {
+        const int64_t k0 = kb * 8;
+        const int nk = K - k0 < 8 ? (int)(K - k0) : 8;
+        for (int64_t c = 0; c < Cp; c++) {
+            v8 g[9] = {0}, t[18], u[36];
+            if (c < C)
+                for (int l = 0; l < nk; l++) {
+                    const int64_t k = k0 + l;
+                    for (int rs = 0; rs < 9; rs++)
+                        g[rs][l] = bwd ? w[(c * K + k) * 9 + 8 - rs] : w[(k * C + c) * 9 + rs];
+                }
+            for (int i = 0; i < 6; i++) /* G g: 6 x 3 */
+                for (int s = 0; s < 3; s++)
+                    t[i * 3 + s] = WG[i][0] * g[s] + WG[i][1] * g[3 + s] + WG[i][2] * g[6 + s];
+            for (int i = 0; i < 6; i++) /* (G g) G^T: 6 x 6 */
+                for (int j = 0; j < 6; j++)
+                    u[i * 6 + j] = t[i * 3] * WG[j][0] + t[i * 3 + 1] * WG[j][1] +
+                                   t[i * 3 + 2] * WG[j][2];
+            for (int xi = 0; xi < 36; xi++) {
+                float *dst = U + (xi * Cp + c) * K + k0;
+                if (nk == 8)
+                    memcpy(dst, &u[xi], 32);
+                else
+                    for (int l = 0; l < nk; l++) dst[l] = u[xi][l];
+            }
+        }
+    }
+}
+
+/* y = B^T x on 8 lanes: a 6-vector (stride sx) to a 6-vector (stride sy). */
+static inline void bt6(const v8 *x, int sx, v8 *y, int sy) {
+    v8 x0 = x[0], x1 = x[sx], x2 = x[2 * sx], x3 = x[3 * sx], x4 = x[4 * sx], x5 = x[5 * sx];
+    y[0] = 4 * x0 - 5 * x2 + x4;
+    y[sy] = -4 * (x1 + x2) + x3 + x4;
+    y[2 * sy] = 4 * (x1 - x2) - x3 + x4;
+    y[3 * sy] = 2 * (x3 - x1) - x2 + x4;
+    y[4 * sy] = 2 * (x1 - x3) - x2 + x4;
+    y[5 * sy] = 4 * x1 - 5 * x3 + x5;
+}
+
+/* y = A^T x on 8 lanes: a 6-vector (stride sx) to a 4-vector (stride sy). */
+static inline void at6(const v8 *x, int sx, v8 *y, int sy) {
+    v8 x0 = x[0], x1 = x[sx], x2 = x[2 * sx], x3 = x[3 * sx], x4 = x[4 * sx], x5 = x[5 * sx];
+    v8 a = x1 + x2, b = x1 - x2, c = x3 + x4, d = x3 - x4;
+    y[0] = x0 + a + c;
+    y[sy] = b + 2 * d;
+    y[2 * sy] = a + 4 * c;
+    y[3 * sy] = b + 8 * d + x5;
+}
+
+/* xb[n][cb][y][x][8] (Hp x Wp per block, zero border and zero channels beyond C) from the NCHW
+ * x: image row y-1, column x-1 (the pad of 1). */
+static void pad_block(float *xb, const float *x, int64_t N, int64_t C, int64_t CB, int64_t H,
+                      int64_t W, int64_t Hp, int64_t Wp) {
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t cb = 0; cb < CB; cb++) {
+            float *dst = xb + (n * CB + cb) * Hp * Wp * 8;
+            memset(dst, 0, (size_t)(Hp * Wp * 8) * sizeof(float));
+            for (int l = 0; l < 8 && cb * 8 + l < C; l++) {
+                const float *plane = x + (n * C + cb * 8 + l) * H * W;
+                for (int64_t yy = 0; yy < H; yy++)
+                    for (int64_t xx = 0; xx < W; xx++)
+                        dst[((yy + 1) * Wp + xx + 1) * 8 + l] = plane[yy * W + xx];
+            }
+        }
+}
+
+/* V[xi][t][c] = (B^T d B)[xi] for every 6x6 tile d of the padded blocked input. */
+static void input_transform(float *V, const float *xb, int64_t N, int64_t CB, int64_t Hp,
+                            int64_t Wp, int64_t th, int64_t tw) {
+    const int64_t T = N * th * tw, Cp = CB * 8;
+#pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < T; t++) {
+        const int64_t n = t / (th * tw), ti = (t / tw) % th, tj = t % tw;
+        for (int64_t cb = 0; cb < CB; cb++) {
+            const float *src = xb + ((n * CB + cb) * Hp + 4 * ti) * Wp * 8 + 4 * tj * 8;
+            v8 d[36], u[36], v[36];
+            for (int i = 0; i < 6; i++)
+                for (int j = 0; j < 6; j++) memcpy(&d[i * 6 + j], src + (i * Wp + j) * 8, 32);
+            for (int j = 0; j < 6; j++) bt6(d + j, 6, u + j, 6);     /* columns: B^T d */
+            for (int i = 0; i < 6; i++) bt6(u + 6 * i, 1, v + 6 * i, 1); /* rows: (B^T d) B */
+            for (int xi = 0; xi < 36; xi++) memcpy(V + (xi * T + t) * Cp + cb * 8, &v[xi], 32);
+        }
+    }
+}
+
+/* out[n][k] tiles = A^T M A (+ bias), clipped to P x Q; 8 output channels at a time. */
+static void output_transform(float *out, const float *M, const float *bias, int64_t N, int64_t K,
+                             int64_t P, int64_t Q, int64_t th, int64_t tw) {
+    const int64_t T = N * th * tw;
+#pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < T; t++) {
+        const int64_t n = t / (th * tw), ti = (t / tw) % th, tj = t % tw;
+        for (int64_t k0 = 0; k0 < K; k0 += 8) {
+            const int nk = K - k0 < 8 ? (int)(K - k0) : 8;
+            v8 m[36], u[24], y[16];
+            for (int xi = 0; xi < 36; xi++) {
+                if (nk == 8) {
+                    memcpy(&m[xi], M + (xi * T + t) * K + k0, 32);
+                } else {
+                    float tmp[8] = {0};
+                    memcpy(tmp, M + (xi * T + t) * K + k0, (size_t)nk * sizeof(float));
+                    memcpy(&m[xi], tmp, 32);
+                }
+            }
+            for (int j = 0; j < 6; j++) at6(m + j, 6, u + j, 6);      /* A^T m: 4 x 6 */
+            for (int i = 0; i < 4; i++) at6(u + 6 * i, 1, y + 4 * i, 1); /* (A^T m) A: 4 x 4 */
+            for (int l = 0; l < nk; l++) {
+                const float b = bias ? bias[k0 + l] : 0.0f;
+                float *plane = out + (n * K + k0 + l) * P * Q;
+                for (int i = 0; i < 4 && 4 * ti + i < P; i++)
+                    for (int j = 0; j < 4 && 4 * tj + j < Q; j++)
+                        plane[(4 * ti + i) * Q + 4 * tj + j] = y[i * 4 + j][l] + b;
+            }
+        }
+    }
+}
+
+void cpu_wino_conv3x3(ssd_backend *be, float *out, const float *inp, const float *w,
+                      const float *bias, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K,
+                      bool bwd) {
+    cpu_impl *im = cpu_impl_of(be);
+    const int64_t th = (H + 3) / 4, tw = (W + 3) / 4, T = N * th * tw;
+    const int64_t CB = (C + 7) / 8, Cp = CB * 8, Hp = 4 * th + 2, Wp = 4 * tw + 2;
+    float *U = cpu_slot(im, CPU_SLOT_0, (size_t)36 * Cp * K * sizeof(float));
+    float *V = cpu_slot(im, CPU_SLOT_1, (size_t)36 * T * Cp * sizeof(float));
+    float *Mt = cpu_slot(im, CPU_SLOT_2, (size_t)36 * T * K * sizeof(float));
+    float *xb = cpu_slot(im, CPU_SLOT_3, (size_t)N * Cp * Hp * Wp * sizeof(float));
+    weight_transform(U, w, C, Cp, K, bwd);
+    pad_block(xb, inp, N, C, CB, H, W, Hp, Wp);
+    input_transform(V, xb, N, CB, Hp, Wp, th, tw);
+    for (int xi = 0; xi < 36; xi++)
+        DNNL_CHECK(dnnl_sgemm('N', 'N', T, K, Cp, 1.0f, V + (int64_t)xi * T * Cp, Cp,
+                              U + (int64_t)xi * Cp * K, K, 0.0f, Mt + (int64_t)xi * T * K, K));
+    output_transform(out, Mt, bias, N, K, H, W, th, tw);
+    snprintf(be->stats.last_impl, sizeof be->stats.last_impl, "own:winograd_4x4_3x3+dnnl_sgemm");
+}
