@@ -276,7 +276,7 @@ int ssd_cmd_bench(int argc, char **argv) {
                     .backend = "cpu"};
     const char *env_torch = getenv("SSD_PYTHON_TORCH");
     a.torch_python = env_torch && *env_torch ? env_torch : "/usr/bin/python3";
-    bool images_given = false, batch_given = false, workers_given = false, no_winograd = false;
+    bool images_given = false, batch_given = false, workers_given = false, winograd = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--images") || !strncmp(argv[i], "--images=", 9)) images_given = true;
         if (!strcmp(argv[i], "--batch") || !strncmp(argv[i], "--batch=", 8)) batch_given = true;
@@ -309,8 +309,8 @@ int ssd_cmd_bench(int argc, char **argv) {
          "loader: batch size (32); train: images per step (8)"},
         {"--dtype", SSD_OPT_STR, &a.dtype, false, 1, 0, "f32|bf16", "train: precision"},
         {"--backend", SSD_OPT_STR, &a.backend, false, 1, 0, "NAME", "train: compute backend"},
-        {"--no-winograd", SSD_OPT_FLAG, &no_winograd, false, 1, 0, NULL,
-         "train, cpu: direct convolutions only (= SSD_WINOGRAD=0)"},
+        {"--winograd", SSD_OPT_FLAG, &winograd, false, 1, 0, NULL,
+         "train, cpu: Winograd for the large 3x3 stride-1 convs (= SSD_WINOGRAD=1)"},
         {"--num-cropping-iterations", SSD_OPT_INT, &a.crop_iterations, false, 1, 1000, "T",
          "loader: crop tries per drawn mode (reference: 1)"},
         {"--torch-python", SSD_OPT_STR, &a.torch_python, false, 1, 0, "PY",
@@ -335,7 +335,7 @@ int ssd_cmd_bench(int argc, char **argv) {
         if (!images_given) a.images = 320;
         return ssd_bench_loader(&a);
     }
-    if (no_winograd) setenv("SSD_WINOGRAD", "0", 1); /* read when the backend is created */
+    if (winograd) setenv("SSD_WINOGRAD", "1", 1); /* read when the backend is created */
     if (!strcmp(a.what, "train")) {
         if (!batch_given) a.batch = 8;
         if (!workers_given) a.workers = 2;

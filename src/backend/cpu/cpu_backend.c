@@ -189,7 +189,7 @@ ssd_backend *ssd_backend_cpu_create(void) {
     DNNL_CHECK(dnnl_stream_create(&im->stream, im->engine, dnnl_stream_default_flags));
     cpu_cache_init(&im->cache);
     const char *wino = getenv("SSD_WINOGRAD");
-    im->winograd = !(wino && strcmp(wino, "0") == 0) && __builtin_cpu_supports("avx2") &&
+    im->winograd = wino && strcmp(wino, "1") == 0 && __builtin_cpu_supports("avx2") &&
                    __builtin_cpu_supports("fma");
     return be;
 }

@@ -63,7 +63,7 @@ typedef struct cpu_impl {
     void *slot[CPU_NSLOTS];
     size_t slot_cap[CPU_NSLOTS];
     bool winograd; /* own Winograd F(4x4,3x3) for 3x3/1 pad-1 forward and backward-data:
-                      on when the CPU has AVX2 + FMA unless SSD_WINOGRAD=0 (cpu_winograd.c) */
+                      opt-in with SSD_WINOGRAD=1, on CPUs with AVX2 + FMA (cpu_winograd.c) */
 } cpu_impl;
 
 static inline cpu_impl *cpu_impl_of(ssd_backend *be) { return (cpu_impl *)be->impl; }
