@@ -74,6 +74,17 @@ void tu_skip(const char *test, const char *reason) {
     fflush(stdout);
 }
 
+bool tu_backend_starts(const char *name, char *why, size_t len) {
+    ssd_backend *be = NULL;
+    ssd_error err;
+    if (ssd_backend_create(name, &be, &err) != SSD_OK) {
+        snprintf(why, len, "%s", err.msg);
+        return false;
+    }
+    ssd_backend_destroy(be);
+    return true;
+}
+
 int tu_torch_oracle(const char *test, char *cmd_prefix, size_t len) {
     const char *src = tu_env("SSD_SOURCE_DIR"), *py = tu_env("SSD_PYTHON_TORCH");
     if (!src) {

@@ -34,6 +34,8 @@ const char *tu_env(const char *name);
 
 /* Print a line that CI logs keep: "SKIPPED <test>: <reason>". */
 void tu_skip(const char *test, const char *reason);
+/* Whether backend `name` starts here; if not, why (e.g. "no usable NVIDIA GPU") into why. */
+bool tu_backend_starts(const char *name, char *why, size_t len);
 
 /* The encoder of spec 4, steps 1-9, written literally (every GT against every anchor, float32
  * IoU, first-GT/first-anchor ties, last GT wins a shared anchor, > 0.5): an independent oracle

@@ -24,11 +24,31 @@ const char *ssd_op_name(ssd_op op) {
 #else
 #define SSD_BACKEND_CPU_ENTRY
 #endif
-#define SSD_BACKEND_LIST X("ref", ssd_backend_ref_create) SSD_BACKEND_CPU_ENTRY
+#ifdef SSD_HAVE_CUDA
+#define SSD_BACKEND_CUDA_ENTRY X("cuda", ssd_backend_cuda_create)
+#else
+#define SSD_BACKEND_CUDA_ENTRY
+#endif
+#define SSD_BACKEND_LIST                                                                       \
+    X("ref", create_ref) SSD_BACKEND_CPU_ENTRY SSD_BACKEND_CUDA_ENTRY
+
+/* Host backends cannot fail to start; the cuda one can (no GPU, no driver). */
+static ssd_backend *create_ref(ssd_error *err) {
+    (void)err;
+    return ssd_backend_ref_create();
+}
+#ifdef SSD_HAVE_CPU
+static ssd_backend *create_cpu(ssd_error *err) {
+    (void)err;
+    return ssd_backend_cpu_create();
+}
+#undef SSD_BACKEND_CPU_ENTRY
+#define SSD_BACKEND_CPU_ENTRY X("cpu", create_cpu)
+#endif
 
 typedef struct {
     const char *name;
-    ssd_backend *(*create)(void);
+    ssd_backend *(*create)(ssd_error *err);
 } backend_entry;
 
 #define X(name, create) {name, create},
@@ -44,12 +64,20 @@ const char *const *ssd_backend_names(void) {
     return names;
 }
 
+const char *ssd_backend_default_name(void) {
+#ifdef SSD_HAVE_CPU
+    return "cpu";
+#else
+    return "ref";
+#endif
+}
+
 ssd_status ssd_backend_create(const char *name, ssd_backend **out, ssd_error *err) {
     *out = NULL;
     for (size_t i = 0; i < N_BACKENDS; i++)
         if (strcmp(name, k_backends[i].name) == 0) {
-            *out = k_backends[i].create();
-            return SSD_OK;
+            *out = k_backends[i].create(err);
+            return *out ? SSD_OK : (err ? err->code : SSD_ERR_UNSUPPORTED);
         }
     char avail[128] = "";
     for (size_t i = 0; i < N_BACKENDS; i++) {

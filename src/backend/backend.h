@@ -168,6 +168,8 @@ struct ssd_backend {
 
 /* Names of the backends compiled into this build, NULL-terminated. */
 const char *const *ssd_backend_names(void);
+/* The backend commands use when none is named: "cpu" when built in, else "ref". */
+const char *ssd_backend_default_name(void);
 /* Creates a backend by name; unknown or not-built names give SSD_ERR_ARG / SSD_ERR_UNSUPPORTED
  * with a message listing what is available. */
 ssd_status ssd_backend_create(const char *name, ssd_backend **out, ssd_error *err);
@@ -176,6 +178,8 @@ void ssd_backend_destroy(ssd_backend *be);
 /* Backend constructors (one per compiled backend). */
 ssd_backend *ssd_backend_ref_create(void);
 ssd_backend *ssd_backend_cpu_create(void);
+/* NULL with *err filled when no GPU can be used (no device, no driver, cuDNN fails to start). */
+ssd_backend *ssd_backend_cuda_create(ssd_error *err);
 
 /* ---- tensors on a backend ---- */
 ssd_tensor ssd_backend_tensor_alloc(ssd_backend *be, ssd_dtype dt, int ndim, const int64_t *shape,

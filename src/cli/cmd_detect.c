@@ -33,8 +33,7 @@ static int split_args(const ssd_opt *opts, int nopts, int argc, char **argv, cha
 }
 
 int ssd_cmd_detect(int argc, char **argv) {
-    const char *const *names = ssd_backend_names();
-    const char *ckpt = NULL, *out = NULL, *backend = names[1] ? "cpu" : "ref";
+    const char *ckpt = NULL, *out = NULL, *backend = ssd_backend_default_name();
     double min_score = 0.3, nms = 0.05;
     long quality = 90;
     const ssd_opt opts[] = {

@@ -14,8 +14,7 @@
 #include "train/evaluate.h"
 
 int ssd_cmd_eval(int argc, char **argv) {
-    const char *const *names = ssd_backend_names();
-    const char *ckpt = NULL, *data = NULL, *out = NULL, *backend = names[1] ? "cpu" : "ref";
+    const char *ckpt = NULL, *data = NULL, *out = NULL, *backend = ssd_backend_default_name();
     const char *cache_dir = NULL;
     long batch = 32, workers = 4;
     double nms = 0.05;

@@ -189,7 +189,7 @@ static void time_steps(step_state *s, const step_batch *b, long repeat) {
 }
 
 int ssd_cmd_step(int argc, char **argv) {
-    step_args a = {.backend = ssd_backend_names()[1] ? "cpu" : "ref", .momentum = 0.9, .weight_decay = 5e-4, .seed = 1};
+    step_args a = {.backend = ssd_backend_default_name(), .momentum = 0.9, .weight_decay = 5e-4, .seed = 1};
     const ssd_opt opts[] = {
         {"--weights", SSD_OPT_STR, &a.weights, false, 1, 0, "W.safetensors",
          "every parameter and BN buffer by torch name (default: reference init from --seed)"},

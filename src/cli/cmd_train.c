@@ -109,8 +109,7 @@ static int fail(ssd_dist *d, const char *msg) {
 int ssd_cmd_train(int argc, char **argv) {
     char ignored[512];
     argc = filter_args(argc, argv, ignored, sizeof ignored);
-    const char *const *names = ssd_backend_names();
-    const char *data = NULL, *output = NULL, *backend = names[1] ? "cpu" : "ref";
+    const char *data = NULL, *output = NULL, *backend = ssd_backend_default_name();
     const char *checkpoint = NULL, *pretrained = NULL, *decay = "40,50", *val_epochs = "";
     const char *evaluation = NULL, *division = "auto", *org = "ssd-c";
     const char *platform = NULL, *status = "research", *augment = "reference";
@@ -235,8 +234,9 @@ int ssd_cmd_train(int argc, char **argv) {
         bad = "--mlperf-division must be auto, closed or open";
     else if (batch % batch_splits)
         bad = "--batch-size must be divisible by --batch-splits";
-    else if (deterministic && strcmp(backend, "ref") && strcmp(backend, "cpu"))
-        bad = "--deterministic is available on the ref and cpu backends";
+    else if (deterministic && strcmp(backend, "ref") && strcmp(backend, "cpu") &&
+             strcmp(backend, "cuda"))
+        bad = "--deterministic is available on the ref, cpu and cuda backends";
     if (bad) {
         fprintf(stderr, "ssd train: %s\n", bad);
         return 2;

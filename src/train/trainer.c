@@ -123,10 +123,25 @@ static ssd_status build_model(run *R, ssd_error *err) {
     return SSD_OK;
 }
 
-static void *host_data(const ssd_tensor *t) {
-    SSD_ASSERT(t->device.kind == SSD_DEVICE_HOST,
-               "distributed training needs host tensors (%s is on a device)", t->name);
-    return t->data;
+/* A collective over a model tensor works on host memory: the tensor itself on a host backend;
+ * on a GPU a host copy (download, collective, upload), since MPI moves host buffers. */
+typedef struct host_view {
+    ssd_tensor *t;
+    ssd_tensor copy; /* data NULL on a host backend */
+} host_view;
+
+static void *host_begin(run *R, ssd_tensor *t, host_view *v) {
+    v->t = t;
+    memset(&v->copy, 0, sizeof v->copy);
+    if (t->device.kind == SSD_DEVICE_HOST) return t->data;
+    v->copy = ssd_backend_download_as(R->be, t, t->dtype);
+    return v->copy.data;
+}
+
+static void host_end(run *R, host_view *v) {
+    if (!v->copy.data) return;
+    ssd_backend_upload(R->be, v->t, &v->copy);
+    ssd_tensor_free(&v->copy);
 }
 
 /* Every rank takes rank 0's model state: parameters, BN buffers and, after a resume, the
@@ -134,9 +149,13 @@ static void *host_data(const ssd_tensor *t) {
 static void sync_model(run *R) {
     if (R->world <= 1) return;
     ssd_model *m = R->m;
-    ssd_dist_bcast(R->dist, host_data(&m->params), ssd_tensor_nbytes(&m->params), 0);
-    ssd_dist_bcast(R->dist, host_data(&m->buffers), ssd_tensor_nbytes(&m->buffers), 0);
-    ssd_dist_bcast(R->dist, host_data(&m->momentum), ssd_tensor_nbytes(&m->momentum), 0);
+    ssd_tensor *state[3] = {&m->params, &m->buffers, &m->momentum};
+    for (int i = 0; i < 3; i++) {
+        host_view v;
+        void *p = host_begin(R, state[i], &v);
+        ssd_dist_bcast(R->dist, p, ssd_tensor_nbytes(state[i]), 0);
+        host_end(R, &v);
+    }
     int64_t scalars[2] = {m->num_batches_tracked, m->momentum_valid};
     ssd_dist_bcast(R->dist, scalars, sizeof scalars, 0);
     m->num_batches_tracked = scalars[0];
@@ -148,8 +167,11 @@ static void sync_model(run *R) {
 static void average_bn_stats(run *R) {
     if (R->world <= 1) return;
     ssd_tensor *b = &R->m->buffers;
-    ssd_dist_allreduce_mean_f32(R->dist, host_data(b), (size_t)ssd_tensor_numel(b),
+    host_view v;
+    void *p = host_begin(R, b, &v);
+    ssd_dist_allreduce_mean_f32(R->dist, p, (size_t)ssd_tensor_numel(b),
                                 R->c->bucket_bytes ? R->c->bucket_bytes : (16u << 20));
+    host_end(R, &v);
 }
 
 /* Checkpoint path for the counter value `it`. */
@@ -383,9 +405,12 @@ static float train_batch(run *R, const ssd_batch *b) {
     double t1 = ssd_now();
     R->t_sync_wait += t1 - t0;
     ssd_tensor *g = &R->m->grads;
+    host_view v;
+    void *p = host_begin(R, g, &v);
     R->allreduce_bytes = ssd_dist_allreduce_mean_f32(
-        R->dist, host_data(g), (size_t)ssd_tensor_numel(g),
+        R->dist, p, (size_t)ssd_tensor_numel(g),
         R->c->bucket_bytes ? R->c->bucket_bytes : (16u << 20));
+    host_end(R, &v);
     double l = loss; /* inf stays inf, NaN stays NaN */
     ssd_dist_allreduce_sum_f64(R->dist, &l, 1);
     R->t_allreduce += ssd_now() - t1;

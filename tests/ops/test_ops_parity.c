@@ -1,5 +1,7 @@
-/* Every op of the `cpu` backend against `ref`, at random shapes and at every distinct layer
- * shape of SSD300-ResNet34 (src/backend/layer_shapes.h).
+/* Every op of a backend under test (`cpu`, or the one SSD_TEST_BACKEND names, e.g. `cuda`)
+ * against `ref`, at random shapes and at every distinct layer shape of SSD300-ResNet34
+ * (src/backend/layer_shapes.h). A backend other than cpu that cannot start here (no GPU) makes
+ * the test print SKIPPED with the reason and exit 77, which ctest reports as skipped.
  *
  * The truth is `ref` in f64 on the same inputs (inputs are generated as f32 values, so every
  * backend sees identical numbers). The measure is the normalised MSE
@@ -9,6 +11,8 @@
  *   error for random-sign terms (eps_f32 = 2^-24 ~ 6e-8); with K up to 512*9 = 4608 that is
  *   nmse ~ K*eps^2 ~ 1.6e-11. Blocked/reordered summation orders change the constant, not the
  *   order. We allow 1e-9 (60x margin, still 6 orders below anything a wrong index produces).
+ *   cuda runs cuDNN in plain f32 (no TF32), whatever algorithm it times fastest (implicit GEMM,
+ *   FFT, Winograd): the same bound holds for all of them.
  * - batch norm: reductions over N*H*W up to 45,000 values in f32 (oneDNN) -> mean/var relative
  *   error ~ sqrt(n)*eps ~ 1.3e-5 worst case in a naive sum, nmse ~ 1e-10; 1e-8 allowed.
  *   Running statistics and save_mean/var are checked the same way.
@@ -35,15 +39,23 @@
 
 typedef struct {
     ssd_backend *ref;
-    ssd_backend *cpu;
+    ssd_backend *cpu; /* the backend under test (named cpu for history: it may be cuda) */
 } backends;
+
+/* The backend under test: SSD_TEST_BACKEND, default cpu. */
+static const char *dut_name(void) {
+    const char *n = getenv("SSD_TEST_BACKEND");
+    return n && *n ? n : "cpu";
+}
+
+static bool dut_is_cpu(void) { return strcmp(dut_name(), "cpu") == 0; }
 
 static int setup(void **state) {
     static backends b;
     ssd_error err;
     b.ref = ssd_backend_ref_create();
     b.cpu = NULL;
-    if (ssd_backend_create("cpu", &b.cpu, &err) != SSD_OK) b.cpu = NULL;
+    if (ssd_backend_create(dut_name(), &b.cpu, &err) != SSD_OK) b.cpu = NULL;
     *state = &b;
     return 0;
 }
@@ -57,6 +69,10 @@ static int teardown(void **state) {
 
 static ssd_backend *need_cpu(void **state) {
     backends *b = *state;
+    if (!dut_is_cpu()) {
+        assert_non_null(b->cpu); /* main() checked that it starts */
+        return b->cpu;
+    }
 #ifdef SSD_HAVE_CPU
     assert_non_null(b->cpu); /* built in, so it must work */
 #else
@@ -74,8 +90,8 @@ static void compare(const char *op, const char *shape, const or_outputs *got,
     assert_int_equal(got->n, truth->n);
     for (int i = 0; i < got->n; i++) {
         double e = tu_nmse(&got->t[i], &truth->t[i]);
-        printf("parity %-14s %-44s %-13s cpu/f32 nmse=%.3e (tol %.0e)\n", op, shape,
-               truth->names[i], e, tols[i]);
+        printf("parity %-14s %-44s %-13s %s/f32 nmse=%.3e (tol %.0e)\n", op, shape,
+               truth->names[i], dut_name(), e, tols[i]);
         if (!(e <= tols[i]))
             fail_msg("%s %s output %s: nmse %.3e > %.0e", op, shape, truth->names[i], e, tols[i]);
     }
@@ -151,6 +167,11 @@ static void test_conv_layers(void **state) {
  * heads and small maps; the default backend (the other tests) never takes it. */
 static void test_conv_winograd(void **state) {
     need_cpu(state);
+    if (!dut_is_cpu()) {
+        printf("test_conv_winograd: the cpu backend's Winograd path; not run for %s\n",
+               dut_name());
+        return;
+    }
     backends *b = *state;
     ssd_rng r = ssd_rng_stream(19, SSD_RNG_DOMAIN_TEST, 0, 0, 0);
     char impl[3][160];
@@ -369,6 +390,15 @@ static void test_cache_reuse(void **state) {
 }
 
 int main(void) {
+    if (!dut_is_cpu()) {
+        ssd_backend *probe = NULL;
+        ssd_error err;
+        if (ssd_backend_create(dut_name(), &probe, &err) != SSD_OK) {
+            tu_skip("test_ops_parity", err.msg);
+            return 77;
+        }
+        ssd_backend_destroy(probe);
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv_random), cmocka_unit_test(test_conv_layers),
         cmocka_unit_test(test_conv_winograd),

@@ -126,9 +126,21 @@ static void test_registry(void **state) {
     assert_int_equal(ssd_backend_create("tpu", &be, &err), SSD_ERR_ARG);
     assert_null(be);
     assert_non_null(strstr(err.msg, "unknown backend 'tpu' (available: ref"));
-    /* cuda is not built yet: it is reported as not built, not as unknown */
+#ifdef SSD_HAVE_CUDA
+    /* built: it starts where a GPU is, and says why not elsewhere */
+    if (ssd_backend_create("cuda", &be, &err) == SSD_OK) {
+        assert_string_equal(be->name, "cuda");
+        ssd_backend_destroy(be);
+    } else {
+        assert_int_equal(err.code, SSD_ERR_UNSUPPORTED);
+        assert_non_null(strstr(err.msg, "backend 'cuda'"));
+        assert_null(be);
+    }
+#else
+    /* not built: it is reported as not built, not as unknown */
     assert_int_equal(ssd_backend_create("cuda", &be, &err), SSD_ERR_UNSUPPORTED);
     assert_non_null(strstr(err.msg, "not built into this binary"));
+#endif
     const char *const *names = ssd_backend_names();
     assert_string_equal(names[0], "ref");
 #ifdef SSD_HAVE_CPU

