@@ -1,14 +1,18 @@
 #!/usr/bin/env python3
 """Times one SGD training step (forward, loss, backward, update) of our PyTorch reference model
-(tools/torchref) on the CPU: the reference side of `ssd bench --what train`, also usable with
-`ssd step --repeat` by hand.
+(tools/torchref) on the CPU or a GPU: the reference side of `ssd bench --what train`, also
+usable with `ssd step --repeat` by hand.
 
 usage: bench_torch_step.py --weights W.safetensors --batch B.safetensors [--repeat K]
-                           [--threads T] [--autocast] [--json]
+                           [--threads T] [--autocast] [--device cpu|cuda] [--channels-last]
+                           [--no-tf32] [--json]
 After one warm-up step, K steps on the same batch; prints the median and minimum step time and
 the median of each phase (forward, loss, backward, update = torch.optim.SGD(momentum 0.9,
 weight decay 5e-4).step()). --autocast runs forward and loss under
-torch.autocast("cpu", dtype=torch.bfloat16). --json prints one JSON object as the last line.
+torch.autocast(device, dtype=torch.bfloat16) (PyTorch AMP). On cuda every phase boundary
+synchronises the GPU; --channels-last puts model and images in torch.channels_last (NHWC), as
+NVIDIA's MLPerf submissions run; --no-tf32 keeps float32 convolutions in float32 (PyTorch lets
+cuDNN use TF32 by default). --json prints one JSON object as the last line.
 A benchmark: it decides nothing in the test suite."""
 import argparse
 import json
@@ -32,31 +36,48 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
     ap.add_argument("--autocast", action="store_true")
+    ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    ap.add_argument("--channels-last", action="store_true")
+    ap.add_argument("--no-tf32", action="store_true")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    dev = torch.device(a.device)
+    gpu = a.device == "cuda"
+    if gpu:
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.allow_tf32 = not a.no_tf32
+        torch.backends.cuda.matmul.allow_tf32 = not a.no_tf32
     net = model.SSD300()
     w, _ = st.read(a.weights)
     load_weights(net, w, torch.float32)
     net.train()
+    fmt = torch.channels_last if a.channels_last else torch.contiguous_format
+    net = net.to(dev, memory_format=fmt)
     b, _ = st.read(a.batch)
     xywh, _ = boxes.default_boxes()
-    imgs, gloc, glabel = b["images"], b["bboxes"], b["labels"]
+    imgs = b["images"].to(dev).contiguous(memory_format=fmt)
+    gloc, glabel, xywh = b["bboxes"].to(dev), b["labels"].to(dev), xywh.to(dev)
+
+    def now():
+        if gpu:
+            torch.cuda.synchronize()
+        return time.perf_counter()
     # the same tiny learning rate as ours: the repeated batch stays meaningful
     opt = torch.optim.SGD(net.parameters(), lr=1e-6, momentum=0.9, weight_decay=5e-4)
     phases = {"forward_ms": [], "loss_ms": [], "backward_ms": [], "update_ms": [], "step_ms": []}
     for r in range(a.repeat + 1):
         opt.zero_grad(set_to_none=False)
-        t0 = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.autocast):
+        t0 = now()
+        with torch.autocast(a.device, dtype=torch.bfloat16, enabled=a.autocast):
             ploc, pconf = net(imgs)
-            t1 = time.perf_counter()
+            t1 = now()
             l, _ = loss.ssd_loss(ploc.float(), pconf.float(), gloc, glabel, xywh)
-        t2 = time.perf_counter()
+        t2 = now()
         l.backward()
-        t3 = time.perf_counter()
+        t3 = now()
         opt.step()
-        t4 = time.perf_counter()
+        t4 = now()
         if r > 0:
             for k, v in zip(phases, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0)):
                 phases[k].append(v * 1e3)
@@ -65,7 +86,11 @@ def main():
     res = dict(med)
     res.update({"images_per_s": n / (med["step_ms"] / 1e3), "step_min_ms": min(phases["step_ms"]),
                 "batch": n, "threads": torch.get_num_threads(), "torch": torch.__version__,
-                "autocast_bf16": a.autocast, "repeat": a.repeat})
+                "autocast_bf16": a.autocast, "repeat": a.repeat, "device": a.device,
+                "channels_last": a.channels_last,
+                "tf32": gpu and not a.no_tf32 and not a.autocast})
+    if gpu:
+        res["gpu"] = torch.cuda.get_device_name(0)
     print("torch %s step timing: batch %d: median %.1f ms (forward %.1f, loss %.1f, backward %.1f,"
           " update %.1f), min %.1f ms over %d steps (%.2f img/s, %d threads%s)"
           % (torch.__version__, n, med["step_ms"], med["forward_ms"], med["loss_ms"],

@@ -11,7 +11,7 @@ static const char *const k_op_names[SSD_OP_COUNT] = {
     "relu_forward",        "relu_backward",        "maxpool_forward",
     "maxpool_backward",    "add",                  "copy",
     "fill",                "scale",                "sgd_update",
-    "copy_rows",
+    "copy_rows",           "ssd_loss",
 };
 
 const char *ssd_op_name(ssd_op op) {
@@ -396,4 +396,38 @@ void ssd_copy_rows(ssd_backend *be, ssd_tensor *dst, int64_t dst_off, int64_t ds
     const char *s0 = (const char *)src->data + src_off * es, *s1 = (const char *)src->data + src_end * es;
     SSD_ASSERT(d1 <= s0 || s1 <= d0, "%s: src and dst ranges overlap", name);
     be->ops->copy_rows(be, dst, dst_off, dst_ld, src, src_off, src_ld, rows, cols);
+}
+
+bool ssd_backend_has_loss(const ssd_backend *be) { return be->ops->ssd_loss != NULL; }
+
+void ssd_loss_on_backend(ssd_backend *be, ssd_tensor *per_image, ssd_tensor *dloc,
+                         ssd_tensor *dconf, const ssd_tensor *ploc, const ssd_tensor *pconf,
+                         const ssd_tensor *gbox, const ssd_tensor *glabel,
+                         const ssd_tensor *anchors, float grad_scale) {
+    const char *name = ssd_op_name(SSD_OP_SSD_LOSS);
+    SSD_ASSERT(be->ops->ssd_loss, "backend %s has no %s op", be->name, name);
+    check_tensor(be, per_image, name, "per_image");
+    check_tensor(be, dloc, name, "dloc");
+    check_tensor(be, dconf, name, "dconf");
+    check_tensor(be, ploc, name, "ploc");
+    check_tensor(be, pconf, name, "pconf");
+    check_tensor(be, gbox, name, "gbox");
+    check_tensor(be, glabel, name, "glabel");
+    check_tensor(be, anchors, name, "anchors");
+    int64_t n = ploc->shape[0], A = ploc->ndim == 3 ? ploc->shape[2] : -1;
+    int64_t s_loc[3] = {n, 4, A}, s_conf[3] = {n, 81, A}, s_box[3] = {n, A, 4}, s_lab[2] = {n, A},
+            s_anc[2] = {A, 4}, s_pi[1] = {n};
+    check_shape(ploc, 3, s_loc, name, "ploc");
+    check_shape(dloc, 3, s_loc, name, "dloc");
+    check_shape(pconf, 3, s_conf, name, "pconf");
+    check_shape(dconf, 3, s_conf, name, "dconf");
+    check_shape(gbox, 3, s_box, name, "gbox");
+    check_shape(glabel, 2, s_lab, name, "glabel");
+    check_shape(anchors, 2, s_anc, name, "anchors");
+    check_shape(per_image, 1, s_pi, name, "per_image");
+    const ssd_tensor *f32s[] = {ploc, pconf, gbox, anchors, dloc, dconf};
+    for (int i = 0; i < 6; i++) check_dtype(f32s[i], SSD_F32, name, f32s[i]->name);
+    check_dtype(glabel, SSD_I64, name, "glabel");
+    check_dtype(per_image, SSD_F64, name, "per_image");
+    be->ops->ssd_loss(be, per_image, dloc, dconf, ploc, pconf, gbox, glabel, anchors, grad_scale);
 }

@@ -57,6 +57,7 @@ typedef enum ssd_op {
     SSD_OP_SCALE,
     SSD_OP_SGD,
     SSD_OP_COPY_ROWS,
+    SSD_OP_SSD_LOSS, /* optional: backends without it leave the loss to the host */
     SSD_OP_COUNT
 } ssd_op;
 
@@ -152,6 +153,14 @@ typedef struct ssd_backend_ops {
     void (*copy_rows)(ssd_backend *be, ssd_tensor *dst, int64_t dst_off, int64_t dst_ld,
                       const ssd_tensor *src, int64_t src_off, int64_t src_ld, int64_t rows,
                       int64_t cols);
+    /* Optional (NULL: the runner computes the loss on the host with loss/ssd_loss.h): the SSD
+     * loss of loss/ssd_loss.h on the device. per_image (n) f64 receives loss_n; dloc (n,4,A)
+     * and dconf (n,81,A) receive the gradient of the batch loss times grad_scale (overwrite).
+     * ploc (n,4,A), pconf (n,81,A) and gbox (n,A,4) are f32, glabel (n,A) i64, anchors (A,4) the
+     * anchors' f32 xywh. A label outside 0..80 is a bug (abort), as on the host. */
+    void (*ssd_loss)(ssd_backend *be, ssd_tensor *per_image, ssd_tensor *dloc, ssd_tensor *dconf,
+                     const ssd_tensor *ploc, const ssd_tensor *pconf, const ssd_tensor *gbox,
+                     const ssd_tensor *glabel, const ssd_tensor *anchors, float grad_scale);
 
     void (*destroy)(ssd_backend *be);
 } ssd_backend_ops;
@@ -232,5 +241,11 @@ void ssd_sgd_update(ssd_backend *be, ssd_tensor *param, ssd_tensor *momentum_buf
 void ssd_copy_rows(ssd_backend *be, ssd_tensor *dst, int64_t dst_off, int64_t dst_ld,
                    const ssd_tensor *src, int64_t src_off, int64_t src_ld, int64_t rows,
                    int64_t cols);
+/* Whether the backend computes the SSD loss itself (ops->ssd_loss). */
+bool ssd_backend_has_loss(const ssd_backend *be);
+void ssd_loss_on_backend(ssd_backend *be, ssd_tensor *per_image, ssd_tensor *dloc,
+                         ssd_tensor *dconf, const ssd_tensor *ploc, const ssd_tensor *pconf,
+                         const ssd_tensor *gbox, const ssd_tensor *glabel,
+                         const ssd_tensor *anchors, float grad_scale);
 
 #endif

@@ -23,6 +23,9 @@
 
 #include "backend/backend.h"
 #include "backend/layer_shapes.h"
+#ifdef SSD_HAVE_CUDA
+#include "backend/cuda/cuda_info.h"
+#endif
 #include "cli/bench.h"
 #include "core/peak.h"
 #include "core/mem.h"
@@ -112,6 +115,15 @@ int ssd_bench_train(const bench_args *a) {
         fprintf(stderr, "ssd bench: --dtype '%s': expected f32 or bf16\n", a->dtype);
         return 2;
     }
+    const bool gpu = !strcmp(a->backend, "cuda");
+    const char *math_env = getenv("SSD_CUDA_MATH");
+    const bool tf32 = gpu && math_env && !strcmp(math_env, "tf32");
+    if (bf16 && gpu) {
+        fprintf(stderr, "ssd bench: --dtype bf16: the cuda backend of this build trains in f32 "
+                        "only (bf16 tensor-core kernels are not written yet); run --dtype f32, "
+                        "which still times PyTorch AMP bf16 beside it\n");
+        return 1;
+    }
     if (bf16) {
         fprintf(stderr,
                 "ssd bench: --dtype bf16: no backend of this build trains in bf16 yet (the "
@@ -135,11 +147,12 @@ int ssd_bench_train(const bench_args *a) {
     ssd_backend *be = NULL;
     ssd_model *m = NULL;
     ssd_runner *r = NULL;
-    cJSON *ref = NULL;
-    char *ref_line = NULL;
+    cJSON *ref = NULL, *ref32 = NULL;
+    char *ref_line = NULL, *ref32_line = NULL;
     float *images = NULL, *bboxes = NULL;
     int64_t *labels = NULL;
     double *t_fwd = NULL, *t_loss = NULL, *t_bwd = NULL, *t_upd = NULL, *t_step = NULL;
+    double *t_up = NULL;
     ssd_strbuf args = {0};
     if (a->data) {
         snprintf(data, sizeof data, "%s", a->data);
@@ -148,9 +161,10 @@ int ssd_bench_train(const bench_args *a) {
         struct stat st;
         if (stat(data, &st) != 0 || !S_ISDIR(st.st_mode)) {
             snprintf(data, sizeof data, "%s/synth", dir);
-            fprintf(stderr, "ssd bench: ../shared/data/coco_tiny is absent: synthesizing 64 "
-                            "images into %s\n", data);
-            ssd_synth_cfg sc = {.out_dir = data, .n_train = 64, .n_val = 8, .seed = 1};
+            int n_synth = a->batch + 16 > 64 ? (int)a->batch + 16 : 64;
+            fprintf(stderr, "ssd bench: ../shared/data/coco_tiny is absent: synthesizing %d "
+                            "images into %s\n", n_synth, data);
+            ssd_synth_cfg sc = {.out_dir = data, .n_train = n_synth, .n_val = 8, .seed = 1};
             if (ssd_synth_write(&sc, &err) != SSD_OK) goto cleanup;
         }
     }
@@ -206,6 +220,7 @@ int ssd_bench_train(const bench_args *a) {
     t_bwd = ssd_xcalloc((size_t)R, sizeof *t_bwd);
     t_upd = ssd_xcalloc((size_t)R, sizeof *t_upd);
     t_step = ssd_xcalloc((size_t)R, sizeof *t_step);
+    t_up = ssd_xcalloc((size_t)R, sizeof *t_up);
     for (int k = -1; k < R; k++) {
         ssd_runner_times t0 = ssd_runner_get_times(r);
         double s0 = ssd_now();
@@ -220,30 +235,62 @@ int ssd_bench_train(const bench_args *a) {
         t_loss[k] = 1e3 * (t1.loss - t0.loss);
         t_bwd[k] = 1e3 * (t1.backward - t0.backward);
         t_upd[k] = 1e3 * (s2 - s1);
+        t_up[k] = 1e3 * (t1.upload - t0.upload);
         t_step[k] = 1e3 * (s2 - s0);
     }
     double fwd = median(t_fwd, R), lss = median(t_loss, R), bwd = median(t_bwd, R);
-    double upd = median(t_upd, R), step = median(t_step, R);
+    double upd = median(t_upd, R), step = median(t_step, R), up = median(t_up, R);
     double ips = B / (step / 1e3);
     double gflop = train_flops_per_image() * B / 1e9;
-    peak_result pk = peak_measure(0.3);
+    /* the peak of what ran: the CPU's measured FMA peak, or the GPU's f32 FMA peak */
+    char gpu_name[256] = "";
+    double gpu_peak = 0;
+#ifdef SSD_HAVE_CUDA
+    ssd_cuda_describe(be, gpu_name, sizeof gpu_name, &gpu_peak);
+#endif
+    peak_result pk = {0};
+    if (gpu) {
+        pk.gflops = gpu_peak;
+        pk.isa = gpu_name;
+    } else {
+        pk = peak_measure(0.3);
+    }
     double gflops = gflop / (step / 1e3);
 
     /* the PyTorch reference on the same weights and batch */
-    double ref_ips = -1;
-    const char *why = NULL;
+    /* on a GPU: PyTorch AMP (bf16 autocast, channels_last), the configuration MLPerf
+     * submissions run, and PyTorch in plain f32 (TF32 off), the same arithmetic as ours */
+    double ref_ips = -1, ref32_ips = -1;
+    const char *why = NULL, *why32 = NULL;
     if (!a->no_reference) {
         ssd_sb_printf(&args, "\"%s/tools/bench_torch_step.py\" --weights \"%s\" --batch \"%s\" "
-                             "--repeat %d --threads %d --json",
-                      SSD_SOURCE_DIR, wpath, bpath, R, threads);
+                             "--repeat %d --threads %d --json%s",
+                      SSD_SOURCE_DIR, wpath, bpath, R, threads,
+                      gpu ? " --device cuda --autocast --channels-last" : "");
         ref_line = ssd_bench_run_python(a->torch_python, "torch", args.s, &why);
         if (ref_line && !(ref = cJSON_Parse(ref_line))) why = "unreadable output from python";
         if (ref) ref_ips = json_num(ref, "images_per_s");
+        if (gpu) {
+            ssd_strbuf a32 = {0};
+            ssd_sb_printf(&a32, "\"%s/tools/bench_torch_step.py\" --weights \"%s\" --batch "
+                                "\"%s\" --repeat %d --json --device cuda --no-tf32",
+                          SSD_SOURCE_DIR, wpath, bpath, R);
+            ref32_line = ssd_bench_run_python(a->torch_python, "torch", a32.s, &why32);
+            ssd_sb_free(&a32);
+            if (ref32_line && !(ref32 = cJSON_Parse(ref32_line)))
+                why32 = "unreadable output from python";
+            if (ref32) ref32_ips = json_num(ref32, "images_per_s");
+        }
     }
     double peak = pk.gflops;
-    printf("SSD300-ResNet34 training step, batch %d, f32, %d threads; %.1f GFLOP per step "
-           "(conv, direct-equivalent); peak %.1f GFLOP/s (%s)\n",
-           B, threads, gflop, peak, pk.isa);
+    if (gpu)
+        printf("SSD300-ResNet34 training step, batch %d, %s on %s; %.1f GFLOP per step "
+               "(conv, direct-equivalent); f32 FMA peak %.1f GFLOP/s\n",
+               B, tf32 ? "f32 with TF32 convolutions" : "f32", pk.isa, gflop, peak);
+    else
+        printf("SSD300-ResNet34 training step, batch %d, f32, %d threads; %.1f GFLOP per step "
+               "(conv, direct-equivalent); peak %.1f GFLOP/s (%s)\n",
+               B, threads, gflop, peak, pk.isa);
     printf("%-12s %10s %10s %10s %10s %10s %9s %9s %7s\n", "", "forward", "loss", "backward",
            "update", "step", "img/s", "GFLOP/s", "%peak");
     printf("%-12s %10.1f %10.1f %10.1f %10.1f %10.1f %9.2f %9.1f %6.1f%%\n", "ours", fwd, lss,
@@ -251,14 +298,23 @@ int ssd_bench_train(const bench_args *a) {
     if (ref) {
         double rstep = json_num(ref, "step_ms");
         double rg = gflop / (rstep / 1e3);
-        printf("%-12s %10.1f %10.1f %10.1f %10.1f %10.1f %9.2f %9.1f %6.1f%%\n", "pytorch",
-               json_num(ref, "forward_ms"), json_num(ref, "loss_ms"),
-               json_num(ref, "backward_ms"), json_num(ref, "update_ms"), rstep, ref_ips, rg,
-               peak > 0 ? 100 * rg / peak : 0);
-        printf("ours / pytorch: %.2fx images/s\n", ips / ref_ips);
+        printf("%-12s %10.1f %10.1f %10.1f %10.1f %10.1f %9.2f %9.1f %6.1f%%\n",
+               gpu ? "pytorch AMP" : "pytorch", json_num(ref, "forward_ms"),
+               json_num(ref, "loss_ms"), json_num(ref, "backward_ms"), json_num(ref, "update_ms"),
+               rstep, ref_ips, rg, peak > 0 ? 100 * rg / peak : 0);
+        if (ref32) {
+            double r32 = json_num(ref32, "step_ms"), g32 = gflop / (r32 / 1e3);
+            printf("%-12s %10.1f %10.1f %10.1f %10.1f %10.1f %9.2f %9.1f %6.1f%%\n",
+                   "pytorch f32", json_num(ref32, "forward_ms"), json_num(ref32, "loss_ms"),
+                   json_num(ref32, "backward_ms"), json_num(ref32, "update_ms"), r32, ref32_ips,
+                   g32, peak > 0 ? 100 * g32 / peak : 0);
+        }
+        printf("ours / pytorch%s: %.2fx images/s\n", gpu ? " AMP bf16" : "", ips / ref_ips);
+        if (ref32) printf("ours / pytorch f32: %.2fx images/s\n", ips / ref32_ips);
     } else if (!a->no_reference) {
         printf("pytorch: skipped (%s)\n", why ? why : "?");
     }
+    printf("image upload: %.1f ms per batch (part of forward)\n", up);
     printf("data pipeline: %.1f ms per batch of %d with %ld worker(s), from a cold start (runs "
            "beside the step in training)\n", data_ms, B, a->workers);
     if (a->json) {
@@ -267,10 +323,17 @@ int ssd_bench_train(const bench_args *a) {
                       "{\"what\":\"train\",\"backend\":\"%s\",\"dtype\":\"f32\",\"batch\":%d,"
                       "\"threads\":%d,\"repeat\":%d,\"images_per_s\":%.4f,\"step_ms\":%.3f,"
                       "\"forward_ms\":%.3f,\"loss_ms\":%.3f,\"backward_ms\":%.3f,"
-                      "\"update_ms\":%.3f,\"data_ms\":%.3f,\"gflop_per_step\":%.3f,"
+                      "\"update_ms\":%.3f,\"upload_ms\":%.3f,\"data_ms\":%.3f,\"gflop_per_step\":%.3f,"
                       "\"gflops\":%.3f,\"peak_gflops\":%.3f,\"fraction_of_peak\":%.4f,",
-                      be->name, B, threads, R, ips, step, fwd, lss, bwd, upd, data_ms, gflop,
+                      be->name, B, threads, R, ips, step, fwd, lss, bwd, upd, up, data_ms, gflop,
                       gflops, peak, peak > 0 ? gflops / peak : 0);
+        if (gpu) ssd_sb_printf(&j, "\"gpu\":\"%s\",\"conv_math\":\"%s\",", gpu_name,
+                               tf32 ? "tf32" : "f32");
+        if (ref32)
+            ssd_sb_printf(&j, "\"reference_f32_images_per_s\":%.4f,\"reference_f32\":%s,",
+                          ref32_ips, ref32_line);
+        else if (gpu && !a->no_reference)
+            ssd_sb_printf(&j, "\"reference_f32_skipped\":\"%s\",", why32 ? why32 : "?");
         if (ref)
             ssd_sb_printf(&j, "\"reference_images_per_s\":%.4f,\"reference\":%s,\"ratio\":%.4f}",
                           ref_ips, ref_line, ips / ref_ips);
@@ -285,6 +348,8 @@ cleanup:
     if (rc && err.msg[0]) fprintf(stderr, "ssd bench: %s\n", err.msg);
     cJSON_Delete(ref);
     free(ref_line);
+    cJSON_Delete(ref32);
+    free(ref32_line);
     ssd_sb_free(&args);
     free(images);
     free(bboxes);
@@ -294,6 +359,7 @@ cleanup:
     free(t_bwd);
     free(t_upd);
     free(t_step);
+    free(t_up);
     ssd_runner_destroy(r);
     ssd_model_destroy(m);
     ssd_backend_destroy(be);

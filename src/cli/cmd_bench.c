@@ -277,6 +277,7 @@ int ssd_cmd_bench(int argc, char **argv) {
     const char *env_torch = getenv("SSD_PYTHON_TORCH");
     a.torch_python = env_torch && *env_torch ? env_torch : "/usr/bin/python3";
     bool images_given = false, batch_given = false, workers_given = false, winograd = false;
+    bool tf32 = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--images") || !strncmp(argv[i], "--images=", 9)) images_given = true;
         if (!strcmp(argv[i], "--batch") || !strncmp(argv[i], "--batch=", 8)) batch_given = true;
@@ -309,6 +310,8 @@ int ssd_cmd_bench(int argc, char **argv) {
          "loader: batch size (32); train: images per step (8)"},
         {"--dtype", SSD_OPT_STR, &a.dtype, false, 1, 0, "f32|bf16", "train: precision"},
         {"--backend", SSD_OPT_STR, &a.backend, false, 1, 0, "NAME", "train: compute backend"},
+        {"--tf32", SSD_OPT_FLAG, &tf32, false, 1, 0, NULL,
+         "cuda: convolutions on TF32 tensor cores (PyTorch's default) instead of exact f32"},
         {"--winograd", SSD_OPT_FLAG, &winograd, false, 1, 0, NULL,
          "train, cpu: Winograd for the large 3x3 stride-1 convs (= SSD_WINOGRAD=1)"},
         {"--num-cropping-iterations", SSD_OPT_INT, &a.crop_iterations, false, 1, 1000, "T",
@@ -336,6 +339,7 @@ int ssd_cmd_bench(int argc, char **argv) {
         return ssd_bench_loader(&a);
     }
     if (winograd) setenv("SSD_WINOGRAD", "1", 1); /* read when the backend is created */
+    if (tf32) setenv("SSD_CUDA_MATH", "tf32", 1);
     if (!strcmp(a.what, "train")) {
         if (!batch_given) a.batch = 8;
         if (!workers_given) a.workers = 2;

@@ -120,7 +120,7 @@ int ssd_cmd_train(int argc, char **argv) {
     double lr = SSD_LR_FLAG_DEFAULT, momentum = 0.9, wd = 5e-4, warmup = 0, threshold = 0.23;
     double nms = 0.05;
     bool no_save = false, autocast = false, deterministic = false, no_progress = false;
-    bool winograd = false;
+    bool winograd = false, tf32 = false;
     const ssd_opt opts[] = {
         {"--data", SSD_OPT_STR, &data, false, 1, 0, "DIR",
          "COCO root: train2017/, val2017/, annotations/ (-d; none: the built-in demo)"},
@@ -175,6 +175,8 @@ int ssd_cmd_train(int argc, char **argv) {
          "bf16 autocast of forward and loss (needs a bf16 backend)"},
         {"--backend", SSD_OPT_STR, &backend, false, 1, 0, "NAME",
          "compute backend (ssd backends lists them)"},
+        {"--tf32", SSD_OPT_FLAG, &tf32, false, 1, 0, NULL,
+         "cuda: convolutions on TF32 tensor cores (PyTorch's default) instead of exact f32"},
         {"--winograd", SSD_OPT_FLAG, &winograd, false, 1, 0, NULL,
          "cpu: Winograd F(4x4,3x3) for the large 3x3 stride-1 convs (= SSD_WINOGRAD=1)"},
         {"--deterministic", SSD_OPT_FLAG, &deterministic, false, 1, 0, NULL,
@@ -202,6 +204,7 @@ int ssd_cmd_train(int argc, char **argv) {
     int early = ssd_opts_cli("train", summary, opts, nopts, argc, argv);
     if (early >= 0) return early;
     if (winograd) setenv("SSD_WINOGRAD", "1", 1); /* read when the backend is created */
+    if (tf32) setenv("SSD_CUDA_MATH", "tf32", 1);
     if (ignored[0]) fprintf(stderr, "ssd train: ignoring device-specific flags: %s\n", ignored);
 
     bool demo = data == NULL;

@@ -15,7 +15,9 @@ typedef struct runner_slot {
     uint64_t used;
     ssd_acts *acts;
     ssd_tensor images; /* on the backend */
-    ssd_tensor loc, conf, dloc, dconf; /* host f32 */
+    ssd_tensor loc, conf, dloc, dconf; /* host f32 (dloc/dconf: host loss only) */
+    ssd_tensor gbox, glabel, per_image; /* on the backend (device loss only) */
+    double *per_image_host;
 } runner_slot;
 
 struct ssd_runner {
@@ -23,6 +25,8 @@ struct ssd_runner {
     ssd_anchors anchors;
     ssd_loss_ws *loss_ws;
     runner_slot slot[POOL];
+    bool device_loss;   /* the backend computes the loss (ssd_backend_has_loss) */
+    ssd_tensor anchors_dev; /* the anchors' xywh on the backend (device loss only) */
     uint64_t clock;
     ssd_runner_times times;
 };
@@ -33,6 +37,13 @@ ssd_runner *ssd_runner_create(ssd_model *m) {
     r->m = m;
     ssd_anchors_build(&r->anchors);
     r->loss_ws = ssd_loss_ws_create();
+    r->device_loss = ssd_backend_has_loss(m->be) && !getenv("SSD_HOST_LOSS");
+    if (r->device_loss) {
+        int64_t shape[2] = {SSD_NUM_ANCHORS, 4};
+        ssd_tensor host = ssd_tensor_view(r->anchors.xywh, SSD_F32, 2, shape, "anchors");
+        r->anchors_dev = ssd_backend_tensor_alloc(m->be, SSD_F32, 2, shape, "anchors");
+        ssd_backend_upload(m->be, &r->anchors_dev, &host);
+    }
     return r;
 }
 
@@ -44,12 +55,17 @@ static void slot_free(ssd_model *m, runner_slot *s) {
     ssd_tensor_free(&s->conf);
     ssd_tensor_free(&s->dloc);
     ssd_tensor_free(&s->dconf);
+    if (s->gbox.data) ssd_backend_tensor_free(m->be, &s->gbox);
+    if (s->glabel.data) ssd_backend_tensor_free(m->be, &s->glabel);
+    if (s->per_image.data) ssd_backend_tensor_free(m->be, &s->per_image);
+    free(s->per_image_host);
     memset(s, 0, sizeof *s);
 }
 
 void ssd_runner_destroy(ssd_runner *r) {
     if (!r) return;
     for (int i = 0; i < POOL; i++) slot_free(r->m, &r->slot[i]);
+    if (r->anchors_dev.data) ssd_backend_tensor_free(r->m->be, &r->anchors_dev);
     ssd_loss_ws_destroy(r->loss_ws);
     free(r);
 }
@@ -73,8 +89,17 @@ static runner_slot *get_slot(ssd_runner *r, int n) {
         pick->images = ssd_backend_tensor_alloc(r->m->be, SSD_F32, 4, ishape, "images");
         pick->loc = ssd_tensor_alloc_host(SSD_F32, 3, pick->acts->loc.shape, "loc");
         pick->conf = ssd_tensor_alloc_host(SSD_F32, 3, pick->acts->conf.shape, "conf");
-        pick->dloc = ssd_tensor_alloc_host(SSD_F32, 3, pick->acts->loc.shape, "dloc");
-        pick->dconf = ssd_tensor_alloc_host(SSD_F32, 3, pick->acts->conf.shape, "dconf");
+        if (r->device_loss) {
+            int64_t bshape[3] = {n, SSD_NUM_ANCHORS, 4}, lshape[2] = {n, SSD_NUM_ANCHORS};
+            int64_t pshape[1] = {n};
+            pick->gbox = ssd_backend_tensor_alloc(r->m->be, SSD_F32, 3, bshape, "gbox");
+            pick->glabel = ssd_backend_tensor_alloc(r->m->be, SSD_I64, 2, lshape, "glabel");
+            pick->per_image = ssd_backend_tensor_alloc(r->m->be, SSD_F64, 1, pshape, "per_image");
+            pick->per_image_host = ssd_xcalloc((size_t)n, sizeof(double));
+        } else {
+            pick->dloc = ssd_tensor_alloc_host(SSD_F32, 3, pick->acts->loc.shape, "dloc");
+            pick->dconf = ssd_tensor_alloc_host(SSD_F32, 3, pick->acts->conf.shape, "dconf");
+        }
     }
     pick->used = ++r->clock;
     return pick;
@@ -83,7 +108,35 @@ static runner_slot *get_slot(ssd_runner *r, int n) {
 static void upload_images(ssd_runner *r, runner_slot *s, const float *images) {
     int64_t shape[4] = {s->n, 3, SSD_IMAGE_SIZE, SSD_IMAGE_SIZE};
     ssd_tensor host = ssd_tensor_view((void *)images, SSD_F32, 4, shape, "images");
+    double t0 = ssd_now();
     ssd_backend_upload(r->m->be, &s->images, &host);
+    r->times.upload += ssd_now() - t0;
+}
+
+/* The loss on the backend: targets up, the loss kernels, the per-image losses down; the batch
+ * loss is their mean taken here in image order, in double, as loss/ssd_loss.c does. */
+static float device_loss(ssd_runner *r, runner_slot *s, const float *bboxes,
+                         const int64_t *labels, float *per_image, float grad_scale, double t0) {
+    ssd_model *m = r->m;
+    int n = s->n;
+    m->be->ops->sync(m->be);
+    double t1 = ssd_now();
+    r->times.forward += t1 - t0;
+    ssd_tensor hb = ssd_tensor_view((void *)bboxes, SSD_F32, 3, s->gbox.shape, "gbox");
+    ssd_tensor hl = ssd_tensor_view((void *)labels, SSD_I64, 2, s->glabel.shape, "glabel");
+    ssd_backend_upload(m->be, &s->gbox, &hb);
+    ssd_backend_upload(m->be, &s->glabel, &hl);
+    ssd_loss_on_backend(m->be, &s->per_image, &s->acts->dloc, &s->acts->dconf, &s->acts->loc,
+                        &s->acts->conf, &s->gbox, &s->glabel, &r->anchors_dev, grad_scale);
+    m->be->ops->copy_to_host(m->be, s->per_image_host, s->per_image.data,
+                             (size_t)n * sizeof(double));
+    double total = 0.0;
+    for (int i = 0; i < n; i++) {
+        total += s->per_image_host[i];
+        if (per_image) per_image[i] = (float)s->per_image_host[i];
+    }
+    r->times.loss += ssd_now() - t1;
+    return (float)(total * (1.0 / n));
 }
 
 float ssd_runner_train_step(ssd_runner *r, int n, const float *images, const float *bboxes,
@@ -100,6 +153,14 @@ float ssd_runner_train_fragment(ssd_runner *r, int n, const float *images, const
     double t0 = ssd_now();
     upload_images(r, s, images);
     ssd_model_forward(m, s->acts, &s->images, true);
+    if (r->device_loss) {
+        float loss = device_loss(r, s, bboxes, labels, per_image, grad_scale, t0);
+        double t2 = ssd_now();
+        ssd_model_backward(m, s->acts, &s->images);
+        m->be->ops->sync(m->be);
+        r->times.backward += ssd_now() - t2;
+        return loss;
+    }
     ssd_backend_download(m->be, &s->loc, &s->acts->loc);
     ssd_backend_download(m->be, &s->conf, &s->acts->conf);
     double t1 = ssd_now();

@@ -38,10 +38,12 @@ void ssd_runner_infer(ssd_runner *r, int n, const float *images, const float **l
                       const float **conf);
 
 /* Seconds spent so far in each phase of the training calls (cumulative; ssd bench reads them):
- * forward = image upload + training forward + output download; loss = the host loss forward
- * and backward + gradient scaling + upload; backward = the network backward (synchronised). */
+ * forward = image upload + training forward + output download (host loss) or a synchronise
+ * (device loss); loss = the host loss forward and backward + gradient scaling + upload, or the
+ * target upload + the device loss + the per-image losses' download; backward = the network
+ * backward (synchronised). upload = the image upload alone (part of forward). */
 typedef struct ssd_runner_times {
-    double forward, loss, backward;
+    double forward, loss, backward, upload;
 } ssd_runner_times;
 ssd_runner_times ssd_runner_get_times(const ssd_runner *r);
 

@@ -20,13 +20,23 @@
  * - maxpool backward: each input receives at most 4 (3x3/2 windows overlap) summed gradients;
  *   the order may differ: 1e-14. A gradient routed to the wrong tie gives nmse ~ 1e-1.
  * - add, scale: one rounding each, so equal to the f32-rounded truth: 1e-14.
- * - SGD (f32, 3 steps): a handful of roundings per element: 1e-12. */
+ * - SGD (f32, 3 steps): a handful of roundings per element: 1e-12.
+ * - ssd_loss (backends that compute the loss themselves, e.g. cuda): against the host loss
+ *   (loss/ssd_loss.c) on the same float inputs. Both work in double after the float32 targets;
+ *   the device's exp/log differ from glibc's by an ulp and sum in another order: per-image
+ *   losses within 1e-10 relative, gradients nmse 1e-12 (one float rounding each; one anchor
+ *   selected differently would cost ~1e-3). Cases: ~30 positives per image, an image without
+ *   positives (loss 0, zero gradients), an image with ~2560 positives (3P > A - P: every
+ *   negative selected and positives twice, ties at ce_neg = 0) and exact ties at the threshold (identical logits for a block
+ *   of anchors; ties go to the lower anchor index). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend/layer_shapes.h"
+#include "box/anchors.h"
+#include "loss/ssd_loss.h"
 #include "core/log.h"
 #include "op_runner.h"
 
@@ -377,6 +387,97 @@ static void test_sgd(void **state) {
     for (int s = 0; s < 3; s++) ssd_tensor_free(&g[s]);
 }
 
+/* The device loss against the host loss (see the file comment). */
+static void test_ssd_loss(void **state) {
+    ssd_backend *dut = need_cpu(state);
+    if (!ssd_backend_has_loss(dut)) {
+        printf("test_ssd_loss: backend %s leaves the loss to the host; nothing to compare\n",
+               dut->name);
+        return;
+    }
+    enum { N = 5, A = SSD_NUM_ANCHORS, NC = SSD_NUM_CLASSES };
+    static ssd_anchors an;
+    ssd_anchors_build(&an);
+    ssd_rng r = ssd_rng_stream(23, SSD_RNG_DOMAIN_TEST, 0, 0, 0);
+    int64_t s_loc[3] = {N, 4, A}, s_conf[3] = {N, NC, A}, s_box[3] = {N, A, 4}, s_lab[2] = {N, A};
+    int64_t s_anc[2] = {A, 4}, s_pi[1] = {N};
+    ssd_tensor ploc = ssd_tensor_alloc_host(SSD_F32, 3, s_loc, "ploc");
+    ssd_tensor pconf = ssd_tensor_alloc_host(SSD_F32, 3, s_conf, "pconf");
+    ssd_tensor gbox = ssd_tensor_alloc_host(SSD_F32, 3, s_box, "gbox");
+    ssd_tensor glab = ssd_tensor_alloc_host(SSD_I64, 2, s_lab, "glabel");
+    float *pl = ploc.data, *pc = pconf.data, *gb = gbox.data;
+    int64_t *lb = glab.data;
+    for (int64_t i = 0; i < ssd_tensor_numel(&ploc); i++) pl[i] = 2.0f * ssd_rng_uniform(&r) - 1.0f;
+    for (int64_t i = 0; i < ssd_tensor_numel(&pconf); i++) pc[i] = 4.0f * ssd_rng_uniform(&r) - 2.0f;
+    for (int n = 0; n < N; n++) {
+        /* positive draws: 30 per image; none in image 1; 3000 in image 2 (about 2560 distinct
+         * anchors: 3P > A - P, so K takes every negative and some positives twice) */
+        int npos = n == 1 ? 0 : (n == 2 ? 3000 : 30);
+        for (int a = 0; a < A; a++) {
+            int64_t k = (int64_t)n * A + a;
+            lb[k] = 0;
+            for (int c = 0; c < 4; c++) gb[4 * k + c] = an.xywh[a][c];
+        }
+        for (int p = 0; p < npos; p++) {
+            int a = (int)ssd_rng_below(&r, A);
+            int64_t k = (int64_t)n * A + a;
+            lb[k] = 1 + (int64_t)ssd_rng_below(&r, NC - 1);
+            gb[4 * k + 0] = an.xywh[a][0] + 0.02f * (ssd_rng_uniform(&r) - 0.5f);
+            gb[4 * k + 1] = an.xywh[a][1] + 0.02f * (ssd_rng_uniform(&r) - 0.5f);
+            gb[4 * k + 2] = an.xywh[a][2] * (0.7f + 0.6f * ssd_rng_uniform(&r));
+            gb[4 * k + 3] = an.xywh[a][3] * (0.7f + 0.6f * ssd_rng_uniform(&r));
+        }
+        /* image 3: a run of 400 background anchors with identical logits, whose equal ce
+         * values straddle the threshold (their ce is made the largest, and K < 400) */
+        if (n == 3)
+            for (int a = 1000; a < 1400; a++) {
+                if (lb[(int64_t)n * A + a]) continue;
+                for (int c = 0; c < NC; c++) pc[((int64_t)n * NC + c) * A + a] = c == 0 ? -5.0f : 1.0f;
+            }
+    }
+    /* the host truth */
+    ssd_tensor dloc_h = ssd_tensor_alloc_host(SSD_F32, 3, s_loc, "dloc");
+    ssd_tensor dconf_h = ssd_tensor_alloc_host(SSD_F32, 3, s_conf, "dconf");
+    ssd_loss_ws *ws = ssd_loss_ws_create();
+    ssd_loss_forward_backward(&an, N, pl, pc, gb, lb, dloc_h.data, dconf_h.data, NULL, ws);
+    /* the device */
+    ssd_tensor anc = ssd_tensor_view(an.xywh, SSD_F32, 2, s_anc, "anchors");
+    ssd_tensor d_ploc = tu_to_backend(dut, &ploc, SSD_F32), d_pconf = tu_to_backend(dut, &pconf, SSD_F32);
+    ssd_tensor d_gbox = tu_to_backend(dut, &gbox, SSD_F32);
+    ssd_tensor d_lab = ssd_backend_tensor_alloc(dut, SSD_I64, 2, s_lab, "glabel");
+    ssd_backend_upload(dut, &d_lab, &glab);
+    ssd_tensor d_anc = tu_to_backend(dut, &anc, SSD_F32);
+    ssd_tensor d_dloc = ssd_backend_tensor_alloc(dut, SSD_F32, 3, s_loc, "dloc");
+    ssd_tensor d_dconf = ssd_backend_tensor_alloc(dut, SSD_F32, 3, s_conf, "dconf");
+    ssd_tensor d_pi = ssd_backend_tensor_alloc(dut, SSD_F64, 1, s_pi, "per_image");
+    ssd_loss_on_backend(dut, &d_pi, &d_dloc, &d_dconf, &d_ploc, &d_pconf, &d_gbox, &d_lab,
+                        &d_anc, 1.0f);
+    ssd_tensor pi_g = tu_to_host(dut, &d_pi, SSD_F64);
+    ssd_tensor dloc_g = tu_to_host(dut, &d_dloc, SSD_F32), dconf_g = tu_to_host(dut, &d_dconf, SSD_F32);
+    for (int n = 0; n < N; n++) {
+        const ssd_loss_image_stats *st = ssd_loss_ws_image(ws, n);
+        double g = ssd_tensor_get(&pi_g, n), h = st->loss;
+        double rel = h == 0 ? fabs(g) : fabs(g - h) / fabs(h);
+        printf("parity ssd_loss       image %d (%4d pos, K %4d, %4d twice)  loss host %.12g %s "
+               "%.12g rel %.2e (tol 1e-10)\n",
+               n, st->num_pos, st->num_neg, st->num_double, h, dut->name, g, rel);
+        assert_true(rel <= 1e-10);
+        if (n == 1) assert_true(g == 0.0);
+    }
+    double el = tu_nmse(&dloc_g, &dloc_h), ec = tu_nmse(&dconf_g, &dconf_h);
+    printf("parity ssd_loss       gradients  dloc nmse %.3e  dconf nmse %.3e (tol 1e-12)\n", el, ec);
+    assert_true(el <= 1e-12);
+    assert_true(ec <= 1e-12);
+    /* image 1 (no positives): all-zero gradients */
+    const float *dc = dconf_g.data;
+    for (int64_t i = (int64_t)1 * NC * A; i < (int64_t)2 * NC * A; i++) assert_true(dc[i] == 0.0f);
+    ssd_tensor *dev[] = {&d_ploc, &d_pconf, &d_gbox, &d_lab, &d_anc, &d_dloc, &d_dconf, &d_pi};
+    for (int i = 0; i < 8; i++) ssd_backend_tensor_free(dut, dev[i]);
+    ssd_tensor *host[] = {&ploc, &pconf, &gbox, &glab, &dloc_h, &dconf_h, &pi_g, &dloc_g, &dconf_g};
+    for (int i = 0; i < 9; i++) ssd_tensor_free(host[i]);
+    ssd_loss_ws_destroy(ws);
+}
+
 /* Primitive caching: the same shape twice creates nothing new the second time. */
 static void test_cache_reuse(void **state) {
     ssd_backend *cpu = need_cpu(state);
@@ -405,6 +506,7 @@ int main(void) {
         cmocka_unit_test(test_bn),          cmocka_unit_test(test_relu),
         cmocka_unit_test(test_maxpool),     cmocka_unit_test(test_eltwise),
         cmocka_unit_test(test_sgd),         cmocka_unit_test(test_cache_reuse),
+        cmocka_unit_test(test_ssd_loss),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,17 +1,23 @@
 /* A short training run on the cuda backend tracks the same run on the CPU (ctest gpu_train,
  * label gpu; without a usable GPU it prints SKIPPED with the reason and exits 77).
  *
- * Both runs start from the same seed (same initial weights, same batches and augmentation):
- * `ssd train` on an `ssd synth` set, 12 steps of batch 4 with the reference schedule's warmup.
- * The oracle is the host run (cpu when built, else ref) on the same binary. Compared per step,
- * from OUTPUT/curves.jsonl:
- * - step 1 (same weights, same batch; only float32 rounding in a different order):
- *   |loss_gpu - loss_cpu| <= STEP1_TOL * loss_cpu. The network parity suite measures forward
- *   errors of ~1e-6 relative; 1e-4 leaves room for cuDNN's other summation orders.
- * - every step: within TRACK_TOL (5%). SSD's hard-negative mining picks the top-k negatives, so
- *   rounding differences change which anchors are picked and the trajectories part slowly;
- *   a wrong kernel (gradient sign, BN statistics, SGD) moves the loss by far more within 12
- *   steps.
+ * The runs start from the same seed (same initial weights, same batches and augmentation):
+ * `ssd train` on an `ssd synth` set, 12 steps of batch 4 with the reference schedule's warmup
+ * (the learning rate is 0 at step 1). The oracle is the host run (cpu when built, else ref) on
+ * the same binary. Compared per step, from OUTPUT/curves.jsonl:
+ * - steps 1 and 2 (the same weights, since step 1's learning rate is 0; two batches): only
+ *   float32 rounding in another order: |loss_gpu - loss_cpu| <= EARLY_TOL * loss_cpu
+ *   (measured on an H200: 7e-8; the forward parity suite allows 2e-5).
+ * - the whole run: the trajectories part later, and that is not the GPU's doing. From random
+ *   weights the loss is ~50 and the gradients are large, and the hard-negative mining picks the
+ *   top 3P negatives, so any rounding difference changes which anchors are picked and grows
+ *   step by step. The yardstick is the same divergence between two CPU runs that differ only
+ *   in rounding: the cpu backend with and without its Winograd convolutions (measured: 2.5e-3
+ *   at step 4, 1.4% at step 8, 5.4% at step 12; cuda against cpu on an H200: 1.3e-3, 5.3% at
+ *   step 8). The GPU run's largest relative difference must stay within ENVELOPE x the CPU
+ *   pair's + 1e-3. A wrong kernel (a gradient sign, BN statistics, the SGD update) moves the
+ *   loss by O(1) relative within a few steps. Without the cpu backend the bound is a flat
+ *   FLAT_TOL.
  * - both runs learn: the mean loss of the last 3 steps is below the first step's. */
 #include <math.h>
 #include <stdio.h>
@@ -21,8 +27,9 @@
 #include "testutil.h"
 
 #define STEPS 12
-#define STEP1_TOL 1e-4
-#define TRACK_TOL 0.05
+#define EARLY_TOL 1e-5
+#define ENVELOPE 3.0
+#define FLAT_TOL 0.15
 
 static char g_ssd[1200], g_dir[1024];
 static char g_log[1 << 20];
@@ -49,44 +56,57 @@ static int read_losses(const char *out_dir, double *loss, int max) {
     return n;
 }
 
+/* max over steps of |a - b| / |b| */
+static double max_rel(const double *a, const double *b, int n) {
+    double w = 0.0;
+    for (int i = 0; i < n; i++) {
+        double r = fabs(a[i] - b[i]) / fabs(b[i]);
+        if (!(r <= w)) w = r; /* NaN wins */
+    }
+    return w;
+}
+
 static void test_gpu_tracks_cpu(void **state) {
     (void)state;
     const char *host = ssd_backend_default_name();
-    char data[1400], cpu_out[1400], gpu_out[1400], args[4000];
+    const bool have_cpu = !strcmp(host, "cpu");
+    char data[1400], args[4000];
     snprintf(data, sizeof data, "%s/synth", g_dir);
-    snprintf(cpu_out, sizeof cpu_out, "%s/run-%s", g_dir, host);
-    snprintf(gpu_out, sizeof gpu_out, "%s/run-cuda", g_dir);
     assert_int_equal(run(tu_fmt("synth --out '%s' --images 16 --val-images 4 --seed 5", data)), 0);
     const char *common = "-b 4 --epochs 10 --end-iteration 12 --val-interval 0 --seed 7 "
                          "--num-workers 1 --warmup 4 --log-interval 1 --no-progress-line "
                          "--no-save --cache-dir ''";
-    snprintf(args, sizeof args, "train --backend %s --data '%s' --output '%s' %s", host, data,
-             cpu_out, common);
-    assert_int_equal(run(args), 0);
-    snprintf(args, sizeof args, "train --backend cuda --data '%s' --output '%s' %s", data,
-             gpu_out, common);
-    if (run(args) != 0) fail_msg("ssd train --backend cuda failed:\n%s", g_log);
-    double lc[STEPS + 4], lg[STEPS + 4];
-    int nc = read_losses(cpu_out, lc, STEPS + 4), ng = read_losses(gpu_out, lg, STEPS + 4);
-    assert_int_equal(nc, STEPS);
-    assert_int_equal(ng, STEPS);
-    double worst = 0.0;
-    for (int i = 0; i < STEPS; i++) {
-        double rel = fabs(lg[i] - lc[i]) / fabs(lc[i]);
-        printf("step %2d  loss %s %.6f  cuda %.6f  rel diff %.2e\n", i + 1, host, lc[i], lg[i],
-               rel);
-        if (rel > worst) worst = rel;
-        assert_true(isfinite(lg[i]));
-        if (i == 0) assert_true(rel <= STEP1_TOL);
-        assert_true(rel <= TRACK_TOL);
+    /* the runs: host, cuda, and (cpu) host with Winograd convolutions */
+    const char *names[3] = {host, "cuda", "cpu-winograd"};
+    double loss[3][STEPS + 4];
+    for (int k = 0; k < (have_cpu ? 3 : 2); k++) {
+        char out[1400];
+        snprintf(out, sizeof out, "%s/run-%s", g_dir, names[k]);
+        snprintf(args, sizeof args, "train --backend %s --data '%s' --output '%s' %s %s",
+                 k == 1 ? "cuda" : host, data, out, common, k == 2 ? "--winograd" : "");
+        if (run(args) != 0) fail_msg("ssd %s failed:\n%s", args, g_log);
+        assert_int_equal(read_losses(out, loss[k], STEPS + 4), STEPS);
     }
-    double tail_c = (lc[STEPS - 1] + lc[STEPS - 2] + lc[STEPS - 3]) / 3;
-    double tail_g = (lg[STEPS - 1] + lg[STEPS - 2] + lg[STEPS - 3]) / 3;
-    printf("worst per-step relative difference %.2e; last-3 mean %s %.4f cuda %.4f (step 1: "
-           "%.4f)\n",
-           worst, host, tail_c, tail_g, lc[0]);
-    assert_true(tail_c < lc[0]);
-    assert_true(tail_g < lg[0]);
+    for (int i = 0; i < STEPS; i++) {
+        printf("step %2d  loss %s %.6f  cuda %.6f (rel %.2e)", i + 1, host, loss[0][i],
+               loss[1][i], fabs(loss[1][i] - loss[0][i]) / fabs(loss[0][i]));
+        if (have_cpu)
+            printf("  cpu-winograd %.6f (rel %.2e)", loss[2][i],
+                   fabs(loss[2][i] - loss[0][i]) / fabs(loss[0][i]));
+        printf("\n");
+        assert_true(isfinite(loss[1][i]));
+    }
+    double early = max_rel(loss[1], loss[0], 2), gpu = max_rel(loss[1], loss[0], STEPS);
+    double bound = have_cpu ? ENVELOPE * max_rel(loss[2], loss[0], STEPS) + 1e-3 : FLAT_TOL;
+    printf("steps 1-2: %.2e (tol %.0e); whole run: cuda %.3e, bound %.3e (%s)\n", early,
+           EARLY_TOL, gpu, bound, have_cpu ? "3 x the cpu pair + 1e-3" : "flat");
+    assert_true(early <= EARLY_TOL);
+    assert_true(gpu <= bound);
+    for (int k = 0; k < 2; k++) {
+        double tail = (loss[k][STEPS - 1] + loss[k][STEPS - 2] + loss[k][STEPS - 3]) / 3;
+        printf("%s: step 1 %.4f, mean of the last 3 steps %.4f\n", names[k], loss[k][0], tail);
+        assert_true(tail < loss[k][0]);
+    }
 }
 
 int main(void) {

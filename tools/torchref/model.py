@@ -118,8 +118,8 @@ class SSD300(nn.Module):
 
     def heads(self, feats):
         n = feats[0].shape[0]
-        locs = [l(f).view(n, 4, -1) for f, l in zip(feats, self.loc)]
-        confs = [c(f).view(n, N_CLASSES, -1) for f, c in zip(feats, self.conf)]
+        locs = [l(f).reshape(n, 4, -1) for f, l in zip(feats, self.loc)]
+        confs = [c(f).reshape(n, N_CLASSES, -1) for f, c in zip(feats, self.conf)]
         return torch.cat(locs, 2).contiguous(), torch.cat(confs, 2).contiguous()
 
     def forward(self, x):

@@ -3,6 +3,10 @@
  * run is reproducible and f32 means f32. Everything else is our own kernels
  * (cuda_kernels.cu). One stream carries all work; host copies synchronise it.
  *
+ * SSD_CUDA_MATH=tf32 (ssd train/bench --tf32) lets the convolutions use TF32 tensor cores
+ * (10-bit mantissa products, float32 sums), as PyTorch does by default for cuDNN convolutions;
+ * everything else stays f32.
+ *
  * Device choice: SSD_CUDA_DEVICE if set, else the MPI local rank modulo the GPUs present, else
  * 0. SSD_SYNC_DEBUG=1 synchronises after every op and names the op that failed. */
 #include <cuda_runtime_api.h>
@@ -46,7 +50,7 @@ typedef struct conv_entry {
 
 typedef struct cuda_impl {
     int device, sm_count;
-    bool sync_debug;
+    bool sync_debug, tf32;
     cudaStream_t stream;
     cudnnHandle_t dnn;
     void *ws;
@@ -57,6 +61,9 @@ typedef struct cuda_impl {
     size_t coef_n;
     conv_entry *convs;
     int n_convs, cap_convs;
+    void *loss_scratch; /* the device loss's per-anchor scratch */
+    size_t loss_scratch_bytes;
+    int *bad_label; /* device flag of the loss kernels */
 } cuda_impl;
 
 static cuda_impl *impl(ssd_backend *be) { return be->impl; }
@@ -161,21 +168,22 @@ static conv_entry *conv_lookup(ssd_backend *be, const ssd_tensor *x, const ssd_t
                                          k.s));
     DNN_CHECK(cudnnSetConvolution2dDescriptor(e->conv, k.ph, k.pw, k.sh, k.sw, 1, 1,
                                               CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
-    /* f32 means f32: no TF32 tensor cores */
-    DNN_CHECK(cudnnSetConvolutionMathType(e->conv, CUDNN_FMA_MATH));
+    /* f32 means f32 (no TF32 tensor cores) unless tf32 was asked for */
+    DNN_CHECK(cudnnSetConvolutionMathType(e->conv, I->tf32 ? CUDNN_TENSOR_OP_MATH
+                                                           : CUDNN_FMA_MATH));
     be->stats.prims_created++;
     return e;
 }
 
-/* The fastest result that succeeded, is deterministic and used plain FMA math. */
+/* The fastest result that succeeded, is deterministic and (unless tf32) used plain FMA math. */
 #define PICK_ALGO(perf, n, out_algo, out_ws, what)                                             \
     do {                                                                                       \
         int found_ = -1;                                                                       \
         for (int i_ = 0; i_ < (n) && found_ < 0; i_++)                                         \
             if ((perf)[i_].status == CUDNN_STATUS_SUCCESS &&                                   \
                 (perf)[i_].determinism == CUDNN_DETERMINISTIC &&                               \
-                (perf)[i_].mathType != CUDNN_TENSOR_OP_MATH &&                                 \
-                (perf)[i_].mathType != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION)                  \
+                (I->tf32 || ((perf)[i_].mathType != CUDNN_TENSOR_OP_MATH &&                    \
+                             (perf)[i_].mathType != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION)))   \
                 found_ = i_;                                                                   \
         SSD_ASSERT(found_ >= 0, "cuDNN: no deterministic f32 algorithm for the %s pass", what); \
         (out_algo) = (perf)[found_].algo;                                                      \
@@ -201,7 +209,8 @@ static void conv_fwd(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp,
     DNN_CHECK(cudnnConvolutionForward(I->dnn, &one, e->x, inp->data, e->wd, weight->data, e->conv,
                                       e->fwd, ws, e->ws_fwd, &zero, e->y, out->data));
     if (bias) DNN_CHECK(cudnnAddTensor(I->dnn, &one, e->bias, bias->data, &one, e->y, out->data));
-    snprintf(be->stats.last_impl, sizeof be->stats.last_impl, "cudnn:fwd:algo%d", (int)e->fwd);
+    snprintf(be->stats.last_impl, sizeof be->stats.last_impl, "cudnn:fwd:algo%d%s", (int)e->fwd,
+             I->tf32 ? ":tf32" : "");
     after_op(be, "conv2d_forward");
 }
 
@@ -409,11 +418,38 @@ static void cu_copy_rows(ssd_backend *be, ssd_tensor *dst, int64_t dst_off, int6
                          int64_t cols) {
     size_t es = ssd_dtype_size(src->dtype);
     if (rows <= 0 || cols <= 0) return;
+    if (rows == 1) {
+        CU_CHECK(cudaMemcpyAsync((char *)dst->data + dst_off * es,
+                                 (const char *)src->data + src_off * es, (size_t)cols * es,
+                                 cudaMemcpyDeviceToDevice, impl(be)->stream));
+        after_op(be, "copy_rows");
+        return;
+    }
     CU_CHECK(cudaMemcpy2DAsync((char *)dst->data + dst_off * es, (size_t)dst_ld * es,
                                (const char *)src->data + src_off * es, (size_t)src_ld * es,
                                (size_t)cols * es, (size_t)rows, cudaMemcpyDeviceToDevice,
                                impl(be)->stream));
     after_op(be, "copy_rows");
+}
+
+static void cu_ssd_loss(ssd_backend *be, ssd_tensor *per_image, ssd_tensor *dloc,
+                        ssd_tensor *dconf, const ssd_tensor *ploc, const ssd_tensor *pconf,
+                        const ssd_tensor *gbox, const ssd_tensor *glabel,
+                        const ssd_tensor *anchors, float grad_scale) {
+    cuda_impl *I = impl(be);
+    int n = (int)ploc->shape[0], A = (int)ploc->shape[2];
+    void *scratch = grow(&I->loss_scratch, &I->loss_scratch_bytes, ck_ssd_loss_scratch_bytes(n, A));
+    if (!I->bad_label) {
+        CU_CHECK(cudaMalloc((void **)&I->bad_label, sizeof(int)));
+        CU_CHECK(cudaMemsetAsync(I->bad_label, 0, sizeof(int), I->stream));
+    }
+    ck_ssd_loss(per_image->data, F(dloc), F(dconf), CF(ploc), CF(pconf), CF(gbox), glabel->data,
+                CF(anchors), n, A, grad_scale, scratch, I->bad_label, I->stream);
+    after_op(be, "ssd_loss");
+    int bad = 0;
+    CU_CHECK(cudaMemcpyAsync(&bad, I->bad_label, sizeof bad, cudaMemcpyDeviceToHost, I->stream));
+    CU_CHECK(cudaStreamSynchronize(I->stream));
+    SSD_ASSERT(!bad, "ssd_loss: a label outside 0..80 in the batch");
 }
 
 static void cu_destroy(ssd_backend *be) {
@@ -432,6 +468,8 @@ static void cu_destroy(ssd_backend *be) {
         cudaFree(I->ws);
         cudaFree(I->part);
         cudaFree(I->coef);
+        cudaFree(I->loss_scratch);
+        cudaFree(I->bad_label);
         cudnnDestroy(I->dnn);
         cudaStreamDestroy(I->stream);
         free(I);
@@ -462,6 +500,7 @@ static const ssd_backend_ops k_cuda_ops = {
     .scale = cu_scale,
     .sgd_update = cu_sgd,
     .copy_rows = cu_copy_rows,
+    .ssd_loss = cu_ssd_loss,
     .destroy = cu_destroy,
 };
 
@@ -500,6 +539,13 @@ ssd_backend *ssd_backend_cuda_create(ssd_error *err) {
     CU_CHECK(cudaDeviceGetAttribute(&I->sm_count, cudaDevAttrMultiProcessorCount, dev));
     const char *sd = getenv("SSD_SYNC_DEBUG");
     I->sync_debug = sd && *sd && strcmp(sd, "0") != 0;
+    const char *math = getenv("SSD_CUDA_MATH");
+    if (math && *math && strcmp(math, "tf32") && strcmp(math, "f32")) {
+        ssd_fail(err, SSD_ERR_ARG, "SSD_CUDA_MATH='%s': expected f32 or tf32", math);
+        free(I);
+        return NULL;
+    }
+    I->tf32 = math && !strcmp(math, "tf32");
     CU_CHECK(cudaStreamCreateWithFlags(&I->stream, cudaStreamNonBlocking));
     cudnnStatus_t ds = cudnnCreate(&I->dnn);
     if (ds != CUDNN_STATUS_SUCCESS) {
@@ -517,4 +563,18 @@ ssd_backend *ssd_backend_cuda_create(ssd_error *err) {
     be->device.index = dev;
     be->impl = I;
     return be;
+}
+
+bool ssd_cuda_describe(ssd_backend *be, char *name, size_t len, double *f32_peak_gflops) {
+    if (!be || strcmp(be->name, "cuda") != 0) return false;
+    cuda_impl *I = impl(be);
+    struct cudaDeviceProp p;
+    CU_CHECK(cudaGetDeviceProperties(&p, I->device));
+    int khz = 0;
+    CU_CHECK(cudaDeviceGetAttribute(&khz, cudaDevAttrClockRate, I->device));
+    snprintf(name, len, "%s (sm_%d%d, %d SMs)", p.name, p.major, p.minor, I->sm_count);
+    /* FP32 lanes per SM: 64 on sm_80 (A100), 128 on sm_86/89/90 */
+    int lanes = (p.major == 8 && p.minor == 0) ? 64 : (p.major >= 8 ? 128 : 0);
+    *f32_peak_gflops = (double)I->sm_count * lanes * 2.0 * khz / 1e6;
+    return true;
 }

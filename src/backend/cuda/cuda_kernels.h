@@ -60,6 +60,16 @@ void ck_bn_bwd_apply(float *dx, float *dres, const float *dout, const float *out
                      const float *x, const float *coef, int N, int C, int64_t HW, bool relu,
                      cudaStream_t s);
 
+/* The SSD loss (cuda_loss.cu; rules of loss/ssd_loss.h). per_image (n) gets loss_n; dloc
+ * (n,4,A) and dconf (n,81,A), when both non-NULL, the gradient of the batch loss times
+ * grad_scale. scratch holds ck_ssd_loss_scratch_bytes(n, A); *bad_flag becomes 1 when a label
+ * is outside 0..80 (the caller checks it). */
+size_t ck_ssd_loss_scratch_bytes(int n, int A);
+void ck_ssd_loss(double *per_image, float *dloc, float *dconf, const float *ploc,
+                 const float *pconf, const float *gbox, const int64_t *glabel,
+                 const float *anchors, int n, int A, float grad_scale, void *scratch,
+                 int *bad_flag, cudaStream_t s);
+
 #ifdef __cplusplus
 }
 #endif
