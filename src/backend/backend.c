@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/mem.h"
 
 static const char *const k_op_names[SSD_OP_COUNT] = {
     "conv2d_forward",      "conv2d_backward_data", "conv2d_backward_weights",
@@ -396,6 +397,18 @@ void ssd_copy_rows(ssd_backend *be, ssd_tensor *dst, int64_t dst_off, int64_t ds
     const char *s0 = (const char *)src->data + src_off * es, *s1 = (const char *)src->data + src_end * es;
     SSD_ASSERT(d1 <= s0 || s1 <= d0, "%s: src and dst ranges overlap", name);
     be->ops->copy_rows(be, dst, dst_off, dst_ld, src, src_off, src_ld, rows, cols);
+}
+
+void *ssd_backend_pinned_alloc(void *ctx, size_t bytes) {
+    ssd_backend *be = ctx;
+    return be->ops->host_alloc ? be->ops->host_alloc(be, bytes) : ssd_aligned_alloc(bytes);
+}
+
+void ssd_backend_pinned_free(void *ctx, void *p) {
+    ssd_backend *be = ctx;
+    if (!p) return;
+    if (be->ops->host_free) be->ops->host_free(be, p);
+    else ssd_aligned_free(p);
 }
 
 bool ssd_backend_has_loss(const ssd_backend *be) { return be->ops->ssd_loss != NULL; }

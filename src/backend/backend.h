@@ -162,6 +162,10 @@ typedef struct ssd_backend_ops {
                      const ssd_tensor *ploc, const ssd_tensor *pconf, const ssd_tensor *gbox,
                      const ssd_tensor *glabel, const ssd_tensor *anchors, float grad_scale);
 
+    /* Optional: page-locked host memory (uploads from it run at DMA speed). */
+    void *(*host_alloc)(ssd_backend *be, size_t bytes);
+    void (*host_free)(ssd_backend *be, void *p);
+
     void (*destroy)(ssd_backend *be);
 } ssd_backend_ops;
 
@@ -241,6 +245,10 @@ void ssd_sgd_update(ssd_backend *be, ssd_tensor *param, ssd_tensor *momentum_buf
 void ssd_copy_rows(ssd_backend *be, ssd_tensor *dst, int64_t dst_off, int64_t dst_ld,
                    const ssd_tensor *src, int64_t src_off, int64_t src_ld, int64_t rows,
                    int64_t cols);
+/* Host memory for data the backend uploads often: the backend's pinned memory where it has
+ * some (cuda), else 64-byte aligned memory. ctx is the ssd_backend (the loader's hook form). */
+void *ssd_backend_pinned_alloc(void *ctx, size_t bytes);
+void ssd_backend_pinned_free(void *ctx, void *p);
 /* Whether the backend computes the SSD loss itself (ops->ssd_loss). */
 bool ssd_backend_has_loss(const ssd_backend *be);
 void ssd_loss_on_backend(ssd_backend *be, ssd_tensor *per_image, ssd_tensor *dloc,

@@ -153,6 +153,7 @@ int ssd_bench_train(const bench_args *a) {
     int64_t *labels = NULL;
     double *t_fwd = NULL, *t_loss = NULL, *t_bwd = NULL, *t_upd = NULL, *t_step = NULL;
     double *t_up = NULL;
+    bool pinned = false; /* images, bboxes, labels: pinned (backend) or malloc */
     ssd_strbuf args = {0};
     if (a->data) {
         snprintf(data, sizeof data, "%s", a->data);
@@ -209,6 +210,24 @@ int ssd_bench_train(const bench_args *a) {
     if (write_batch(B, images, bboxes, labels, bpath, &err) != SSD_OK) goto cleanup;
 
     if (ssd_backend_create(a->backend, &be, &err) != SSD_OK) goto cleanup;
+    {
+        /* the batch in the backend's pinned memory, as the trainer's loader holds it */
+        size_t bi = (size_t)B * IMG_FLOATS * sizeof *images;
+        size_t bb = (size_t)B * SSD_NUM_ANCHORS * 4 * sizeof *bboxes;
+        size_t bl = (size_t)B * SSD_NUM_ANCHORS * sizeof *labels;
+        float *pi = ssd_backend_pinned_alloc(be, bi), *pb = ssd_backend_pinned_alloc(be, bb);
+        int64_t *pl = ssd_backend_pinned_alloc(be, bl);
+        memcpy(pi, images, bi);
+        memcpy(pb, bboxes, bb);
+        memcpy(pl, labels, bl);
+        free(images);
+        free(bboxes);
+        free(labels);
+        images = pi;
+        bboxes = pb;
+        labels = pl;
+        pinned = true;
+    }
     m = ssd_model_create(be, SSD_F32, (uint32_t)a->seed);
     r = ssd_runner_create(m);
     if (write_weights(m, wpath, &err) != SSD_OK) goto cleanup;
@@ -351,9 +370,15 @@ cleanup:
     cJSON_Delete(ref32);
     free(ref32_line);
     ssd_sb_free(&args);
-    free(images);
-    free(bboxes);
-    free(labels);
+    if (pinned) {
+        ssd_backend_pinned_free(be, images);
+        ssd_backend_pinned_free(be, bboxes);
+        ssd_backend_pinned_free(be, labels);
+    } else {
+        free(images);
+        free(bboxes);
+        free(labels);
+    }
     free(t_fwd);
     free(t_loss);
     free(t_bwd);

@@ -245,13 +245,23 @@ static void *worker_main(void *arg) {
     return NULL;
 }
 
+static void *big_alloc(const ssd_loader_cfg *c, size_t bytes) {
+    return c->host_alloc ? c->host_alloc(c->host_ctx, bytes) : ssd_aligned_alloc(bytes);
+}
+
+static void big_free(const ssd_loader_cfg *c, void *p) {
+    if (!p) return;
+    if (c->host_free) c->host_free(c->host_ctx, p);
+    else ssd_aligned_free(p);
+}
+
 static void slot_alloc(slot *s, const ssd_loader_cfg *c) {
     int n = c->batch_size;
     ssd_batch *b = &s->b;
-    b->images = ssd_aligned_alloc((size_t)n * IMG_FLOATS * sizeof(float));
+    b->images = big_alloc(c, (size_t)n * IMG_FLOATS * sizeof(float));
     if (c->train) {
-        b->bboxes = ssd_aligned_alloc((size_t)n * SSD_NUM_ANCHORS * 4 * sizeof(float));
-        b->labels = ssd_aligned_alloc((size_t)n * SSD_NUM_ANCHORS * sizeof(int64_t));
+        b->bboxes = big_alloc(c, (size_t)n * SSD_NUM_ANCHORS * 4 * sizeof(float));
+        b->labels = big_alloc(c, (size_t)n * SSD_NUM_ANCHORS * sizeof(int64_t));
     }
     b->image_ids = ssd_xcalloc((size_t)n, sizeof(int64_t));
     b->indices = ssd_xcalloc((size_t)n, sizeof(int64_t));
@@ -259,11 +269,11 @@ static void slot_alloc(slot *s, const ssd_loader_cfg *c) {
     b->sizes = ssd_xcalloc((size_t)n * 2, sizeof(int32_t));
 }
 
-static void slot_free(slot *s) {
+static void slot_free(slot *s, const ssd_loader_cfg *c) {
     ssd_batch *b = &s->b;
-    ssd_aligned_free(b->images);
-    ssd_aligned_free(b->bboxes);
-    ssd_aligned_free(b->labels);
+    big_free(c, b->images);
+    big_free(c, b->bboxes);
+    big_free(c, b->labels);
     free(b->image_ids);
     free(b->indices);
     free(b->orig_sizes);
@@ -387,7 +397,7 @@ void ssd_loader_destroy(ssd_loader *l) {
     pthread_mutex_unlock(&l->mu);
     for (int i = 0; i < l->threads_started; i++) pthread_join(l->workers[i].thread, NULL);
     for (int i = 0; i < l->nworkers; i++) worker_free(&l->workers[i]);
-    for (int i = 0; i < l->nslots; i++) slot_free(&l->slots[i]);
+    for (int i = 0; i < l->nslots; i++) slot_free(&l->slots[i], &l->cfg);
     pthread_mutex_destroy(&l->mu);
     pthread_cond_destroy(&l->cv_free);
     pthread_cond_destroy(&l->cv_ready);

@@ -49,6 +49,12 @@ typedef struct ssd_loader_cfg {
                                        sharded evaluation: rank r of W takes whole batches
                                        r, r + W, ... so each batch is the one a single process
                                        would build */
+    /* Allocator of the large batch arrays (images, bboxes, labels); NULL: 64-byte aligned host
+     * memory. A GPU trainer passes its backend's pinned-memory allocator
+     * (ssd_backend_pinned_alloc), so uploads from the batches run at DMA speed. */
+    void *(*host_alloc)(void *ctx, size_t bytes);
+    void (*host_free)(void *ctx, void *p);
+    void *host_ctx;
 } ssd_loader_cfg;
 
 /* Defaults: train, batch 32, 4 workers, default prefetch, rank 0 of 1, seed 1, the reference's

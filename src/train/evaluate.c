@@ -64,6 +64,9 @@ ssd_status ssd_evaluate(ssd_runner *r, const ssd_eval_cfg *cfg, ssd_eval_result 
     lc.index = cfg->index;
     lc.image_dir = cfg->image_dir;
     lc.train = 0;
+    lc.host_alloc = ssd_backend_pinned_alloc; /* pinned on a GPU: uploads at DMA speed */
+    lc.host_free = ssd_backend_pinned_free;
+    lc.host_ctx = ssd_runner_model(r)->be;
     lc.batch_size = cfg->batch_size;
     lc.num_workers = cfg->num_workers;
     lc.shuffle = 0;

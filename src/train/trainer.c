@@ -351,6 +351,9 @@ static ssd_status make_loader(run *R, ssd_error *err) {
     ssd_loader_cfg_default(&lc);
     lc.index = R->train_idx;
     lc.image_dir = R->train_dir;
+    lc.host_alloc = ssd_backend_pinned_alloc; /* pinned on a GPU: uploads at DMA speed */
+    lc.host_free = ssd_backend_pinned_free;
+    lc.host_ctx = R->be;
     lc.train = 1;
     lc.batch_size = c->batch_size;
     lc.num_workers = c->num_workers;

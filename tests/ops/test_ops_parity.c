@@ -22,9 +22,11 @@
  * - add, scale: one rounding each, so equal to the f32-rounded truth: 1e-14.
  * - SGD (f32, 3 steps): a handful of roundings per element: 1e-12.
  * - ssd_loss (backends that compute the loss themselves, e.g. cuda): against the host loss
- *   (loss/ssd_loss.c) on the same float inputs. Both work in double after the float32 targets;
- *   the device's exp/log differ from glibc's by an ulp and sum in another order: per-image
- *   losses within 1e-10 relative, gradients nmse 1e-12 (one float rounding each; one anchor
+ *   (loss/ssd_loss.c) on the same float inputs. Both work in double after the float32 targets,
+ *   but the targets take CUDA's logf (within an ulp of glibc's correctly rounded one), so a
+ *   positive's smooth-L1 term can differ by ~1e-7 of itself, and the sums run in another
+ *   order: per-image losses within 1e-8 relative (measured on an H200: 2e-11 with 30
+ *   positives, 1.5e-10 with 2530), gradients nmse 1e-12 (one float rounding each; one anchor
  *   selected differently would cost ~1e-3). Cases: ~30 positives per image, an image without
  *   positives (loss 0, zero gradients), an image with ~2560 positives (3P > A - P: every
  *   negative selected and positives twice, ties at ce_neg = 0) and exact ties at the threshold (identical logits for a block
@@ -459,9 +461,9 @@ static void test_ssd_loss(void **state) {
         double g = ssd_tensor_get(&pi_g, n), h = st->loss;
         double rel = h == 0 ? fabs(g) : fabs(g - h) / fabs(h);
         printf("parity ssd_loss       image %d (%4d pos, K %4d, %4d twice)  loss host %.12g %s "
-               "%.12g rel %.2e (tol 1e-10)\n",
+               "%.12g rel %.2e (tol 1e-8)\n",
                n, st->num_pos, st->num_neg, st->num_double, h, dut->name, g, rel);
-        assert_true(rel <= 1e-10);
+        assert_true(rel <= 1e-8);
         if (n == 1) assert_true(g == 0.0);
     }
     double el = tu_nmse(&dloc_g, &dloc_h), ec = tu_nmse(&dconf_g, &dconf_h);

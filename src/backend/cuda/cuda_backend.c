@@ -107,6 +107,20 @@ static void cu_from_host(ssd_backend *be, void *dst, const void *src, size_t byt
     CU_CHECK(cudaStreamSynchronize(I->stream)); /* the caller may free or reuse src at once */
 }
 
+static void *cu_host_alloc(ssd_backend *be, size_t bytes) {
+    (void)be;
+    void *p = NULL;
+    cudaError_t e = cudaHostAlloc(&p, bytes ? bytes : 1, cudaHostAllocDefault);
+    SSD_ASSERT(e == cudaSuccess, "CUDA: cannot allocate %zu bytes of pinned host memory: %s",
+               bytes, cudaGetErrorString(e));
+    return p;
+}
+
+static void cu_host_free(ssd_backend *be, void *p) {
+    (void)be;
+    if (p) CU_CHECK(cudaFreeHost(p));
+}
+
 static void cu_sync(ssd_backend *be) { CU_CHECK(cudaStreamSynchronize(impl(be)->stream)); }
 
 static bool cu_supports(ssd_backend *be, ssd_op op, ssd_dtype dt) {
@@ -501,6 +515,8 @@ static const ssd_backend_ops k_cuda_ops = {
     .sgd_update = cu_sgd,
     .copy_rows = cu_copy_rows,
     .ssd_loss = cu_ssd_loss,
+    .host_alloc = cu_host_alloc,
+    .host_free = cu_host_free,
     .destroy = cu_destroy,
 };
 
