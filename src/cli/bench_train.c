@@ -118,15 +118,16 @@ int ssd_bench_train(const bench_args *a) {
     const bool gpu = !strcmp(a->backend, "cuda");
     const char *math_env = getenv("SSD_CUDA_MATH");
     const bool tf32 = gpu && math_env && !strcmp(math_env, "tf32");
-    if (bf16 && gpu) {
-        fprintf(stderr, "ssd bench: --dtype bf16: the cuda backend of this build trains in f32 "
-                        "only (bf16 tensor-core kernels are not written yet); run --dtype f32, "
-                        "which still times PyTorch AMP bf16 beside it\n");
-        return 1;
+    const char *gpu_math = bf16 ? "bf16" : tf32 ? "tf32" : "f32";
+    if (bf16 && gpu && tf32) {
+        fprintf(stderr, "ssd bench: --dtype bf16 and --tf32 choose two precisions for the "
+                        "convolutions: pick one\n");
+        return 2;
     }
-    if (bf16) {
+    if (bf16 && gpu) setenv("SSD_CUDA_MATH", "bf16", 1); /* read when the backend starts */
+    if (bf16 && !gpu) {
         fprintf(stderr,
-                "ssd bench: --dtype bf16: no backend of this build trains in bf16 yet (the "
+                "ssd bench: --dtype bf16: bf16 training runs on the cuda backend only (the "
                 "cpu backend's bf16 autocast needs oneDNN bf16 kernels, i.e. a CPU with "
                 "AVX-512 (avx512_core, better avx512_bf16 or AMX); this CPU %s)\n",
                 __builtin_cpu_supports("avx512f") ? "has AVX-512 but the kernels are not written"
@@ -232,8 +233,9 @@ int ssd_bench_train(const bench_args *a) {
     r = ssd_runner_create(m);
     if (write_weights(m, wpath, &err) != SSD_OK) goto cleanup;
     const int threads = omp_get_max_threads();
-    fprintf(stderr, "ssd bench: train step, backend %s f32, batch %d, %d threads, %d timed steps "
-                    "after 1 warm-up, data from %s\n", be->name, B, threads, R, data);
+    fprintf(stderr, "ssd bench: train step, backend %s %s, batch %d, %d threads, %d timed steps "
+                    "after 1 warm-up, data from %s\n", be->name, gpu ? gpu_math : "f32", B,
+            threads, R, data);
     t_fwd = ssd_xcalloc((size_t)R, sizeof *t_fwd);
     t_loss = ssd_xcalloc((size_t)R, sizeof *t_loss);
     t_bwd = ssd_xcalloc((size_t)R, sizeof *t_bwd);
@@ -305,7 +307,9 @@ int ssd_bench_train(const bench_args *a) {
     if (gpu)
         printf("SSD300-ResNet34 training step, batch %d, %s on %s; %.1f GFLOP per step "
                "(conv, direct-equivalent); f32 FMA peak %.1f GFLOP/s\n",
-               B, tf32 ? "f32 with TF32 convolutions" : "f32", pk.isa, gflop, peak);
+               B, bf16 ? "bf16 convolutions (NHWC), the rest f32"
+                       : tf32 ? "f32 with TF32 convolutions" : "f32",
+               pk.isa, gflop, peak);
     else
         printf("SSD300-ResNet34 training step, batch %d, f32, %d threads; %.1f GFLOP per step "
                "(conv, direct-equivalent); peak %.1f GFLOP/s (%s)\n",
@@ -339,15 +343,14 @@ int ssd_bench_train(const bench_args *a) {
     if (a->json) {
         ssd_strbuf j = {0};
         ssd_sb_printf(&j,
-                      "{\"what\":\"train\",\"backend\":\"%s\",\"dtype\":\"f32\",\"batch\":%d,"
+                      "{\"what\":\"train\",\"backend\":\"%s\",\"dtype\":\"%s\",\"batch\":%d,"
                       "\"threads\":%d,\"repeat\":%d,\"images_per_s\":%.4f,\"step_ms\":%.3f,"
                       "\"forward_ms\":%.3f,\"loss_ms\":%.3f,\"backward_ms\":%.3f,"
                       "\"update_ms\":%.3f,\"upload_ms\":%.3f,\"data_ms\":%.3f,\"gflop_per_step\":%.3f,"
                       "\"gflops\":%.3f,\"peak_gflops\":%.3f,\"fraction_of_peak\":%.4f,",
-                      be->name, B, threads, R, ips, step, fwd, lss, bwd, upd, up, data_ms, gflop,
+                      be->name, a->dtype, B, threads, R, ips, step, fwd, lss, bwd, upd, up, data_ms, gflop,
                       gflops, peak, peak > 0 ? gflops / peak : 0);
-        if (gpu) ssd_sb_printf(&j, "\"gpu\":\"%s\",\"conv_math\":\"%s\",", gpu_name,
-                               tf32 ? "tf32" : "f32");
+        if (gpu) ssd_sb_printf(&j, "\"gpu\":\"%s\",\"conv_math\":\"%s\",", gpu_name, gpu_math);
         if (ref32)
             ssd_sb_printf(&j, "\"reference_f32_images_per_s\":%.4f,\"reference_f32\":%s,",
                           ref32_ips, ref32_line);

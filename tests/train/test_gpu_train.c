@@ -18,7 +18,10 @@
  *   pair's + 1e-3. A wrong kernel (a gradient sign, BN statistics, the SGD update) moves the
  *   loss by O(1) relative within a few steps. Without the cpu backend the bound is a flat
  *   FLAT_TOL.
- * - both runs learn: the mean loss of the last 3 steps is below the first step's. */
+ * - the same run with bf16 convolutions (--autocast): steps 1-2 within BF16_EARLY_TOL (bf16
+ *   rounds every convolution's inputs to 8 significant bits: ~1e-3 relative per layer), the
+ *   whole run within the envelope + BF16_EXTRA.
+ * - every run learns: the mean loss of the last 3 steps is below the first step's. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +33,8 @@
 #define EARLY_TOL 1e-5
 #define ENVELOPE 3.0
 #define FLAT_TOL 0.15
+#define BF16_EARLY_TOL 2e-2
+#define BF16_EXTRA 0.05
 
 static char g_ssd[1200], g_dir[1024];
 static char g_log[1 << 20];
@@ -76,33 +81,38 @@ static void test_gpu_tracks_cpu(void **state) {
     const char *common = "-b 4 --epochs 10 --end-iteration 12 --val-interval 0 --seed 7 "
                          "--num-workers 1 --warmup 4 --log-interval 1 --no-progress-line "
                          "--no-save --cache-dir ''";
-    /* the runs: host, cuda, and (cpu) host with Winograd convolutions */
-    const char *names[3] = {host, "cuda", "cpu-winograd"};
-    double loss[3][STEPS + 4];
-    for (int k = 0; k < (have_cpu ? 3 : 2); k++) {
+    /* the runs: host, cuda, cuda with bf16 convolutions, and (cpu) host with Winograd */
+    const char *names[4] = {host, "cuda", "cuda-bf16", "cpu-winograd"};
+    const char *flags[4] = {"", "", "--autocast", "--winograd"};
+    double loss[4][STEPS + 4];
+    for (int k = 0; k < (have_cpu ? 4 : 3); k++) {
         char out[1400];
         snprintf(out, sizeof out, "%s/run-%s", g_dir, names[k]);
         snprintf(args, sizeof args, "train --backend %s --data '%s' --output '%s' %s %s",
-                 k == 1 ? "cuda" : host, data, out, common, k == 2 ? "--winograd" : "");
+                 k == 1 || k == 2 ? "cuda" : host, data, out, common, flags[k]);
         if (run(args) != 0) fail_msg("ssd %s failed:\n%s", args, g_log);
         assert_int_equal(read_losses(out, loss[k], STEPS + 4), STEPS);
     }
     for (int i = 0; i < STEPS; i++) {
-        printf("step %2d  loss %s %.6f  cuda %.6f (rel %.2e)", i + 1, host, loss[0][i],
-               loss[1][i], fabs(loss[1][i] - loss[0][i]) / fabs(loss[0][i]));
-        if (have_cpu)
-            printf("  cpu-winograd %.6f (rel %.2e)", loss[2][i],
-                   fabs(loss[2][i] - loss[0][i]) / fabs(loss[0][i]));
+        printf("step %2d  loss %s %.6f", i + 1, host, loss[0][i]);
+        for (int k = 1; k < (have_cpu ? 4 : 3); k++)
+            printf("  %s %.6f (rel %.2e)", names[k], loss[k][i],
+                   fabs(loss[k][i] - loss[0][i]) / fabs(loss[0][i]));
         printf("\n");
-        assert_true(isfinite(loss[1][i]));
+        assert_true(isfinite(loss[1][i]) && isfinite(loss[2][i]));
     }
     double early = max_rel(loss[1], loss[0], 2), gpu = max_rel(loss[1], loss[0], STEPS);
-    double bound = have_cpu ? ENVELOPE * max_rel(loss[2], loss[0], STEPS) + 1e-3 : FLAT_TOL;
-    printf("steps 1-2: %.2e (tol %.0e); whole run: cuda %.3e, bound %.3e (%s)\n", early,
-           EARLY_TOL, gpu, bound, have_cpu ? "3 x the cpu pair + 1e-3" : "flat");
+    double early16 = max_rel(loss[2], loss[0], 2), gpu16 = max_rel(loss[2], loss[0], STEPS);
+    double bound = have_cpu ? ENVELOPE * max_rel(loss[3], loss[0], STEPS) + 1e-3 : FLAT_TOL;
+    printf("steps 1-2: cuda %.2e (tol %.0e), cuda-bf16 %.2e (tol %.0e); whole run: cuda %.3e, "
+           "cuda-bf16 %.3e, bound %.3e (%s; bf16 + %.2f)\n",
+           early, EARLY_TOL, early16, BF16_EARLY_TOL, gpu, gpu16, bound,
+           have_cpu ? "3 x the cpu pair + 1e-3" : "flat", BF16_EXTRA);
     assert_true(early <= EARLY_TOL);
     assert_true(gpu <= bound);
-    for (int k = 0; k < 2; k++) {
+    assert_true(early16 <= BF16_EARLY_TOL);
+    assert_true(gpu16 <= bound + BF16_EXTRA);
+    for (int k = 0; k < 3; k++) {
         double tail = (loss[k][STEPS - 1] + loss[k][STEPS - 2] + loss[k][STEPS - 3]) / 3;
         printf("%s: step 1 %.4f, mean of the last 3 steps %.4f\n", names[k], loss[k][0], tail);
         assert_true(tail < loss[k][0]);

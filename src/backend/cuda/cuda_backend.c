@@ -5,7 +5,12 @@
  *
  * SSD_CUDA_MATH=tf32 (ssd train/bench --tf32) lets the convolutions use TF32 tensor cores
  * (10-bit mantissa products, float32 sums), as PyTorch does by default for cuDNN convolutions;
- * everything else stays f32.
+ * everything else stays f32. SSD_CUDA_MATH=bf16 (ssd train --autocast, ssd bench --dtype
+ * bf16) runs each convolution on bf16 tensor cores in NHWC, as PyTorch autocast does for
+ * convolutions: input, weight and output gradient are rounded to bf16 and transposed to NHWC
+ * by our kernels, cuDNN sums in f32, and the result is widened back to the f32 NCHW tensor
+ * (weight gradients are added to the f32 ones: the master weights and everything outside the
+ * convolutions stay f32).
  *
  * Device choice: SSD_CUDA_DEVICE if set, else the MPI local rank modulo the GPUs present, else
  * 0. SSD_SYNC_DEBUG=1 synchronises after every op and names the op that failed. */
@@ -31,26 +36,28 @@
         SSD_ASSERT(s_ == CUDNN_STATUS_SUCCESS, "cuDNN: %s: %s", #call, cudnnGetErrorString(s_)); \
     } while (0)
 
-/* One convolution shape: its descriptors and the algorithm of each pass, found on first use. */
+/* One convolution shape: its descriptors and the algorithm of each pass, found on first use.
+ * Passes: 0 forward, 1 backward-data, 2 backward-filter. In bf16 mode a pass runs on the NHWC
+ * bf16 descriptors (xb, yb, wb, convb) unless cuDNN has no deterministic algorithm for them,
+ * then on the f32 ones. */
 typedef struct conv_key {
     int n, c, h, w, k, r, s, sh, sw, ph, pw;
 } conv_key;
 
 typedef struct conv_entry {
     conv_key key;
-    cudnnTensorDescriptor_t x, y, bias;
-    cudnnFilterDescriptor_t wd;
-    cudnnConvolutionDescriptor_t conv;
-    bool have_fwd, have_bwd_data, have_bwd_filter;
-    cudnnConvolutionFwdAlgo_t fwd;
-    cudnnConvolutionBwdDataAlgo_t bwd_data;
-    cudnnConvolutionBwdFilterAlgo_t bwd_filter;
-    size_t ws_fwd, ws_bwd_data, ws_bwd_filter;
+    int P, Q;
+    cudnnTensorDescriptor_t x, y, bias, xb, yb;
+    cudnnFilterDescriptor_t wd, wb;
+    cudnnConvolutionDescriptor_t conv, convb;
+    bool found[3], bf16[3];
+    int algo[3];
+    size_t ws[3];
 } conv_entry;
 
 typedef struct cuda_impl {
     int device, sm_count;
-    bool sync_debug, tf32;
+    bool sync_debug, tf32, bf16;
     cudaStream_t stream;
     cudnnHandle_t dnn;
     void *ws;
@@ -64,9 +71,14 @@ typedef struct cuda_impl {
     void *loss_scratch; /* the device loss's per-anchor scratch */
     size_t loss_scratch_bytes;
     int *bad_label; /* device flag of the loss kernels */
+    void *cvt[3]; /* bf16 mode: NHWC bf16 copies of the input, output and weight */
+    size_t cvt_bytes[3];
 } cuda_impl;
 
 static cuda_impl *impl(ssd_backend *be) { return be->impl; }
+
+#define F(t) ((float *)(t)->data)
+#define CF(t) ((const float *)(t)->data)
 
 static void after_op(ssd_backend *be, const char *op) {
     cuda_impl *I = impl(be);
@@ -154,6 +166,13 @@ static conv_key make_key(const ssd_tensor *x, const ssd_tensor *w, const ssd_con
     return k;
 }
 
+static void set_conv_desc(cudnnConvolutionDescriptor_t c, const conv_key *k,
+                          cudnnMathType_t math) {
+    DNN_CHECK(cudnnSetConvolution2dDescriptor(c, k->ph, k->pw, k->sh, k->sw, 1, 1,
+                                              CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+    DNN_CHECK(cudnnSetConvolutionMathType(c, math));
+}
+
 static conv_entry *conv_lookup(ssd_backend *be, const ssd_tensor *x, const ssd_tensor *w,
                                const ssd_conv_desc *d) {
     cuda_impl *I = impl(be);
@@ -167,64 +186,139 @@ static conv_entry *conv_lookup(ssd_backend *be, const ssd_tensor *x, const ssd_t
     conv_entry *e = &I->convs[I->n_convs++];
     memset(e, 0, sizeof *e);
     e->key = k;
-    int P = (int)ssd_conv_out_size(k.h, k.r, k.sh, k.ph);
-    int Q = (int)ssd_conv_out_size(k.w, k.s, k.sw, k.pw);
-    DNN_CHECK(cudnnCreateTensorDescriptor(&e->x));
-    DNN_CHECK(cudnnCreateTensorDescriptor(&e->y));
-    DNN_CHECK(cudnnCreateTensorDescriptor(&e->bias));
+    e->P = (int)ssd_conv_out_size(k.h, k.r, k.sh, k.ph);
+    e->Q = (int)ssd_conv_out_size(k.w, k.s, k.sw, k.pw);
+    cudnnTensorDescriptor_t *td[] = {&e->x, &e->y, &e->bias, &e->xb, &e->yb};
+    for (int i = 0; i < 5; i++) DNN_CHECK(cudnnCreateTensorDescriptor(td[i]));
     DNN_CHECK(cudnnCreateFilterDescriptor(&e->wd));
+    DNN_CHECK(cudnnCreateFilterDescriptor(&e->wb));
     DNN_CHECK(cudnnCreateConvolutionDescriptor(&e->conv));
-    DNN_CHECK(cudnnSetTensor4dDescriptor(e->x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, k.n, k.c, k.h,
-                                         k.w));
-    DNN_CHECK(cudnnSetTensor4dDescriptor(e->y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, k.n, k.k, P, Q));
-    DNN_CHECK(cudnnSetTensor4dDescriptor(e->bias, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, k.k, 1, 1));
-    DNN_CHECK(cudnnSetFilter4dDescriptor(e->wd, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, k.k, k.c, k.r,
-                                         k.s));
-    DNN_CHECK(cudnnSetConvolution2dDescriptor(e->conv, k.ph, k.pw, k.sh, k.sw, 1, 1,
-                                              CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+    DNN_CHECK(cudnnCreateConvolutionDescriptor(&e->convb));
+    const cudnnDataType_t F32 = CUDNN_DATA_FLOAT, B16 = CUDNN_DATA_BFLOAT16;
+    DNN_CHECK(cudnnSetTensor4dDescriptor(e->x, CUDNN_TENSOR_NCHW, F32, k.n, k.c, k.h, k.w));
+    DNN_CHECK(cudnnSetTensor4dDescriptor(e->y, CUDNN_TENSOR_NCHW, F32, k.n, k.k, e->P, e->Q));
+    DNN_CHECK(cudnnSetTensor4dDescriptor(e->bias, CUDNN_TENSOR_NCHW, F32, 1, k.k, 1, 1));
+    DNN_CHECK(cudnnSetFilter4dDescriptor(e->wd, F32, CUDNN_TENSOR_NCHW, k.k, k.c, k.r, k.s));
     /* f32 means f32 (no TF32 tensor cores) unless tf32 was asked for */
-    DNN_CHECK(cudnnSetConvolutionMathType(e->conv, I->tf32 ? CUDNN_TENSOR_OP_MATH
-                                                           : CUDNN_FMA_MATH));
+    set_conv_desc(e->conv, &k, I->tf32 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH);
+    DNN_CHECK(cudnnSetTensor4dDescriptor(e->xb, CUDNN_TENSOR_NHWC, B16, k.n, k.c, k.h, k.w));
+    DNN_CHECK(cudnnSetTensor4dDescriptor(e->yb, CUDNN_TENSOR_NHWC, B16, k.n, k.k, e->P, e->Q));
+    DNN_CHECK(cudnnSetFilter4dDescriptor(e->wb, B16, CUDNN_TENSOR_NHWC, k.k, k.c, k.r, k.s));
+    set_conv_desc(e->convb, &k, CUDNN_TENSOR_OP_MATH); /* bf16 products, f32 sums */
     be->stats.prims_created++;
     return e;
 }
 
-/* The fastest result that succeeded, is deterministic and (unless tf32) used plain FMA math. */
-#define PICK_ALGO(perf, n, out_algo, out_ws, what)                                             \
+/* Index of the fastest result that succeeded, is deterministic and (f32 mode) used plain FMA
+ * math; -1 if none. */
+#define PICK_ALGO(perf, n, allow_tensor_ops, out_idx)                                          \
     do {                                                                                       \
-        int found_ = -1;                                                                       \
-        for (int i_ = 0; i_ < (n) && found_ < 0; i_++)                                         \
+        (out_idx) = -1;                                                                        \
+        for (int i_ = 0; i_ < (n) && (out_idx) < 0; i_++)                                     \
             if ((perf)[i_].status == CUDNN_STATUS_SUCCESS &&                                   \
                 (perf)[i_].determinism == CUDNN_DETERMINISTIC &&                               \
-                (I->tf32 || ((perf)[i_].mathType != CUDNN_TENSOR_OP_MATH &&                    \
-                             (perf)[i_].mathType != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION)))   \
-                found_ = i_;                                                                   \
-        SSD_ASSERT(found_ >= 0, "cuDNN: no deterministic f32 algorithm for the %s pass", what); \
-        (out_algo) = (perf)[found_].algo;                                                      \
-        (out_ws) = (perf)[found_].memory;                                                      \
+                ((allow_tensor_ops) || ((perf)[i_].mathType != CUDNN_TENSOR_OP_MATH &&         \
+                                        (perf)[i_].mathType !=                                 \
+                                            CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION)))           \
+                (out_idx) = i_;                                                                \
     } while (0)
+
+/* Times the algorithms of one pass with one descriptor set; true and e->algo/ws[pass] set when
+ * an acceptable one exists. */
+static bool find_pass(cuda_impl *I, conv_entry *e, int pass, bool bf16) {
+    cudnnTensorDescriptor_t x = bf16 ? e->xb : e->x, y = bf16 ? e->yb : e->y;
+    cudnnFilterDescriptor_t w = bf16 ? e->wb : e->wd;
+    cudnnConvolutionDescriptor_t c = bf16 ? e->convb : e->conv;
+    const bool tensor_ops = bf16 || I->tf32;
+    int n = 0, idx = -1;
+    cudnnStatus_t st;
+    if (pass == 0) {
+        cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+        st = cudnnFindConvolutionForwardAlgorithm(I->dnn, x, w, c, y,
+                                                  CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, perf);
+        if (st == CUDNN_STATUS_SUCCESS) PICK_ALGO(perf, n, tensor_ops, idx);
+        if (idx >= 0) e->algo[0] = perf[idx].algo, e->ws[0] = perf[idx].memory;
+    } else if (pass == 1) {
+        cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
+        st = cudnnFindConvolutionBackwardDataAlgorithm(
+            I->dnn, w, y, c, x, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, perf);
+        if (st == CUDNN_STATUS_SUCCESS) PICK_ALGO(perf, n, tensor_ops, idx);
+        if (idx >= 0) e->algo[1] = perf[idx].algo, e->ws[1] = perf[idx].memory;
+    } else {
+        cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
+        st = cudnnFindConvolutionBackwardFilterAlgorithm(
+            I->dnn, x, y, c, w, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n, perf);
+        if (st == CUDNN_STATUS_SUCCESS) PICK_ALGO(perf, n, tensor_ops, idx);
+        if (idx >= 0) e->algo[2] = perf[idx].algo, e->ws[2] = perf[idx].memory;
+    }
+    cudaGetLastError(); /* a refused configuration leaves nothing behind */
+    return idx >= 0;
+}
+
+static const char *const k_pass_names[3] = {"forward", "backward-data", "backward-filter"};
+
+/* The pass's algorithm: bf16 where asked for and available, else f32. */
+static void prepare_pass(ssd_backend *be, conv_entry *e, int pass) {
+    cuda_impl *I = impl(be);
+    if (e->found[pass]) {
+        be->stats.prims_reused++;
+        return;
+    }
+    e->bf16[pass] = I->bf16 && find_pass(I, e, pass, true);
+    if (!e->bf16[pass])
+        SSD_ASSERT(find_pass(I, e, pass, false),
+                   "cuDNN: no deterministic f32 algorithm for the %s pass of conv "
+                   "N%d %d->%d %dx%d k%dx%d",
+                   k_pass_names[pass], e->key.n, e->key.c, e->key.k, e->key.h, e->key.w,
+                   e->key.r, e->key.s);
+    e->found[pass] = true;
+}
+
+/* bf16 copies (NHWC) in the conversion buffers: slot 0 input, 1 output, 2 weight */
+static uint16_t *cvt_buf(cuda_impl *I, int slot, int64_t elems) {
+    return grow(&I->cvt[slot], &I->cvt_bytes[slot], (size_t)elems * sizeof(uint16_t));
+}
+
+static void to_bf16(cuda_impl *I, uint16_t *dst, const ssd_tensor *t) {
+    ck_nchw_f32_to_nhwc_bf16(dst, CF(t), (int)t->shape[0], (int)t->shape[1],
+                             t->shape[2] * t->shape[3], I->stream);
+}
+
+static void from_bf16(cuda_impl *I, ssd_tensor *t, const uint16_t *src, bool accumulate) {
+    ck_nhwc_bf16_to_nchw_f32(F(t), src, (int)t->shape[0], (int)t->shape[1],
+                             t->shape[2] * t->shape[3], accumulate, I->stream);
+}
+
+static void set_impl(ssd_backend *be, const conv_entry *e, int pass) {
+    static const char *const what[3] = {"fwd", "bwd_data", "bwd_filter"};
+    cuda_impl *I = impl(be);
+    snprintf(be->stats.last_impl, sizeof be->stats.last_impl, "cudnn:%s:algo%d%s", what[pass],
+             e->algo[pass], e->bf16[pass] ? ":bf16-nhwc" : (I->tf32 ? ":tf32" : ""));
+}
 
 static void conv_fwd(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp,
                      const ssd_tensor *weight, const ssd_tensor *bias, const ssd_conv_desc *d) {
     cuda_impl *I = impl(be);
     conv_entry *e = conv_lookup(be, inp, weight, d);
-    if (!e->have_fwd) {
-        cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
-        int n = 0;
-        DNN_CHECK(cudnnFindConvolutionForwardAlgorithm(I->dnn, e->x, e->wd, e->conv, e->y,
-                                                       CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, perf));
-        PICK_ALGO(perf, n, e->fwd, e->ws_fwd, "forward");
-        e->have_fwd = true;
-    } else {
-        be->stats.prims_reused++;
-    }
+    prepare_pass(be, e, 0);
     const float one = 1.0f, zero = 0.0f;
-    void *ws = workspace(be, e->ws_fwd);
-    DNN_CHECK(cudnnConvolutionForward(I->dnn, &one, e->x, inp->data, e->wd, weight->data, e->conv,
-                                      e->fwd, ws, e->ws_fwd, &zero, e->y, out->data));
+    void *ws = workspace(be, e->ws[0]);
+    if (e->bf16[0]) {
+        uint16_t *xb = cvt_buf(I, 0, ssd_tensor_numel(inp)), *yb = cvt_buf(I, 1, ssd_tensor_numel(out));
+        uint16_t *wb = cvt_buf(I, 2, ssd_tensor_numel(weight));
+        to_bf16(I, xb, inp);
+        to_bf16(I, wb, weight);
+        DNN_CHECK(cudnnConvolutionForward(I->dnn, &one, e->xb, xb, e->wb, wb, e->convb,
+                                          (cudnnConvolutionFwdAlgo_t)e->algo[0], ws, e->ws[0],
+                                          &zero, e->yb, yb));
+        from_bf16(I, out, yb, false);
+    } else {
+        DNN_CHECK(cudnnConvolutionForward(I->dnn, &one, e->x, inp->data, e->wd, weight->data,
+                                          e->conv, (cudnnConvolutionFwdAlgo_t)e->algo[0], ws,
+                                          e->ws[0], &zero, e->y, out->data));
+    }
     if (bias) DNN_CHECK(cudnnAddTensor(I->dnn, &one, e->bias, bias->data, &one, e->y, out->data));
-    snprintf(be->stats.last_impl, sizeof be->stats.last_impl, "cudnn:fwd:algo%d%s", (int)e->fwd,
-             I->tf32 ? ":tf32" : "");
+    set_impl(be, e, 0);
     after_op(be, "conv2d_forward");
 }
 
@@ -232,23 +326,25 @@ static void conv_bwd_data(ssd_backend *be, ssd_tensor *dinp, const ssd_tensor *d
                           const ssd_tensor *weight, const ssd_conv_desc *d) {
     cuda_impl *I = impl(be);
     conv_entry *e = conv_lookup(be, dinp, weight, d);
-    if (!e->have_bwd_data) {
-        cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
-        int n = 0;
-        DNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithm(
-            I->dnn, e->wd, e->y, e->conv, e->x, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, perf));
-        PICK_ALGO(perf, n, e->bwd_data, e->ws_bwd_data, "backward-data");
-        e->have_bwd_data = true;
-    } else {
-        be->stats.prims_reused++;
-    }
+    prepare_pass(be, e, 1);
     const float one = 1.0f, zero = 0.0f;
-    void *ws = workspace(be, e->ws_bwd_data);
-    DNN_CHECK(cudnnConvolutionBackwardData(I->dnn, &one, e->wd, weight->data, e->y, dout->data,
-                                           e->conv, e->bwd_data, ws, e->ws_bwd_data, &zero, e->x,
-                                           dinp->data));
-    snprintf(be->stats.last_impl, sizeof be->stats.last_impl, "cudnn:bwd_data:algo%d",
-             (int)e->bwd_data);
+    void *ws = workspace(be, e->ws[1]);
+    if (e->bf16[1]) {
+        uint16_t *xb = cvt_buf(I, 0, ssd_tensor_numel(dinp)), *yb = cvt_buf(I, 1, ssd_tensor_numel(dout));
+        uint16_t *wb = cvt_buf(I, 2, ssd_tensor_numel(weight));
+        to_bf16(I, yb, dout);
+        to_bf16(I, wb, weight);
+        DNN_CHECK(cudnnConvolutionBackwardData(I->dnn, &one, e->wb, wb, e->yb, yb, e->convb,
+                                               (cudnnConvolutionBwdDataAlgo_t)e->algo[1], ws,
+                                               e->ws[1], &zero, e->xb, xb));
+        from_bf16(I, dinp, xb, false);
+    } else {
+        DNN_CHECK(cudnnConvolutionBackwardData(I->dnn, &one, e->wd, weight->data, e->y,
+                                               dout->data, e->conv,
+                                               (cudnnConvolutionBwdDataAlgo_t)e->algo[1], ws,
+                                               e->ws[1], &zero, e->x, dinp->data));
+    }
+    set_impl(be, e, 1);
     after_op(be, "conv2d_backward_data");
 }
 
@@ -257,28 +353,29 @@ static void conv_bwd_weights(ssd_backend *be, ssd_tensor *dweight, ssd_tensor *d
                              const ssd_conv_desc *d) {
     cuda_impl *I = impl(be);
     conv_entry *e = conv_lookup(be, inp, dweight, d);
-    if (!e->have_bwd_filter) {
-        cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
-        int n = 0;
-        DNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithm(
-            I->dnn, e->x, e->y, e->conv, e->wd, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n,
-            perf));
-        PICK_ALGO(perf, n, e->bwd_filter, e->ws_bwd_filter, "backward-filter");
-        e->have_bwd_filter = true;
+    prepare_pass(be, e, 2);
+    const float one = 1.0f, zero = 0.0f;
+    void *ws = workspace(be, e->ws[2]);
+    if (e->bf16[2]) {
+        uint16_t *xb = cvt_buf(I, 0, ssd_tensor_numel(inp)), *yb = cvt_buf(I, 1, ssd_tensor_numel(dout));
+        uint16_t *wb = cvt_buf(I, 2, ssd_tensor_numel(dweight));
+        to_bf16(I, xb, inp);
+        to_bf16(I, yb, dout);
+        DNN_CHECK(cudnnConvolutionBackwardFilter(I->dnn, &one, e->xb, xb, e->yb, yb, e->convb,
+                                                 (cudnnConvolutionBwdFilterAlgo_t)e->algo[2], ws,
+                                                 e->ws[2], &zero, e->wb, wb));
+        from_bf16(I, dweight, wb, true); /* parameter gradients accumulate */
     } else {
-        be->stats.prims_reused++;
+        /* parameter gradients accumulate: beta = 1 */
+        DNN_CHECK(cudnnConvolutionBackwardFilter(I->dnn, &one, e->x, inp->data, e->y, dout->data,
+                                                 e->conv,
+                                                 (cudnnConvolutionBwdFilterAlgo_t)e->algo[2], ws,
+                                                 e->ws[2], &one, e->wd, dweight->data));
     }
-    const float one = 1.0f;
-    void *ws = workspace(be, e->ws_bwd_filter);
-    /* parameter gradients accumulate: beta = 1 */
-    DNN_CHECK(cudnnConvolutionBackwardFilter(I->dnn, &one, e->x, inp->data, e->y, dout->data,
-                                             e->conv, e->bwd_filter, ws, e->ws_bwd_filter, &one,
-                                             e->wd, dweight->data));
     if (dbias)
         DNN_CHECK(cudnnConvolutionBackwardBias(I->dnn, &one, e->y, dout->data, &one, e->bias,
                                                dbias->data));
-    snprintf(be->stats.last_impl, sizeof be->stats.last_impl, "cudnn:bwd_filter:algo%d",
-             (int)e->bwd_filter);
+    set_impl(be, e, 2);
     after_op(be, "conv2d_backward_weights");
 }
 
@@ -296,9 +393,6 @@ static void bn_scratch(ssd_backend *be, int C, int S, double **part, float **coe
     *part = grow((void **)&I->part, &I->part_n, (size_t)2 * C * S * sizeof(double));
     *coef = grow((void **)&I->coef, &I->coef_n, (size_t)4 * C * sizeof(float));
 }
-
-#define F(t) ((float *)(t)->data)
-#define CF(t) ((const float *)(t)->data)
 
 static void bn_train_fwd(ssd_backend *be, ssd_tensor *out, ssd_tensor *save_mean,
                          ssd_tensor *save_var, ssd_tensor *running_mean, ssd_tensor *running_var,
@@ -472,17 +566,19 @@ static void cu_destroy(ssd_backend *be) {
         cudaStreamSynchronize(I->stream);
         for (int i = 0; i < I->n_convs; i++) {
             conv_entry *e = &I->convs[i];
-            cudnnDestroyTensorDescriptor(e->x);
-            cudnnDestroyTensorDescriptor(e->y);
-            cudnnDestroyTensorDescriptor(e->bias);
+            cudnnTensorDescriptor_t td[] = {e->x, e->y, e->bias, e->xb, e->yb};
+            for (int k = 0; k < 5; k++) cudnnDestroyTensorDescriptor(td[k]);
             cudnnDestroyFilterDescriptor(e->wd);
+            cudnnDestroyFilterDescriptor(e->wb);
             cudnnDestroyConvolutionDescriptor(e->conv);
+            cudnnDestroyConvolutionDescriptor(e->convb);
         }
         free(I->convs);
         cudaFree(I->ws);
         cudaFree(I->part);
         cudaFree(I->coef);
         cudaFree(I->loss_scratch);
+        for (int k = 0; k < 3; k++) cudaFree(I->cvt[k]);
         cudaFree(I->bad_label);
         cudnnDestroy(I->dnn);
         cudaStreamDestroy(I->stream);
@@ -556,12 +652,13 @@ ssd_backend *ssd_backend_cuda_create(ssd_error *err) {
     const char *sd = getenv("SSD_SYNC_DEBUG");
     I->sync_debug = sd && *sd && strcmp(sd, "0") != 0;
     const char *math = getenv("SSD_CUDA_MATH");
-    if (math && *math && strcmp(math, "tf32") && strcmp(math, "f32")) {
-        ssd_fail(err, SSD_ERR_ARG, "SSD_CUDA_MATH='%s': expected f32 or tf32", math);
+    if (math && *math && strcmp(math, "tf32") && strcmp(math, "f32") && strcmp(math, "bf16")) {
+        ssd_fail(err, SSD_ERR_ARG, "SSD_CUDA_MATH='%s': expected f32, tf32 or bf16", math);
         free(I);
         return NULL;
     }
     I->tf32 = math && !strcmp(math, "tf32");
+    I->bf16 = math && !strcmp(math, "bf16");
     CU_CHECK(cudaStreamCreateWithFlags(&I->stream, cudaStreamNonBlocking));
     cudnnStatus_t ds = cudnnCreate(&I->dnn);
     if (ds != CUDNN_STATUS_SUCCESS) {

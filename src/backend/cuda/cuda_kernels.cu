@@ -1,6 +1,7 @@
 /* The cuda backend's own kernels; see cuda_kernels.h for what each computes. */
 #include "cuda_kernels.h"
 
+#include <cuda_bf16.h>
 #include <math.h>
 
 namespace {
@@ -257,6 +258,52 @@ __global__ void bn_bwd_apply_k(float *dx, float *dres, const float *dout, const 
     }
 }
 
+/* Tiled transposes: block (32, 8) moves a 32 x 32 tile of (C, HW) of one image. */
+constexpr int kTile = 32;
+
+__global__ void to_nhwc_bf16_k(__nv_bfloat16 *dst, const float *src, int C, int64_t HW) {
+    __shared__ float tile[kTile][kTile + 1];
+    const int64_t n = blockIdx.z, hw0 = (int64_t)blockIdx.x * kTile;
+    const int c0 = blockIdx.y * kTile;
+    const float *s = src + n * C * HW;
+    for (int r = threadIdx.y; r < kTile; r += blockDim.y) {
+        int c = c0 + r;
+        int64_t hw = hw0 + threadIdx.x;
+        if (c < C && hw < HW) tile[r][threadIdx.x] = s[(int64_t)c * HW + hw];
+    }
+    __syncthreads();
+    __nv_bfloat16 *d = dst + n * C * HW;
+    for (int r = threadIdx.y; r < kTile; r += blockDim.y) {
+        int64_t hw = hw0 + r;
+        int c = c0 + threadIdx.x;
+        if (c < C && hw < HW) d[hw * C + c] = __float2bfloat16_rn(tile[threadIdx.x][r]);
+    }
+}
+
+__global__ void to_nchw_f32_k(float *dst, const __nv_bfloat16 *src, int C, int64_t HW,
+                              bool accumulate) {
+    __shared__ float tile[kTile][kTile + 1];
+    const int64_t n = blockIdx.z, hw0 = (int64_t)blockIdx.x * kTile;
+    const int c0 = blockIdx.y * kTile;
+    const __nv_bfloat16 *s = src + n * C * HW;
+    for (int r = threadIdx.y; r < kTile; r += blockDim.y) {
+        int64_t hw = hw0 + r;
+        int c = c0 + threadIdx.x;
+        if (c < C && hw < HW) tile[r][threadIdx.x] = __bfloat162float(s[hw * C + c]);
+    }
+    __syncthreads();
+    float *d = dst + n * C * HW;
+    for (int r = threadIdx.y; r < kTile; r += blockDim.y) {
+        int c = c0 + r;
+        int64_t hw = hw0 + threadIdx.x;
+        if (c < C && hw < HW) {
+            float v = tile[threadIdx.x][r];
+            int64_t i = (int64_t)c * HW + hw;
+            d[i] = accumulate ? d[i] + v : v;
+        }
+    }
+}
+
 unsigned plane_threads(int64_t HW) {
     int64_t t = (HW + 31) / 32 * 32;
     return (unsigned)(t > kThreads ? kThreads : t);
@@ -328,6 +375,20 @@ void ck_bn_bwd_apply(float *dx, float *dres, const float *dout, const float *out
                      cudaStream_t s) {
     bn_bwd_apply_k<<<(unsigned)((int64_t)N * C), plane_threads(HW), 0, s>>>(dx, dres, dout, out,
                                                                             x, coef, C, HW, relu);
+}
+
+void ck_nchw_f32_to_nhwc_bf16(uint16_t *dst, const float *src, int N, int C, int64_t HW,
+                              cudaStream_t s) {
+    dim3 grid((unsigned)((HW + kTile - 1) / kTile), (unsigned)((C + kTile - 1) / kTile),
+              (unsigned)N);
+    to_nhwc_bf16_k<<<grid, dim3(kTile, 8), 0, s>>>((__nv_bfloat16 *)dst, src, C, HW);
+}
+void ck_nhwc_bf16_to_nchw_f32(float *dst, const uint16_t *src, int N, int C, int64_t HW,
+                              bool accumulate, cudaStream_t s) {
+    dim3 grid((unsigned)((HW + kTile - 1) / kTile), (unsigned)((C + kTile - 1) / kTile),
+              (unsigned)N);
+    to_nchw_f32_k<<<grid, dim3(kTile, 8), 0, s>>>(dst, (const __nv_bfloat16 *)src, C, HW,
+                                                   accumulate);
 }
 
 } // extern "C"

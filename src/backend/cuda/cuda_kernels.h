@@ -60,6 +60,15 @@ void ck_bn_bwd_apply(float *dx, float *dres, const float *dout, const float *out
                      const float *x, const float *coef, int N, int C, int64_t HW, bool relu,
                      cudaStream_t s);
 
+/* Layout and precision changes for the bf16 convolutions: an NCHW f32 tensor (N, C, HW) to
+ * NHWC bf16 (round to nearest even), and back, the result added to dst when accumulate.
+ * Weights (K, C, R, S) go through the same kernels with N = K and HW = R*S. bf16 values are
+ * their 16-bit patterns here (uint16_t). */
+void ck_nchw_f32_to_nhwc_bf16(uint16_t *dst, const float *src, int N, int C, int64_t HW,
+                              cudaStream_t s);
+void ck_nhwc_bf16_to_nchw_f32(float *dst, const uint16_t *src, int N, int C, int64_t HW,
+                              bool accumulate, cudaStream_t s);
+
 /* The SSD loss (cuda_loss.cu; rules of loss/ssd_loss.h). per_image (n) gets loss_n; dloc
  * (n,4,A) and dconf (n,81,A), when both non-NULL, the gradient of the batch loss times
  * grad_scale. scratch holds ck_ssd_loss_scratch_bytes(n, A); *bad_flag becomes 1 when a label
