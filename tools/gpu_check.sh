@@ -8,7 +8,8 @@
 #   1. the op suite on cuda against ref, in f32, tf32 and bf16 convolution math
 #      (= ctest gpu_ops_parity, gpu_ops_parity_tf32, gpu_ops_parity_bf16)
 #   2. short training runs against the CPU run (= ctest test_gpu_train)
-#   3. ssd train --backend cuda with SSD_SYNC_DEBUG=1 for 2 steps (every op synchronised)
+#   3. ssd train --backend cuda with SSD_SYNC_DEBUG=1 for 2 steps (every op synchronised), and
+#      one epoch with bf16 convolutions and the COCO evaluation (inference on the GPU)
 #   4. ssd bench --what train --backend cuda at BATCH (default 128): bf16 convolutions with the
 #      PyTorch AMP (bf16, channels_last) and f32 references in the same invocation, then TF32
 #      and exact f32 convolutions;
@@ -47,6 +48,9 @@ check gpu_train gpu_train 200 "$build/test_gpu_train"
 check sync_debug sync_debug 60 env SSD_SYNC_DEBUG=1 "$build/ssd" train --backend cuda \
     --data "$scratch/synth" --output "$scratch/sync-debug-run" -b 4 --end-iteration 2 \
     --val-interval 0 --no-save --no-progress-line --cache-dir ''
+check train_eval sync_debug 120 "$build/ssd" train --backend cuda --autocast \
+    --data "$scratch/synth" --output "$scratch/eval-run" -b 4 --epochs 1 --val-interval 1 \
+    --no-progress-line --cache-dir ''
 check bench_bf16 bench 200 "$build/ssd" bench --what train --backend cuda --dtype bf16 \
     --batch "$batch" --repeat 5 --json --torch-python "$SSD_PYTHON_TORCH"
 check bench_tf32 bench 120 "$build/ssd" bench --what train --backend cuda --tf32 \
