@@ -39,7 +39,9 @@
 /* One convolution shape: its descriptors and the algorithm of each pass, found on first use.
  * Passes: 0 forward, 1 backward-data, 2 backward-filter. In bf16 mode a pass runs on the NHWC
  * bf16 descriptors (xb, yb, wb, convb) unless cuDNN has no deterministic algorithm for them,
- * then on the f32 ones. */
+ * then on the f32 ones. cuDNN's Find may time an algorithm under another math type than the
+ * descriptor's (e.g. plain FMA bf16 kernels under TENSOR_OP_MATH); the algorithm only runs with
+ * that math type set, so each pass keeps it and sets it before the call. */
 typedef struct conv_key {
     int n, c, h, w, k, r, s, sh, sw, ph, pw;
 } conv_key;
@@ -52,6 +54,7 @@ typedef struct conv_entry {
     cudnnConvolutionDescriptor_t conv, convb;
     bool found[3], bf16[3];
     int algo[3];
+    cudnnMathType_t math[3]; /* the math type the algorithm was timed with */
     size_t ws[3];
 } conv_entry;
 
@@ -209,8 +212,9 @@ static conv_entry *conv_lookup(ssd_backend *be, const ssd_tensor *x, const ssd_t
     return e;
 }
 
-/* Index of the fastest result that succeeded, is deterministic and (f32 mode) used plain FMA
- * math; -1 if none. */
+/* Index of the fastest result that succeeded, is deterministic and (f32 mode) used no tensor
+ * cores; -1 if none. In f32 mode the pass then runs under CUDNN_FMA_MATH whatever math type
+ * the result reports (CUDNN_DEFAULT_MATH would permit TF32 on A100 and later). */
 #define PICK_ALGO(perf, n, allow_tensor_ops, out_idx)                                          \
     do {                                                                                       \
         (out_idx) = -1;                                                                        \
@@ -230,6 +234,8 @@ static bool find_pass(cuda_impl *I, conv_entry *e, int pass, bool bf16) {
     cudnnFilterDescriptor_t w = bf16 ? e->wb : e->wd;
     cudnnConvolutionDescriptor_t c = bf16 ? e->convb : e->conv;
     const bool tensor_ops = bf16 || I->tf32;
+    /* the mode's math type (an earlier pass may have left its algorithm's on the descriptor) */
+    DNN_CHECK(cudnnSetConvolutionMathType(c, tensor_ops ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH));
     int n = 0, idx = -1;
     cudnnStatus_t st;
     if (pass == 0) {
@@ -237,19 +243,25 @@ static bool find_pass(cuda_impl *I, conv_entry *e, int pass, bool bf16) {
         st = cudnnFindConvolutionForwardAlgorithm(I->dnn, x, w, c, y,
                                                   CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, perf);
         if (st == CUDNN_STATUS_SUCCESS) PICK_ALGO(perf, n, tensor_ops, idx);
-        if (idx >= 0) e->algo[0] = perf[idx].algo, e->ws[0] = perf[idx].memory;
+        if (idx >= 0)
+            e->algo[0] = perf[idx].algo, e->ws[0] = perf[idx].memory,
+            e->math[0] = tensor_ops ? perf[idx].mathType : CUDNN_FMA_MATH;
     } else if (pass == 1) {
         cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
         st = cudnnFindConvolutionBackwardDataAlgorithm(
             I->dnn, w, y, c, x, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, perf);
         if (st == CUDNN_STATUS_SUCCESS) PICK_ALGO(perf, n, tensor_ops, idx);
-        if (idx >= 0) e->algo[1] = perf[idx].algo, e->ws[1] = perf[idx].memory;
+        if (idx >= 0)
+            e->algo[1] = perf[idx].algo, e->ws[1] = perf[idx].memory,
+            e->math[1] = tensor_ops ? perf[idx].mathType : CUDNN_FMA_MATH;
     } else {
         cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
         st = cudnnFindConvolutionBackwardFilterAlgorithm(
             I->dnn, x, y, c, w, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n, perf);
         if (st == CUDNN_STATUS_SUCCESS) PICK_ALGO(perf, n, tensor_ops, idx);
-        if (idx >= 0) e->algo[2] = perf[idx].algo, e->ws[2] = perf[idx].memory;
+        if (idx >= 0)
+            e->algo[2] = perf[idx].algo, e->ws[2] = perf[idx].memory,
+            e->math[2] = tensor_ops ? perf[idx].mathType : CUDNN_FMA_MATH;
     }
     cudaGetLastError(); /* a refused configuration leaves nothing behind */
     return idx >= 0;
@@ -289,6 +301,13 @@ static void from_bf16(cuda_impl *I, ssd_tensor *t, const uint16_t *src, bool acc
                              t->shape[2] * t->shape[3], accumulate, I->stream);
 }
 
+/* The descriptor of the pass, with the math type its algorithm was timed with. */
+static cudnnConvolutionDescriptor_t pass_desc(const conv_entry *e, int pass) {
+    cudnnConvolutionDescriptor_t c = e->bf16[pass] ? e->convb : e->conv;
+    DNN_CHECK(cudnnSetConvolutionMathType(c, e->math[pass]));
+    return c;
+}
+
 static void set_impl(ssd_backend *be, const conv_entry *e, int pass) {
     static const char *const what[3] = {"fwd", "bwd_data", "bwd_filter"};
     cuda_impl *I = impl(be);
@@ -308,13 +327,13 @@ static void conv_fwd(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp,
         uint16_t *wb = cvt_buf(I, 2, ssd_tensor_numel(weight));
         to_bf16(I, xb, inp);
         to_bf16(I, wb, weight);
-        DNN_CHECK(cudnnConvolutionForward(I->dnn, &one, e->xb, xb, e->wb, wb, e->convb,
+        DNN_CHECK(cudnnConvolutionForward(I->dnn, &one, e->xb, xb, e->wb, wb, pass_desc(e, 0),
                                           (cudnnConvolutionFwdAlgo_t)e->algo[0], ws, e->ws[0],
                                           &zero, e->yb, yb));
         from_bf16(I, out, yb, false);
     } else {
         DNN_CHECK(cudnnConvolutionForward(I->dnn, &one, e->x, inp->data, e->wd, weight->data,
-                                          e->conv, (cudnnConvolutionFwdAlgo_t)e->algo[0], ws,
+                                          pass_desc(e, 0), (cudnnConvolutionFwdAlgo_t)e->algo[0], ws,
                                           e->ws[0], &zero, e->y, out->data));
     }
     if (bias) DNN_CHECK(cudnnAddTensor(I->dnn, &one, e->bias, bias->data, &one, e->y, out->data));
@@ -334,13 +353,13 @@ static void conv_bwd_data(ssd_backend *be, ssd_tensor *dinp, const ssd_tensor *d
         uint16_t *wb = cvt_buf(I, 2, ssd_tensor_numel(weight));
         to_bf16(I, yb, dout);
         to_bf16(I, wb, weight);
-        DNN_CHECK(cudnnConvolutionBackwardData(I->dnn, &one, e->wb, wb, e->yb, yb, e->convb,
+        DNN_CHECK(cudnnConvolutionBackwardData(I->dnn, &one, e->wb, wb, e->yb, yb, pass_desc(e, 1),
                                                (cudnnConvolutionBwdDataAlgo_t)e->algo[1], ws,
                                                e->ws[1], &zero, e->xb, xb));
         from_bf16(I, dinp, xb, false);
     } else {
         DNN_CHECK(cudnnConvolutionBackwardData(I->dnn, &one, e->wd, weight->data, e->y,
-                                               dout->data, e->conv,
+                                               dout->data, pass_desc(e, 1),
                                                (cudnnConvolutionBwdDataAlgo_t)e->algo[1], ws,
                                                e->ws[1], &zero, e->x, dinp->data));
     }
@@ -361,14 +380,14 @@ static void conv_bwd_weights(ssd_backend *be, ssd_tensor *dweight, ssd_tensor *d
         uint16_t *wb = cvt_buf(I, 2, ssd_tensor_numel(dweight));
         to_bf16(I, xb, inp);
         to_bf16(I, yb, dout);
-        DNN_CHECK(cudnnConvolutionBackwardFilter(I->dnn, &one, e->xb, xb, e->yb, yb, e->convb,
+        DNN_CHECK(cudnnConvolutionBackwardFilter(I->dnn, &one, e->xb, xb, e->yb, yb, pass_desc(e, 2),
                                                  (cudnnConvolutionBwdFilterAlgo_t)e->algo[2], ws,
                                                  e->ws[2], &zero, e->wb, wb));
         from_bf16(I, dweight, wb, true); /* parameter gradients accumulate */
     } else {
         /* parameter gradients accumulate: beta = 1 */
         DNN_CHECK(cudnnConvolutionBackwardFilter(I->dnn, &one, e->x, inp->data, e->y, dout->data,
-                                                 e->conv,
+                                                 pass_desc(e, 2),
                                                  (cudnnConvolutionBwdFilterAlgo_t)e->algo[2], ws,
                                                  e->ws[2], &one, e->wd, dweight->data));
     }
