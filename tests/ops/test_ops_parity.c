@@ -12,11 +12,13 @@
  *   nmse ~ K*eps^2 ~ 1.6e-11. Blocked/reordered summation orders change the constant, not the
  *   order. We allow 1e-9 (60x margin, still 6 orders below anything a wrong index produces).
  *   cuda runs cuDNN in plain f32 (no TF32), whatever algorithm it times fastest (implicit GEMM,
- *   FFT, Winograd): the same bound holds for all of them. With SSD_CUDA_MATH=tf32 the inputs
- *   of each product carry TF32's 10-bit mantissa (relative rounding up to 2^-11, rms ~3e-4 per
- *   input, ~4e-4 per product): nmse ~2e-7, allowed 2e-6. With SSD_CUDA_MATH=bf16 the inputs
- *   carry bf16's 7-bit mantissa (2^-9, rms ~1e-3 per input) and the output is rounded to bf16
- *   too: nmse ~3e-6, allowed 2e-5 (the f32 bias terms add nothing).
+ *   FFT, Winograd): the same bound holds for all of them (measured worst on an H200: 1.5e-11).
+ *   With SSD_CUDA_MATH=tf32 the inputs of each product carry TF32's 10-bit mantissa (relative
+ *   rounding up to 2^-11, rms ~3e-4 per input, ~4e-4 per product): nmse ~2e-7, allowed 2e-6
+ *   (measured worst 4.7e-7). With SSD_CUDA_MATH=bf16 the inputs carry bf16's 7-bit mantissa
+ *   (2^-9, rms ~1e-3 per input) and the output is rounded to bf16 too: nmse ~3e-6 typical,
+ *   allowed 5e-5 (measured worst 1.0e-5: the 16-element output of a 40->1 channel 4x4 conv, too
+ *   few values for the roundings to average out; the f32 bias terms add nothing).
  * - batch norm: reductions over N*H*W up to 45,000 values in f32 (oneDNN) -> mean/var relative
  *   error ~ sqrt(n)*eps ~ 1.3e-5 worst case in a naive sum, nmse ~ 1e-10; 1e-8 allowed.
  *   Running statistics and save_mean/var are checked the same way.
@@ -48,7 +50,7 @@
 
 #define TOL_CONV 1e-9
 #define TOL_CONV_TF32 2e-6
-#define TOL_CONV_BF16 2e-5
+#define TOL_CONV_BF16 5e-5
 #define TOL_BN 1e-8
 #define TOL_EXACT 0.0
 #define TOL_POOL_BWD 1e-14
