@@ -263,11 +263,16 @@ int ssd_bench_train(const bench_args *a) {
     double upd = median(t_upd, R), step = median(t_step, R), up = median(t_up, R);
     double ips = B / (step / 1e3);
     double gflop = train_flops_per_image() * B / 1e9;
-    /* the peak of what ran: the CPU's measured FMA peak, or the GPU's f32 FMA peak */
+    /* the peak of what ran: the CPU's measured FMA peak, or the GPU's peak for the math the
+     * convolutions ran in (f32 FMA, TF32 or bf16 tensor cores) */
     char gpu_name[256] = "";
     double gpu_peak = 0;
 #ifdef SSD_HAVE_CUDA
-    ssd_cuda_describe(be, gpu_name, sizeof gpu_name, &gpu_peak);
+    ssd_cuda_info gi;
+    if (ssd_cuda_describe(be, &gi)) {
+        snprintf(gpu_name, sizeof gpu_name, "%s", gi.name);
+        gpu_peak = bf16 ? gi.bf16_peak : tf32 ? gi.tf32_peak : gi.f32_peak;
+    }
 #endif
     peak_result pk = {0};
     if (gpu) {
@@ -306,10 +311,11 @@ int ssd_bench_train(const bench_args *a) {
     double peak = pk.gflops;
     if (gpu)
         printf("SSD300-ResNet34 training step, batch %d, %s on %s; %.1f GFLOP per step "
-               "(conv, direct-equivalent); f32 FMA peak %.1f GFLOP/s\n",
+               "(conv, direct-equivalent); %s peak %.1f GFLOP/s\n",
                B, bf16 ? "bf16 convolutions (NHWC), the rest f32"
                        : tf32 ? "f32 with TF32 convolutions" : "f32",
-               pk.isa, gflop, peak);
+               pk.isa, gflop, bf16 ? "bf16 tensor-core" : tf32 ? "TF32 tensor-core" : "f32 FMA",
+               peak);
     else
         printf("SSD300-ResNet34 training step, batch %d, f32, %d threads; %.1f GFLOP per step "
                "(conv, direct-equivalent); peak %.1f GFLOP/s (%s)\n",

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "backend/backend.h"
+#include "backend/cuda/cuda_info.h"
 #include "backend/cuda/cuda_kernels.h"
 #include "core/log.h"
 #include "core/mem.h"
@@ -697,16 +698,21 @@ ssd_backend *ssd_backend_cuda_create(ssd_error *err) {
     return be;
 }
 
-bool ssd_cuda_describe(ssd_backend *be, char *name, size_t len, double *f32_peak_gflops) {
+bool ssd_cuda_describe(ssd_backend *be, ssd_cuda_info *info) {
+    memset(info, 0, sizeof *info);
     if (!be || strcmp(be->name, "cuda") != 0) return false;
     cuda_impl *I = impl(be);
     struct cudaDeviceProp p;
     CU_CHECK(cudaGetDeviceProperties(&p, I->device));
     int khz = 0;
     CU_CHECK(cudaDeviceGetAttribute(&khz, cudaDevAttrClockRate, I->device));
-    snprintf(name, len, "%s (sm_%d%d, %d SMs)", p.name, p.major, p.minor, I->sm_count);
-    /* FP32 lanes per SM: 64 on sm_80 (A100), 128 on sm_86/89/90 */
+    snprintf(info->name, sizeof info->name, "%.200s (sm_%d%d, %d SMs)", p.name, p.major, p.minor,
+             I->sm_count);
+    const double sm_ghz = (double)I->sm_count * khz / 1e6; /* SMs x GHz */
     int lanes = (p.major == 8 && p.minor == 0) ? 64 : (p.major >= 8 ? 128 : 0);
-    *f32_peak_gflops = (double)I->sm_count * lanes * 2.0 * khz / 1e6;
+    info->f32_peak = sm_ghz * lanes * 2.0;
+    int tc = p.major == 9 ? 2048 : (p.major == 8 && p.minor == 0) ? 1024 : 0;
+    info->tf32_peak = sm_ghz * tc;
+    info->bf16_peak = sm_ghz * tc * 2.0;
     return true;
 }

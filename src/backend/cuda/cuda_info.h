@@ -6,8 +6,16 @@
 
 #include "backend/backend.h"
 
-/* The GPU's name and its float32 FMA peak in GFLOP/s: SMs x FP32 lanes per SM (64 on sm_80,
- * 128 on sm_86 and later) x 2 x the boost clock. Returns false when `be` is not cuda. */
-bool ssd_cuda_describe(ssd_backend *be, char *name, size_t len, double *f32_peak_gflops);
+typedef struct ssd_cuda_info {
+    char name[256];   /* "NVIDIA H200 (sm_90, 132 SMs)" */
+    double f32_peak;  /* GFLOP/s: SMs x FP32 lanes (64 on sm_80, 128 later) x 2 x max clock */
+    double tf32_peak; /* dense tensor-core GFLOP/s at the max clock (sm_80, sm_90; else 0) */
+    double bf16_peak;
+} ssd_cuda_info;
+
+/* What `be` runs on; false when `be` is not the cuda backend. The tensor-core figures are
+ * dense FLOP per clock per SM (sm_80: 1024 TF32 / 2048 bf16; sm_90: 2048 / 4096) at the
+ * reported max clock, so they sit a little above NVIDIA's data-sheet numbers. */
+bool ssd_cuda_describe(ssd_backend *be, ssd_cuda_info *info);
 
 #endif
