@@ -334,6 +334,7 @@ int ssd_cmd_train(int argc, char **argv) {
     c.division = division;
     c.org = org;
     c.platform = platform;
+    c.platform_is_default = platform == plat;
     c.status = status;
     c.title = demo ? "ssd train (built-in demo)" : data;
     c.dist = dist;

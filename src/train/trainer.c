@@ -2,6 +2,9 @@
  * reference on purpose (resume continues the epoch loop, checkpoints carry the optimizer) is
  * listed in docs/train.md. */
 #include "train/trainer.h"
+#ifdef SSD_HAVE_CUDA
+#include "backend/cuda/cuda_info.h"
+#endif
 
 #include <errno.h>
 #include <inttypes.h>
@@ -285,9 +288,18 @@ static ssd_status evaluate(run *R, int64_t epoch, int64_t it, ssd_train_result *
 /* Logs the MLPerf start-up block (hyperparameters) once the sizes are known. */
 static ssd_status log_startup(run *R, ssd_error *err) {
     const ssd_train_cfg *c = R->c;
+    const char *platform = c->platform;
+#ifdef SSD_HAVE_CUDA
+    char gpu_plat[400];
+    ssd_cuda_info gi;
+    if (c->platform_is_default && ssd_cuda_describe(R->be, &gi)) {
+        snprintf(gpu_plat, sizeof gpu_plat, "%d x %s, cuda backend", R->world, gi.name);
+        platform = gpu_plat;
+    }
+#endif
     ssd_mllog_run_info info = {
         .org = c->org,
-        .platform = c->platform,
+        .platform = platform,
         .division = c->division,
         .status = c->status,
         .seed = R->seed,

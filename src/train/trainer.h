@@ -40,6 +40,7 @@ typedef struct ssd_train_cfg {
     bool augment;          /* false: fixed inputs (validation transform), for overfit tests */
     bool live_progress;    /* one self-overwriting progress line (a terminal) */
     const char *division, *org, *platform, *status; /* MLPerf submission keys */
+    bool platform_is_default; /* platform was made up by the CLI: a GPU run names the GPU */
     const char *title;     /* for the curves picture (nullable) */
     ssd_dist *dist;        /* nullable: one process. With W ranks (docs/distributed.md) every
                               rank runs ssd_train_run with the same cfg: batch_size is per rank,
