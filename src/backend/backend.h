@@ -162,6 +162,17 @@ typedef struct ssd_backend_ops {
                      const ssd_tensor *ploc, const ssd_tensor *pconf, const ssd_tensor *gbox,
                      const ssd_tensor *glabel, const ssd_tensor *anchors, float grad_scale);
 
+    /* Optional: collectives on the device between the ranks of a data-parallel job (cuda:
+     * NCCL). coll_init joins the job: rank 0 makes the communicator's id and `bcast` (a
+     * broadcast from rank 0 through the job's process group, e.g. MPI) hands it out; `agree`
+     * returns whether every rank's `ok` is true (all ranks call it), so a rank that fails to
+     * join makes all of them fall back together. false with *why filled when unavailable.
+     * coll_allreduce_mean: t <- the mean of t over the ranks. coll_bcast: t <- rank root's t. */
+    bool (*coll_init)(ssd_backend *be, int rank, int world,
+                      void (*bcast)(void *ctx, void *buf, size_t bytes),
+                      bool (*agree)(void *ctx, bool ok), void *ctx, char *why, size_t len);
+    void (*coll_allreduce_mean)(ssd_backend *be, ssd_tensor *t);
+    void (*coll_bcast)(ssd_backend *be, ssd_tensor *t, int root);
     /* Optional: page-locked host memory (uploads from it run at DMA speed). */
     void *(*host_alloc)(ssd_backend *be, size_t bytes);
     void (*host_free)(ssd_backend *be, void *p);

@@ -59,6 +59,8 @@ typedef struct run {
     double t_allreduce;      /* seconds in the gradient all-reduce */
     double t_sync_wait;      /* seconds waiting for the other ranks before it */
     size_t allreduce_bytes;  /* per step and rank */
+    bool device_coll;        /* collectives on the device (NCCL), not MPI over host copies */
+    char coll_why[200];      /* why not, when several ranks run on a device backend */
     /* progress */
     double t_start, t_steps, t_wait;
     int64_t steps_run, images_run;
@@ -147,6 +149,31 @@ static void host_end(run *R, host_view *v) {
     ssd_tensor_free(&v->copy);
 }
 
+/* The backend's device collectives (cuda: NCCL), joined through MPI; every rank calls this. */
+static void coll_bcast_cb(void *ctx, void *buf, size_t bytes) {
+    run *R = ctx;
+    ssd_dist_bcast(R->dist, buf, bytes, 0);
+}
+
+static bool coll_agree_cb(void *ctx, bool ok) {
+    run *R = ctx;
+    int64_t bad = !ok;
+    ssd_dist_allreduce_max_i64(R->dist, &bad, 1);
+    return bad == 0;
+}
+
+static void init_device_coll(run *R) {
+    R->device_coll = false;
+    if (R->world <= 1 || R->be->device.kind == SSD_DEVICE_HOST) return;
+    if (!R->be->ops->coll_init) {
+        snprintf(R->coll_why, sizeof R->coll_why, "backend %s has no device collectives",
+                 R->be->name);
+        return;
+    }
+    R->device_coll = R->be->ops->coll_init(R->be, R->rank, R->world, coll_bcast_cb,
+                                           coll_agree_cb, R, R->coll_why, sizeof R->coll_why);
+}
+
 /* Every rank takes rank 0's model state: parameters, BN buffers and, after a resume, the
  * momentum and counters (DDP broadcasts the parameters at construction). */
 static void sync_model(run *R) {
@@ -154,6 +181,10 @@ static void sync_model(run *R) {
     ssd_model *m = R->m;
     ssd_tensor *state[3] = {&m->params, &m->buffers, &m->momentum};
     for (int i = 0; i < 3; i++) {
+        if (R->device_coll) {
+            R->be->ops->coll_bcast(R->be, state[i], 0);
+            continue;
+        }
         host_view v;
         void *p = host_begin(R, state[i], &v);
         ssd_dist_bcast(R->dist, p, ssd_tensor_nbytes(state[i]), 0);
@@ -170,6 +201,10 @@ static void sync_model(run *R) {
 static void average_bn_stats(run *R) {
     if (R->world <= 1) return;
     ssd_tensor *b = &R->m->buffers;
+    if (R->device_coll) {
+        R->be->ops->coll_allreduce_mean(R->be, b);
+        return;
+    }
     host_view v;
     void *p = host_begin(R, b, &v);
     ssd_dist_allreduce_mean_f32(R->dist, p, (size_t)ssd_tensor_numel(b),
@@ -420,12 +455,18 @@ static float train_batch(run *R, const ssd_batch *b) {
     double t1 = ssd_now();
     R->t_sync_wait += t1 - t0;
     ssd_tensor *g = &R->m->grads;
-    host_view v;
-    void *p = host_begin(R, g, &v);
-    R->allreduce_bytes = ssd_dist_allreduce_mean_f32(
-        R->dist, p, (size_t)ssd_tensor_numel(g),
-        R->c->bucket_bytes ? R->c->bucket_bytes : (16u << 20));
-    host_end(R, &v);
+    if (R->device_coll) {
+        R->be->ops->coll_allreduce_mean(R->be, g);
+        R->be->ops->sync(R->be); /* timed: the all-reduce itself */
+        R->allreduce_bytes = ssd_tensor_nbytes(g);
+    } else {
+        host_view v;
+        void *p = host_begin(R, g, &v);
+        R->allreduce_bytes = ssd_dist_allreduce_mean_f32(
+            R->dist, p, (size_t)ssd_tensor_numel(g),
+            R->c->bucket_bytes ? R->c->bucket_bytes : (16u << 20));
+        host_end(R, &v);
+    }
     double l = loss; /* inf stays inf, NaN stays NaN */
     ssd_dist_allreduce_sum_f64(R->dist, &l, 1);
     R->t_allreduce += ssd_now() - t1;
@@ -552,6 +593,7 @@ ssd_status ssd_train_run(const ssd_train_cfg *c, FILE *progress, FILE *log_out,
         R.ld = NULL;
         if ((st = make_loader(&R, err)) != SSD_OK) goto done;
     }
+    init_device_coll(&R);
     sync_model(&R);
     if ((st = ssd_lr_schedule_init(&R.sched, c->lr, c->batch_size * R.world, c->warmup,
                                    c->warmup_factor,
@@ -573,6 +615,10 @@ ssd_status ssd_train_run(const ssd_train_cfg *c, FILE *progress, FILE *log_out,
                 "%s\n",
                 R.world, ssd_dist_kind(R.dist), c->batch_size, c->batch_size * R.world,
                 c->output);
+    if (R.world > 1 && R.be->device.kind != SSD_DEVICE_HOST)
+        fprintf(progress, "ssd train: gradients averaged by %s%s%s\n",
+                R.device_coll ? "NCCL on the GPUs" : "MPI over host copies",
+                R.device_coll ? "" : ": ", R.device_coll ? "" : R.coll_why);
     fprintf(progress,
             "ssd train: %" PRId64 " training images (%" PRId64 " batches of %d per epoch%s), %" PRId64
             " validation images; backend %s; base lr %.6g, warmup %" PRId64 " steps\n",

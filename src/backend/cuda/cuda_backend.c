@@ -16,6 +16,9 @@
  * 0. SSD_SYNC_DEBUG=1 synchronises after every op and names the op that failed. */
 #include <cuda_runtime_api.h>
 #include <cudnn.h>
+#ifdef SSD_HAVE_NCCL
+#include <nccl.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +80,9 @@ typedef struct cuda_impl {
     int *bad_label; /* device flag of the loss kernels */
     void *cvt[3]; /* bf16 mode: NHWC bf16 copies of the input, output and weight */
     size_t cvt_bytes[3];
+#ifdef SSD_HAVE_NCCL
+    ncclComm_t nccl; /* NULL until coll_init succeeded */
+#endif
 } cuda_impl;
 
 static cuda_impl *impl(ssd_backend *be) { return be->impl; }
@@ -580,10 +586,85 @@ static void cu_ssd_loss(ssd_backend *be, ssd_tensor *per_image, ssd_tensor *dloc
     SSD_ASSERT(!bad, "ssd_loss: a label outside 0..80 in the batch");
 }
 
+/* ---- collectives between ranks (NCCL) ---- */
+
+#ifdef SSD_HAVE_NCCL
+#define NCCL_CHECK(call)                                                                       \
+    do {                                                                                       \
+        ncclResult_t r_ = (call);                                                              \
+        SSD_ASSERT(r_ == ncclSuccess, "NCCL: %s: %s", #call, ncclGetErrorString(r_));          \
+    } while (0)
+#endif
+
+static bool cu_coll_init(ssd_backend *be, int rank, int world,
+                         void (*bcast)(void *ctx, void *buf, size_t bytes),
+                         bool (*agree)(void *ctx, bool ok), void *ctx, char *why, size_t len) {
+#ifdef SSD_HAVE_NCCL
+    cuda_impl *I = impl(be);
+    const char *env = getenv("SSD_NCCL");
+    bool wanted = !(env && !strcmp(env, "0"));
+    /* every rank makes the same calls whatever fails, so none is left waiting */
+    struct {
+        int ok;
+        ncclUniqueId id;
+    } msg;
+    memset(&msg, 0, sizeof msg);
+    if (rank == 0) msg.ok = wanted && ncclGetUniqueId(&msg.id) == ncclSuccess;
+    bcast(ctx, &msg, sizeof msg);
+    ncclResult_t r = ncclInvalidUsage;
+    if (msg.ok) r = ncclCommInitRank(&I->nccl, world, msg.id, rank);
+    bool ok = msg.ok && r == ncclSuccess;
+    if (!agree(ctx, ok)) {
+        if (r == ncclSuccess && I->nccl) ncclCommDestroy(I->nccl);
+        I->nccl = NULL;
+        snprintf(why, len, "%s", !wanted ? "SSD_NCCL=0"
+                                 : !msg.ok ? "ncclGetUniqueId failed on rank 0"
+                                 : r != ncclSuccess ? ncclGetErrorString(r)
+                                                    : "another rank could not join NCCL");
+        return false;
+    }
+    return true;
+#else
+    (void)be, (void)rank, (void)world, (void)bcast, (void)ctx;
+    agree(ctx, false);
+    snprintf(why, len, "this build has no NCCL");
+    return false;
+#endif
+}
+
+static void cu_coll_allreduce_mean(ssd_backend *be, ssd_tensor *t) {
+#ifdef SSD_HAVE_NCCL
+    cuda_impl *I = impl(be);
+    SSD_ASSERT(I->nccl, "coll_allreduce_mean before a successful coll_init");
+    NCCL_CHECK(ncclAllReduce(t->data, t->data, (size_t)ssd_tensor_numel(t), ncclFloat, ncclAvg,
+                             I->nccl, I->stream));
+    after_op(be, "coll_allreduce_mean");
+#else
+    (void)t;
+    SSD_ASSERT(false, "backend %s: no NCCL in this build", be->name);
+#endif
+}
+
+static void cu_coll_bcast(ssd_backend *be, ssd_tensor *t, int root) {
+#ifdef SSD_HAVE_NCCL
+    cuda_impl *I = impl(be);
+    SSD_ASSERT(I->nccl, "coll_bcast before a successful coll_init");
+    NCCL_CHECK(ncclBroadcast(t->data, t->data, ssd_tensor_nbytes(t), ncclChar, root, I->nccl,
+                             I->stream));
+    after_op(be, "coll_bcast");
+#else
+    (void)t, (void)root;
+    SSD_ASSERT(false, "backend %s: no NCCL in this build", be->name);
+#endif
+}
+
 static void cu_destroy(ssd_backend *be) {
     cuda_impl *I = impl(be);
     if (I) {
         cudaStreamSynchronize(I->stream);
+#ifdef SSD_HAVE_NCCL
+        if (I->nccl) ncclCommDestroy(I->nccl);
+#endif
         for (int i = 0; i < I->n_convs; i++) {
             conv_entry *e = &I->convs[i];
             cudnnTensorDescriptor_t td[] = {e->x, e->y, e->bias, e->xb, e->yb};
@@ -631,6 +712,9 @@ static const ssd_backend_ops k_cuda_ops = {
     .sgd_update = cu_sgd,
     .copy_rows = cu_copy_rows,
     .ssd_loss = cu_ssd_loss,
+    .coll_init = cu_coll_init,
+    .coll_allreduce_mean = cu_coll_allreduce_mean,
+    .coll_bcast = cu_coll_bcast,
     .host_alloc = cu_host_alloc,
     .host_free = cu_host_free,
     .destroy = cu_destroy,
