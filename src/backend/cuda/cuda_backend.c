@@ -322,87 +322,102 @@ static void set_impl(ssd_backend *be, const conv_entry *e, int pass) {
              e->algo[pass], e->bf16[pass] ? ":bf16-nhwc" : (I->tf32 ? ":tf32" : ""));
 }
 
+/* What every pass starts with: the shape's entry, the pass's algorithm, its workspace and, for
+ * a bf16 pass, the conversion buffers of x, y and w (bf[0..2]). */
+static conv_entry *conv_begin(ssd_backend *be, const ssd_tensor *x, const ssd_tensor *w,
+                              const ssd_tensor *y, const ssd_conv_desc *d, int pass, void **ws,
+                              uint16_t *bf[3]) {
+    cuda_impl *I = impl(be);
+    conv_entry *e = conv_lookup(be, x, w, d);
+    prepare_pass(be, e, pass);
+    *ws = workspace(be, e->ws[pass]);
+    bf[0] = bf[1] = bf[2] = NULL;
+    if (e->bf16[pass]) {
+        bf[0] = cvt_buf(I, 0, ssd_tensor_numel(x));
+        bf[1] = cvt_buf(I, 1, ssd_tensor_numel(y));
+        bf[2] = cvt_buf(I, 2, ssd_tensor_numel(w));
+    }
+    return e;
+}
+
+static void conv_end(ssd_backend *be, const conv_entry *e, int pass, const char *op) {
+    set_impl(be, e, pass);
+    after_op(be, op);
+}
+
 static void conv_fwd(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp,
                      const ssd_tensor *weight, const ssd_tensor *bias, const ssd_conv_desc *d) {
     cuda_impl *I = impl(be);
-    conv_entry *e = conv_lookup(be, inp, weight, d);
-    prepare_pass(be, e, 0);
+    void *ws;
+    uint16_t *bf[3];
+    conv_entry *e = conv_begin(be, inp, weight, out, d, 0, &ws, bf);
     const float one = 1.0f, zero = 0.0f;
-    void *ws = workspace(be, e->ws[0]);
+    const cudnnConvolutionFwdAlgo_t algo = (cudnnConvolutionFwdAlgo_t)e->algo[0];
     if (e->bf16[0]) {
-        uint16_t *xb = cvt_buf(I, 0, ssd_tensor_numel(inp)), *yb = cvt_buf(I, 1, ssd_tensor_numel(out));
-        uint16_t *wb = cvt_buf(I, 2, ssd_tensor_numel(weight));
-        to_bf16(I, xb, inp);
-        to_bf16(I, wb, weight);
-        DNN_CHECK(cudnnConvolutionForward(I->dnn, &one, e->xb, xb, e->wb, wb, pass_desc(e, 0),
-                                          (cudnnConvolutionFwdAlgo_t)e->algo[0], ws, e->ws[0],
-                                          &zero, e->yb, yb));
-        from_bf16(I, out, yb, false);
+        to_bf16(I, bf[0], inp);
+        to_bf16(I, bf[2], weight);
+        DNN_CHECK(cudnnConvolutionForward(I->dnn, &one, e->xb, bf[0], e->wb, bf[2],
+                                          pass_desc(e, 0), algo, ws, e->ws[0], &zero, e->yb,
+                                          bf[1]));
+        from_bf16(I, out, bf[1], false);
     } else {
         DNN_CHECK(cudnnConvolutionForward(I->dnn, &one, e->x, inp->data, e->wd, weight->data,
-                                          pass_desc(e, 0), (cudnnConvolutionFwdAlgo_t)e->algo[0], ws,
-                                          e->ws[0], &zero, e->y, out->data));
+                                          pass_desc(e, 0), algo, ws, e->ws[0], &zero, e->y,
+                                          out->data));
     }
     if (bias) DNN_CHECK(cudnnAddTensor(I->dnn, &one, e->bias, bias->data, &one, e->y, out->data));
-    set_impl(be, e, 0);
-    after_op(be, "conv2d_forward");
+    conv_end(be, e, 0, "conv2d_forward");
 }
 
 static void conv_bwd_data(ssd_backend *be, ssd_tensor *dinp, const ssd_tensor *dout,
                           const ssd_tensor *weight, const ssd_conv_desc *d) {
     cuda_impl *I = impl(be);
-    conv_entry *e = conv_lookup(be, dinp, weight, d);
-    prepare_pass(be, e, 1);
+    void *ws;
+    uint16_t *bf[3];
+    conv_entry *e = conv_begin(be, dinp, weight, dout, d, 1, &ws, bf);
     const float one = 1.0f, zero = 0.0f;
-    void *ws = workspace(be, e->ws[1]);
+    const cudnnConvolutionBwdDataAlgo_t algo = (cudnnConvolutionBwdDataAlgo_t)e->algo[1];
     if (e->bf16[1]) {
-        uint16_t *xb = cvt_buf(I, 0, ssd_tensor_numel(dinp)), *yb = cvt_buf(I, 1, ssd_tensor_numel(dout));
-        uint16_t *wb = cvt_buf(I, 2, ssd_tensor_numel(weight));
-        to_bf16(I, yb, dout);
-        to_bf16(I, wb, weight);
-        DNN_CHECK(cudnnConvolutionBackwardData(I->dnn, &one, e->wb, wb, e->yb, yb, pass_desc(e, 1),
-                                               (cudnnConvolutionBwdDataAlgo_t)e->algo[1], ws,
-                                               e->ws[1], &zero, e->xb, xb));
-        from_bf16(I, dinp, xb, false);
+        to_bf16(I, bf[1], dout);
+        to_bf16(I, bf[2], weight);
+        DNN_CHECK(cudnnConvolutionBackwardData(I->dnn, &one, e->wb, bf[2], e->yb, bf[1],
+                                               pass_desc(e, 1), algo, ws, e->ws[1], &zero, e->xb,
+                                               bf[0]));
+        from_bf16(I, dinp, bf[0], false);
     } else {
         DNN_CHECK(cudnnConvolutionBackwardData(I->dnn, &one, e->wd, weight->data, e->y,
-                                               dout->data, pass_desc(e, 1),
-                                               (cudnnConvolutionBwdDataAlgo_t)e->algo[1], ws,
-                                               e->ws[1], &zero, e->x, dinp->data));
+                                               dout->data, pass_desc(e, 1), algo, ws, e->ws[1],
+                                               &zero, e->x, dinp->data));
     }
-    set_impl(be, e, 1);
-    after_op(be, "conv2d_backward_data");
+    conv_end(be, e, 1, "conv2d_backward_data");
 }
 
 static void conv_bwd_weights(ssd_backend *be, ssd_tensor *dweight, ssd_tensor *dbias,
                              const ssd_tensor *dout, const ssd_tensor *inp,
                              const ssd_conv_desc *d) {
     cuda_impl *I = impl(be);
-    conv_entry *e = conv_lookup(be, inp, dweight, d);
-    prepare_pass(be, e, 2);
+    void *ws;
+    uint16_t *bf[3];
+    conv_entry *e = conv_begin(be, inp, dweight, dout, d, 2, &ws, bf);
     const float one = 1.0f, zero = 0.0f;
-    void *ws = workspace(be, e->ws[2]);
+    const cudnnConvolutionBwdFilterAlgo_t algo = (cudnnConvolutionBwdFilterAlgo_t)e->algo[2];
     if (e->bf16[2]) {
-        uint16_t *xb = cvt_buf(I, 0, ssd_tensor_numel(inp)), *yb = cvt_buf(I, 1, ssd_tensor_numel(dout));
-        uint16_t *wb = cvt_buf(I, 2, ssd_tensor_numel(dweight));
-        to_bf16(I, xb, inp);
-        to_bf16(I, yb, dout);
-        DNN_CHECK(cudnnConvolutionBackwardFilter(I->dnn, &one, e->xb, xb, e->yb, yb, pass_desc(e, 2),
-                                                 (cudnnConvolutionBwdFilterAlgo_t)e->algo[2], ws,
-                                                 e->ws[2], &zero, e->wb, wb));
-        from_bf16(I, dweight, wb, true); /* parameter gradients accumulate */
+        to_bf16(I, bf[0], inp);
+        to_bf16(I, bf[1], dout);
+        DNN_CHECK(cudnnConvolutionBackwardFilter(I->dnn, &one, e->xb, bf[0], e->yb, bf[1],
+                                                 pass_desc(e, 2), algo, ws, e->ws[2], &zero,
+                                                 e->wb, bf[2]));
+        from_bf16(I, dweight, bf[2], true); /* parameter gradients accumulate */
     } else {
         /* parameter gradients accumulate: beta = 1 */
         DNN_CHECK(cudnnConvolutionBackwardFilter(I->dnn, &one, e->x, inp->data, e->y, dout->data,
-                                                 pass_desc(e, 2),
-                                                 (cudnnConvolutionBwdFilterAlgo_t)e->algo[2], ws,
-                                                 e->ws[2], &one, e->wd, dweight->data));
+                                                 pass_desc(e, 2), algo, ws, e->ws[2], &one, e->wd,
+                                                 dweight->data));
     }
     if (dbias)
         DNN_CHECK(cudnnConvolutionBackwardBias(I->dnn, &one, e->y, dout->data, &one, e->bias,
                                                dbias->data));
-    set_impl(be, e, 2);
-    after_op(be, "conv2d_backward_weights");
+    conv_end(be, e, 2, "conv2d_backward_weights");
 }
 
 /* ---- batch norm (own kernels) ---- */
