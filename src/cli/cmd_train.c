@@ -181,7 +181,7 @@ int ssd_cmd_train(int argc, char **argv) {
         {"--winograd", SSD_OPT_FLAG, &winograd, false, 1, 0, NULL,
          "cpu: Winograd F(4x4,3x3) for the large 3x3 stride-1 convs (= SSD_WINOGRAD=1)"},
         {"--deterministic", SSD_OPT_FLAG, &deterministic, false, 1, 0, NULL,
-         "bit-reproducible run and resume (ref, cpu) (--det)"},
+         "bit-reproducible run and resume (ref, cpu, cuda) (--det)"},
         {"--augment", SSD_OPT_STR, &augment, false, 1, 0, "reference|none",
          "training transform; none = validation transform (fixed inputs, for tests)"},
         {"--cache-dir", SSD_OPT_STR, &cache_dir, false, 1, 0, "DIR",
