@@ -106,6 +106,31 @@ static double json_num(const cJSON *o, const char *k) {
     return cJSON_IsNumber(v) ? v->valuedouble : -1;
 }
 
+/* One run of tools/bench_torch_step.py on the benchmark's weights and batch (extra: device and
+ * precision flags). Returns its images/s, or -1 with *why set; *line and *json (freed by the
+ * caller) hold its JSON line. */
+static double run_reference(const bench_args *a, const char *wpath, const char *bpath, int repeat,
+                            int threads, const char *extra, char **line, cJSON **json,
+                            const char **why) {
+    ssd_strbuf args = {0};
+    ssd_sb_printf(&args, "\"%s/tools/bench_torch_step.py\" --weights \"%s\" --batch \"%s\" "
+                         "--repeat %d --threads %d --json%s",
+                  SSD_SOURCE_DIR, wpath, bpath, repeat, threads, extra);
+    *line = ssd_bench_run_python(a->torch_python, "torch", args.s, why);
+    ssd_sb_free(&args);
+    if (*line && !(*json = cJSON_Parse(*line))) *why = "unreadable output from python";
+    return *json ? json_num(*json, "images_per_s") : -1;
+}
+
+/* A reference's row of the table: its phases, img/s, GFLOP/s and fraction of the peak. */
+static void print_reference_row(const char *label, const cJSON *ref, double gflop, double peak) {
+    double step = json_num(ref, "step_ms"), g = gflop / (step / 1e3);
+    printf("%-12s %10.1f %10.1f %10.1f %10.1f %10.1f %9.2f %9.1f %6.1f%%\n", label,
+           json_num(ref, "forward_ms"), json_num(ref, "loss_ms"), json_num(ref, "backward_ms"),
+           json_num(ref, "update_ms"), step, json_num(ref, "images_per_s"), g,
+           peak > 0 ? 100 * g / peak : 0);
+}
+
 int ssd_bench_train(const bench_args *a) {
     ssd_error err;
     ssd_error_clear(&err);
@@ -155,7 +180,6 @@ int ssd_bench_train(const bench_args *a) {
     double *t_fwd = NULL, *t_loss = NULL, *t_bwd = NULL, *t_upd = NULL, *t_step = NULL;
     double *t_up = NULL;
     bool pinned = false; /* images, bboxes, labels: pinned (backend) or malloc */
-    ssd_strbuf args = {0};
     if (a->data) {
         snprintf(data, sizeof data, "%s", a->data);
     } else {
@@ -289,24 +313,12 @@ int ssd_bench_train(const bench_args *a) {
     double ref_ips = -1, ref32_ips = -1;
     const char *why = NULL, *why32 = NULL;
     if (!a->no_reference) {
-        ssd_sb_printf(&args, "\"%s/tools/bench_torch_step.py\" --weights \"%s\" --batch \"%s\" "
-                             "--repeat %d --threads %d --json%s",
-                      SSD_SOURCE_DIR, wpath, bpath, R, threads,
-                      gpu ? " --device cuda --autocast --channels-last" : "");
-        ref_line = ssd_bench_run_python(a->torch_python, "torch", args.s, &why);
-        if (ref_line && !(ref = cJSON_Parse(ref_line))) why = "unreadable output from python";
-        if (ref) ref_ips = json_num(ref, "images_per_s");
-        if (gpu) {
-            ssd_strbuf a32 = {0};
-            ssd_sb_printf(&a32, "\"%s/tools/bench_torch_step.py\" --weights \"%s\" --batch "
-                                "\"%s\" --repeat %d --json --device cuda --no-tf32",
-                          SSD_SOURCE_DIR, wpath, bpath, R);
-            ref32_line = ssd_bench_run_python(a->torch_python, "torch", a32.s, &why32);
-            ssd_sb_free(&a32);
-            if (ref32_line && !(ref32 = cJSON_Parse(ref32_line)))
-                why32 = "unreadable output from python";
-            if (ref32) ref32_ips = json_num(ref32, "images_per_s");
-        }
+        ref_ips = run_reference(a, wpath, bpath, R, threads,
+                                gpu ? " --device cuda --autocast --channels-last" : "", &ref_line,
+                                &ref, &why);
+        if (gpu)
+            ref32_ips = run_reference(a, wpath, bpath, R, threads, " --device cuda --no-tf32",
+                                      &ref32_line, &ref32, &why32);
     }
     double peak = pk.gflops;
     if (gpu)
@@ -325,19 +337,8 @@ int ssd_bench_train(const bench_args *a) {
     printf("%-12s %10.1f %10.1f %10.1f %10.1f %10.1f %9.2f %9.1f %6.1f%%\n", "ours", fwd, lss,
            bwd, upd, step, ips, gflops, peak > 0 ? 100 * gflops / peak : 0);
     if (ref) {
-        double rstep = json_num(ref, "step_ms");
-        double rg = gflop / (rstep / 1e3);
-        printf("%-12s %10.1f %10.1f %10.1f %10.1f %10.1f %9.2f %9.1f %6.1f%%\n",
-               gpu ? "pytorch AMP" : "pytorch", json_num(ref, "forward_ms"),
-               json_num(ref, "loss_ms"), json_num(ref, "backward_ms"), json_num(ref, "update_ms"),
-               rstep, ref_ips, rg, peak > 0 ? 100 * rg / peak : 0);
-        if (ref32) {
-            double r32 = json_num(ref32, "step_ms"), g32 = gflop / (r32 / 1e3);
-            printf("%-12s %10.1f %10.1f %10.1f %10.1f %10.1f %9.2f %9.1f %6.1f%%\n",
-                   "pytorch f32", json_num(ref32, "forward_ms"), json_num(ref32, "loss_ms"),
-                   json_num(ref32, "backward_ms"), json_num(ref32, "update_ms"), r32, ref32_ips,
-                   g32, peak > 0 ? 100 * g32 / peak : 0);
-        }
+        print_reference_row(gpu ? "pytorch AMP" : "pytorch", ref, gflop, peak);
+        if (ref32) print_reference_row("pytorch f32", ref32, gflop, peak);
         printf("ours / pytorch%s: %.2fx images/s\n", gpu ? " AMP bf16" : "", ips / ref_ips);
         if (ref32) printf("ours / pytorch f32: %.2fx images/s\n", ips / ref32_ips);
     } else if (!a->no_reference) {
@@ -378,7 +379,6 @@ cleanup:
     free(ref_line);
     cJSON_Delete(ref32);
     free(ref32_line);
-    ssd_sb_free(&args);
     if (pinned) {
         ssd_backend_pinned_free(be, images);
         ssd_backend_pinned_free(be, bboxes);

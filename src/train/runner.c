@@ -55,9 +55,9 @@ static void slot_free(ssd_model *m, runner_slot *s) {
     ssd_tensor_free(&s->conf);
     ssd_tensor_free(&s->dloc);
     ssd_tensor_free(&s->dconf);
-    if (s->gbox.data) ssd_backend_tensor_free(m->be, &s->gbox);
-    if (s->glabel.data) ssd_backend_tensor_free(m->be, &s->glabel);
-    if (s->per_image.data) ssd_backend_tensor_free(m->be, &s->per_image);
+    ssd_backend_tensor_free(m->be, &s->gbox); /* no-ops where never allocated */
+    ssd_backend_tensor_free(m->be, &s->glabel);
+    ssd_backend_tensor_free(m->be, &s->per_image);
     free(s->per_image_host);
     memset(s, 0, sizeof *s);
 }
@@ -65,7 +65,7 @@ static void slot_free(ssd_model *m, runner_slot *s) {
 void ssd_runner_destroy(ssd_runner *r) {
     if (!r) return;
     for (int i = 0; i < POOL; i++) slot_free(r->m, &r->slot[i]);
-    if (r->anchors_dev.data) ssd_backend_tensor_free(r->m->be, &r->anchors_dev);
+    ssd_backend_tensor_free(r->m->be, &r->anchors_dev);
     ssd_loss_ws_destroy(r->loss_ws);
     free(r);
 }

@@ -174,6 +174,23 @@ static void init_device_coll(run *R) {
                                            coll_agree_cb, R, R->coll_why, sizeof R->coll_why);
 }
 
+/* t <- its mean over the ranks: NCCL on the device, or MPI over host memory (in buckets);
+ * returns the bytes each rank sent. Synchronised, so a caller's timer covers the transfer. */
+static size_t allreduce_mean(run *R, ssd_tensor *t) {
+    if (R->device_coll) {
+        R->be->ops->coll_allreduce_mean(R->be, t);
+        R->be->ops->sync(R->be);
+        return ssd_tensor_nbytes(t);
+    }
+    host_view v;
+    void *p = host_begin(R, t, &v);
+    size_t bytes = ssd_dist_allreduce_mean_f32(
+        R->dist, p, (size_t)ssd_tensor_numel(t),
+        R->c->bucket_bytes ? R->c->bucket_bytes : (16u << 20));
+    host_end(R, &v);
+    return bytes;
+}
+
 /* Every rank takes rank 0's model state: parameters, BN buffers and, after a resume, the
  * momentum and counters (DDP broadcasts the parameters at construction). */
 static void sync_model(run *R) {
@@ -200,16 +217,7 @@ static void sync_model(run *R) {
  * become their mean over ranks, and stay so (spec 1.2). */
 static void average_bn_stats(run *R) {
     if (R->world <= 1) return;
-    ssd_tensor *b = &R->m->buffers;
-    if (R->device_coll) {
-        R->be->ops->coll_allreduce_mean(R->be, b);
-        return;
-    }
-    host_view v;
-    void *p = host_begin(R, b, &v);
-    ssd_dist_allreduce_mean_f32(R->dist, p, (size_t)ssd_tensor_numel(b),
-                                R->c->bucket_bytes ? R->c->bucket_bytes : (16u << 20));
-    host_end(R, &v);
+    allreduce_mean(R, &R->m->buffers);
 }
 
 /* Checkpoint path for the counter value `it`. */
@@ -454,19 +462,7 @@ static float train_batch(run *R, const ssd_batch *b) {
     ssd_dist_barrier(R->dist); /* waiting for the slowest rank, timed apart from the transfer */
     double t1 = ssd_now();
     R->t_sync_wait += t1 - t0;
-    ssd_tensor *g = &R->m->grads;
-    if (R->device_coll) {
-        R->be->ops->coll_allreduce_mean(R->be, g);
-        R->be->ops->sync(R->be); /* timed: the all-reduce itself */
-        R->allreduce_bytes = ssd_tensor_nbytes(g);
-    } else {
-        host_view v;
-        void *p = host_begin(R, g, &v);
-        R->allreduce_bytes = ssd_dist_allreduce_mean_f32(
-            R->dist, p, (size_t)ssd_tensor_numel(g),
-            R->c->bucket_bytes ? R->c->bucket_bytes : (16u << 20));
-        host_end(R, &v);
-    }
+    R->allreduce_bytes = allreduce_mean(R, &R->m->grads);
     double l = loss; /* inf stays inf, NaN stays NaN */
     ssd_dist_allreduce_sum_f64(R->dist, &l, 1);
     R->t_allreduce += ssd_now() - t1;
