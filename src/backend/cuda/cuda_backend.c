@@ -322,20 +322,28 @@ static void set_impl(ssd_backend *be, const conv_entry *e, int pass) {
              e->algo[pass], e->bf16[pass] ? ":bf16-nhwc" : (I->tf32 ? ":tf32" : ""));
 }
 
-/* What every pass starts with: the shape's entry, the pass's algorithm, its workspace and, for
- * a bf16 pass, the conversion buffers of x, y and w (bf[0..2]). */
+/* The operands one pass hands cuDNN: the f32 NCHW tensors themselves, or (bf16 pass) their
+ * NHWC bf16 copies in the conversion buffers, with the matching descriptors. */
+typedef struct conv_ops {
+    cudnnTensorDescriptor_t xd, yd;
+    cudnnFilterDescriptor_t wd;
+    void *x, *y, *w;
+} conv_ops;
+
+/* What every pass starts with: the shape's entry, the pass's algorithm, its workspace and the
+ * operands (x, y, w: the user tensors of the pass's input, output-side and weight). */
 static conv_entry *conv_begin(ssd_backend *be, const ssd_tensor *x, const ssd_tensor *w,
                               const ssd_tensor *y, const ssd_conv_desc *d, int pass, void **ws,
-                              uint16_t *bf[3]) {
+                              conv_ops *o) {
     cuda_impl *I = impl(be);
     conv_entry *e = conv_lookup(be, x, w, d);
     prepare_pass(be, e, pass);
     *ws = workspace(be, e->ws[pass]);
-    bf[0] = bf[1] = bf[2] = NULL;
     if (e->bf16[pass]) {
-        bf[0] = cvt_buf(I, 0, ssd_tensor_numel(x));
-        bf[1] = cvt_buf(I, 1, ssd_tensor_numel(y));
-        bf[2] = cvt_buf(I, 2, ssd_tensor_numel(w));
+        *o = (conv_ops){e->xb, e->yb, e->wb, cvt_buf(I, 0, ssd_tensor_numel(x)),
+                        cvt_buf(I, 1, ssd_tensor_numel(y)), cvt_buf(I, 2, ssd_tensor_numel(w))};
+    } else {
+        *o = (conv_ops){e->x, e->y, e->wd, x->data, y->data, w->data};
     }
     return e;
 }
@@ -349,22 +357,17 @@ static void conv_fwd(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp,
                      const ssd_tensor *weight, const ssd_tensor *bias, const ssd_conv_desc *d) {
     cuda_impl *I = impl(be);
     void *ws;
-    uint16_t *bf[3];
-    conv_entry *e = conv_begin(be, inp, weight, out, d, 0, &ws, bf);
+    conv_ops o;
+    conv_entry *e = conv_begin(be, inp, weight, out, d, 0, &ws, &o);
     const float one = 1.0f, zero = 0.0f;
-    const cudnnConvolutionFwdAlgo_t algo = (cudnnConvolutionFwdAlgo_t)e->algo[0];
     if (e->bf16[0]) {
-        to_bf16(I, bf[0], inp);
-        to_bf16(I, bf[2], weight);
-        DNN_CHECK(cudnnConvolutionForward(I->dnn, &one, e->xb, bf[0], e->wb, bf[2],
-                                          pass_desc(e, 0), algo, ws, e->ws[0], &zero, e->yb,
-                                          bf[1]));
-        from_bf16(I, out, bf[1], false);
-    } else {
-        DNN_CHECK(cudnnConvolutionForward(I->dnn, &one, e->x, inp->data, e->wd, weight->data,
-                                          pass_desc(e, 0), algo, ws, e->ws[0], &zero, e->y,
-                                          out->data));
+        to_bf16(I, o.x, inp);
+        to_bf16(I, o.w, weight);
     }
+    DNN_CHECK(cudnnConvolutionForward(I->dnn, &one, o.xd, o.x, o.wd, o.w, pass_desc(e, 0),
+                                      (cudnnConvolutionFwdAlgo_t)e->algo[0], ws, e->ws[0], &zero,
+                                      o.yd, o.y));
+    if (e->bf16[0]) from_bf16(I, out, o.y, false);
     if (bias) DNN_CHECK(cudnnAddTensor(I->dnn, &one, e->bias, bias->data, &one, e->y, out->data));
     conv_end(be, e, 0, "conv2d_forward");
 }
@@ -373,22 +376,17 @@ static void conv_bwd_data(ssd_backend *be, ssd_tensor *dinp, const ssd_tensor *d
                           const ssd_tensor *weight, const ssd_conv_desc *d) {
     cuda_impl *I = impl(be);
     void *ws;
-    uint16_t *bf[3];
-    conv_entry *e = conv_begin(be, dinp, weight, dout, d, 1, &ws, bf);
+    conv_ops o;
+    conv_entry *e = conv_begin(be, dinp, weight, dout, d, 1, &ws, &o);
     const float one = 1.0f, zero = 0.0f;
-    const cudnnConvolutionBwdDataAlgo_t algo = (cudnnConvolutionBwdDataAlgo_t)e->algo[1];
     if (e->bf16[1]) {
-        to_bf16(I, bf[1], dout);
-        to_bf16(I, bf[2], weight);
-        DNN_CHECK(cudnnConvolutionBackwardData(I->dnn, &one, e->wb, bf[2], e->yb, bf[1],
-                                               pass_desc(e, 1), algo, ws, e->ws[1], &zero, e->xb,
-                                               bf[0]));
-        from_bf16(I, dinp, bf[0], false);
-    } else {
-        DNN_CHECK(cudnnConvolutionBackwardData(I->dnn, &one, e->wd, weight->data, e->y,
-                                               dout->data, pass_desc(e, 1), algo, ws, e->ws[1],
-                                               &zero, e->x, dinp->data));
+        to_bf16(I, o.y, dout);
+        to_bf16(I, o.w, weight);
     }
+    DNN_CHECK(cudnnConvolutionBackwardData(I->dnn, &one, o.wd, o.w, o.yd, o.y, pass_desc(e, 1),
+                                           (cudnnConvolutionBwdDataAlgo_t)e->algo[1], ws,
+                                           e->ws[1], &zero, o.xd, o.x));
+    if (e->bf16[1]) from_bf16(I, dinp, o.x, false);
     conv_end(be, e, 1, "conv2d_backward_data");
 }
 
@@ -397,23 +395,20 @@ static void conv_bwd_weights(ssd_backend *be, ssd_tensor *dweight, ssd_tensor *d
                              const ssd_conv_desc *d) {
     cuda_impl *I = impl(be);
     void *ws;
-    uint16_t *bf[3];
-    conv_entry *e = conv_begin(be, inp, dweight, dout, d, 2, &ws, bf);
+    conv_ops o;
+    conv_entry *e = conv_begin(be, inp, dweight, dout, d, 2, &ws, &o);
     const float one = 1.0f, zero = 0.0f;
-    const cudnnConvolutionBwdFilterAlgo_t algo = (cudnnConvolutionBwdFilterAlgo_t)e->algo[2];
-    if (e->bf16[2]) {
-        to_bf16(I, bf[0], inp);
-        to_bf16(I, bf[1], dout);
-        DNN_CHECK(cudnnConvolutionBackwardFilter(I->dnn, &one, e->xb, bf[0], e->yb, bf[1],
-                                                 pass_desc(e, 2), algo, ws, e->ws[2], &zero,
-                                                 e->wb, bf[2]));
-        from_bf16(I, dweight, bf[2], true); /* parameter gradients accumulate */
-    } else {
-        /* parameter gradients accumulate: beta = 1 */
-        DNN_CHECK(cudnnConvolutionBackwardFilter(I->dnn, &one, e->x, inp->data, e->y, dout->data,
-                                                 pass_desc(e, 2), algo, ws, e->ws[2], &one, e->wd,
-                                                 dweight->data));
+    const bool b16 = e->bf16[2];
+    if (b16) {
+        to_bf16(I, o.x, inp);
+        to_bf16(I, o.y, dout);
     }
+    /* parameter gradients accumulate: beta = 1 into the f32 tensor; a bf16 pass writes its
+     * copy (beta = 0) and from_bf16 adds it */
+    DNN_CHECK(cudnnConvolutionBackwardFilter(I->dnn, &one, o.xd, o.x, o.yd, o.y, pass_desc(e, 2),
+                                             (cudnnConvolutionBwdFilterAlgo_t)e->algo[2], ws,
+                                             e->ws[2], b16 ? &zero : &one, o.wd, o.w));
+    if (b16) from_bf16(I, dweight, o.w, true);
     if (dbias)
         DNN_CHECK(cudnnConvolutionBackwardBias(I->dnn, &one, e->y, dout->data, &one, e->bias,
                                                dbias->data));
