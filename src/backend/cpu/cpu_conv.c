@@ -278,6 +278,11 @@ void cpu_conv2d_backward_weights(ssd_backend *be, ssd_tensor *dweight, ssd_tenso
                                  const ssd_conv_desc *d) {
     cpu_impl *im = cpu_impl_of(be);
     conv_dims c = conv_dims_of(inp, dweight, dout, d);
+    if (cpu_wino_applicable(im, inp->dtype, c.R, c.S, c.sh, c.sw, c.ph, c.pw, c.H, c.W, c.C, c.K)) {
+        cpu_wino_conv3x3_bwd_weights(be, dweight->data, dbias ? dbias->data : NULL, dout->data,
+                                     inp->data, c.N, c.C, c.H, c.W, c.K);
+        return;
+    }
     conv_bwd_w_entry *e = conv_bwd_w_get(be, &c, inp->dtype, dbias != NULL);
     dnnl_exec_arg_t args[4] = {
         {DNNL_ARG_SRC, cpu_arg_in(be, &e->src, inp->data)},

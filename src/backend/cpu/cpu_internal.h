@@ -62,7 +62,7 @@ typedef struct cpu_impl {
     cpu_cache cache;
     void *slot[CPU_NSLOTS];
     size_t slot_cap[CPU_NSLOTS];
-    bool winograd; /* own Winograd F(4x4,3x3) for 3x3/1 pad-1 forward and backward-data:
+    bool winograd; /* own Winograd F(4x4,3x3) for 3x3/1 pad-1 conv, all three passes:
                       opt-in with SSD_WINOGRAD=1, on CPUs with AVX2 + FMA (cpu_winograd.c) */
 } cpu_impl;
 
@@ -85,6 +85,12 @@ static inline bool cpu_wino_applicable(const cpu_impl *im, ssd_dtype dt, int64_t
 void cpu_wino_conv3x3(ssd_backend *be, float *out, const float *inp, const float *w,
                       const float *bias, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K,
                       bool bwd);
+/* The backward-weights pass of the same convolution: dw (K,C,3,3) += the weight gradient and,
+ * when dbias is not NULL, dbias (K) += the bias gradient, from dout (N,K,H,W) and inp
+ * (N,C,H,W). */
+void cpu_wino_conv3x3_bwd_weights(ssd_backend *be, float *dw, float *dbias, const float *dout,
+                                  const float *inp, int64_t N, int64_t C, int64_t H, int64_t W,
+                                  int64_t K);
 
 /* ---- helpers (cpu_dnnl.c) ---- */
 

@@ -1,5 +1,5 @@
 /* Winograd F(4x4, 3x3) convolution for the cpu backend's 3x3, stride-1, pad-1 layers
- * (forward and backward-data), where oneDNN has none for this CPU: oneDNN 2.6's Winograd
+ * (forward, backward-data and backward-weights), where oneDNN has none for this CPU: oneDNN 2.6's Winograd
  * kernels are AVX-512 only, and this project also runs on AVX2 machines.
  *
  * Lavin & Gray's minimal filtering algorithm (arXiv:1509.09308) with the interpolation points
@@ -15,6 +15,9 @@
  * Backward-data of a 3x3 pad-1 stride-1 convolution is the same convolution of dout with the
  * weights transposed (K <-> C) and rotated by 180 degrees, pad 1: the weight transform reads
  * them that way.
+ *
+ * Backward-weights reuses the input transform and adds an output-gradient transform and an
+ * inverse weight transform around 36 GEMMs (see the section at the end of this file).
  *
  * Vectorised over 8 channels: the input is first copied into a zero-padded channel-blocked
  * buffer [n][c/8][y][x][8], so that every tile's 6x6 window is 36 aligned 8-float loads and the
@@ -96,10 +99,24 @@ static inline void at6(const v8 *x, int sx, v8 *y, int sy) {
     y[3 * sy] = b + 8 * d + x5;
 }
 
+/* y = A x on 8 lanes: a 4-vector (stride sx) to a 6-vector (stride sy); A (6x4) is the
+ * transpose of at6's A^T. */
+static inline void a6(const v8 *x, int sx, v8 *y, int sy) {
+    v8 x0 = x[0], x1 = x[sx], x2 = x[2 * sx], x3 = x[3 * sx];
+    v8 e = x0 + x2, o = x1 + x3, e4 = x0 + 4 * x2, o4 = 2 * x1 + 8 * x3;
+    y[0] = x0;
+    y[sy] = e + o;
+    y[2 * sy] = e - o;
+    y[3 * sy] = e4 + o4;
+    y[4 * sy] = e4 - o4;
+    y[5 * sy] = x3;
+}
+
 /* xb[n][cb][y][x][8] (Hp x Wp per block, zero border and zero channels beyond C) from the NCHW
- * x: image row y-1, column x-1 (the pad of 1). */
+ * x: xb row y + off, column x + off holds image row y, column x (off = 1: the pad of 1 around a
+ * conv input; off = 0: an output gradient, zero-extended to whole 4x4 tiles). */
 static void pad_block(float *xb, const float *x, int64_t N, int64_t C, int64_t CB, int64_t H,
-                      int64_t W, int64_t Hp, int64_t Wp) {
+                      int64_t W, int64_t Hp, int64_t Wp, int64_t off) {
 #pragma omp parallel for collapse(2) schedule(static)
     for (int64_t n = 0; n < N; n++)
         for (int64_t cb = 0; cb < CB; cb++) {
@@ -109,7 +126,7 @@ static void pad_block(float *xb, const float *x, int64_t N, int64_t C, int64_t C
                 const float *plane = x + (n * C + cb * 8 + l) * H * W;
                 for (int64_t yy = 0; yy < H; yy++)
                     for (int64_t xx = 0; xx < W; xx++)
-                        dst[((yy + 1) * Wp + xx + 1) * 8 + l] = plane[yy * W + xx];
+                        dst[((yy + off) * Wp + xx + off) * 8 + l] = plane[yy * W + xx];
             }
         }
 }
@@ -176,11 +193,105 @@ void cpu_wino_conv3x3(ssd_backend *be, float *out, const float *inp, const float
     float *Mt = cpu_slot(im, CPU_SLOT_2, (size_t)36 * T * K * sizeof(float));
     float *xb = cpu_slot(im, CPU_SLOT_3, (size_t)N * Cp * Hp * Wp * sizeof(float));
     weight_transform(U, w, C, Cp, K, bwd);
-    pad_block(xb, inp, N, C, CB, H, W, Hp, Wp);
+    pad_block(xb, inp, N, C, CB, H, W, Hp, Wp, 1);
     input_transform(V, xb, N, CB, Hp, Wp, th, tw);
     for (int xi = 0; xi < 36; xi++)
         DNNL_CHECK(dnnl_sgemm('N', 'N', T, K, Cp, 1.0f, V + (int64_t)xi * T * Cp, Cp,
                               U + (int64_t)xi * Cp * K, K, 0.0f, Mt + (int64_t)xi * T * K, K));
     output_transform(out, Mt, bias, N, K, H, W, th, tw);
+    snprintf(be->stats.last_impl, sizeof be->stats.last_impl, "own:winograd_4x4_3x3+dnnl_sgemm");
+}
+
+/* ---- backward-weights ----
+ * The forward tile is linear in the weights: Y = A^T [ (G g G^T) .* V ] A with V = B^T d B, so
+ * the gradient of g from one tile's output gradient dY is G^T [ V .* (A dY A^T) ] G. The tiles
+ * partition the output (gradient zero beyond P x Q), so summing over tiles gives the exact
+ * weight gradient, and the sum over tiles inside the brackets is again 36 GEMMs:
+ *     Mw[xi] (C x K) = V[xi]^T (C x T) * D[xi] (T x K),   D = A dY A^T per tile,
+ * followed by dW[k][c] += G^T Mw_kc G. Same multiply count as the forward (4x fewer than
+ * direct); the input transform is the forward's. */
+
+/* D[xi][t][k] = (A dy A^T)[xi] for every 4x4 tile dy of the blocked output gradient yb
+ * ([n][kb][y][x][8], Hq x Wq = whole tiles, zero beyond the map). */
+static void dout_transform(float *D, const float *yb, int64_t N, int64_t KB, int64_t Hq,
+                           int64_t Wq, int64_t th, int64_t tw) {
+    const int64_t T = N * th * tw, Kp = KB * 8;
+#pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < T; t++) {
+        const int64_t n = t / (th * tw), ti = (t / tw) % th, tj = t % tw;
+        for (int64_t kb = 0; kb < KB; kb++) {
+            const float *src = yb + ((n * KB + kb) * Hq + 4 * ti) * Wq * 8 + 4 * tj * 8;
+            v8 d[16], u[24], v[36];
+            for (int i = 0; i < 4; i++)
+                for (int j = 0; j < 4; j++) memcpy(&d[i * 4 + j], src + (i * Wq + j) * 8, 32);
+            for (int j = 0; j < 4; j++) a6(d + j, 4, u + j, 4);         /* columns: A dy: 6 x 4 */
+            for (int i = 0; i < 6; i++) a6(u + 4 * i, 1, v + 6 * i, 1); /* rows: (A dy) A^T */
+            for (int xi = 0; xi < 36; xi++) memcpy(D + (xi * T + t) * Kp + kb * 8, &v[xi], 32);
+        }
+    }
+}
+
+/* dw[k][c] += G^T Mw_kc G (6x6 -> 3x3) for c < C, k < K; 8 output channels at a time. Each
+ * (k, c) is written by one iteration only. */
+static void weight_grad_transform(float *dw, const float *Mw, int64_t C, int64_t Cp, int64_t K,
+                                  int64_t Kp) {
+    const int64_t KB = Kp / 8;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t kb = 0; kb < KB; kb++) {
+            const int64_t k0 = kb * 8;
+            const int nk = K - k0 < 8 ? (int)(K - k0) : 8;
+            v8 m[36], t[18], g[9];
+            for (int xi = 0; xi < 36; xi++) memcpy(&m[xi], Mw + (xi * Cp + c) * Kp + k0, 32);
+            for (int r = 0; r < 3; r++) /* G^T m: 3 x 6 */
+                for (int j = 0; j < 6; j++) {
+                    v8 acc = {0};
+                    for (int i = 0; i < 6; i++)
+                        if (WG[i][r] != 0.0f) acc += WG[i][r] * m[i * 6 + j];
+                    t[r * 6 + j] = acc;
+                }
+            for (int r = 0; r < 3; r++) /* (G^T m) G: 3 x 3 */
+                for (int s2 = 0; s2 < 3; s2++) {
+                    v8 acc = {0};
+                    for (int j = 0; j < 6; j++)
+                        if (WG[j][s2] != 0.0f) acc += t[r * 6 + j] * WG[j][s2];
+                    g[r * 3 + s2] = acc;
+                }
+            for (int l = 0; l < nk; l++)
+                for (int rs = 0; rs < 9; rs++) dw[((k0 + l) * C + c) * 9 + rs] += g[rs][l];
+        }
+}
+
+void cpu_wino_conv3x3_bwd_weights(ssd_backend *be, float *dw, float *dbias, const float *dout,
+                                  const float *inp, int64_t N, int64_t C, int64_t H, int64_t W,
+                                  int64_t K) {
+    cpu_impl *im = cpu_impl_of(be);
+    const int64_t th = (H + 3) / 4, tw = (W + 3) / 4, T = N * th * tw;
+    const int64_t CB = (C + 7) / 8, Cp = CB * 8, Hp = 4 * th + 2, Wp = 4 * tw + 2;
+    const int64_t KB = (K + 7) / 8, Kp = KB * 8;
+    float *Mw = cpu_slot(im, CPU_SLOT_0, (size_t)36 * Cp * Kp * sizeof(float));
+    float *V = cpu_slot(im, CPU_SLOT_1, (size_t)36 * T * Cp * sizeof(float));
+    float *D = cpu_slot(im, CPU_SLOT_2, (size_t)36 * T * Kp * sizeof(float));
+    float *xb = cpu_slot(im, CPU_SLOT_3, (size_t)N * Cp * Hp * Wp * sizeof(float));
+    float *yb = cpu_slot(im, CPU_SLOT_4, (size_t)N * Kp * 16 * th * tw * sizeof(float));
+    pad_block(xb, inp, N, C, CB, H, W, Hp, Wp, 1);
+    input_transform(V, xb, N, CB, Hp, Wp, th, tw);
+    pad_block(yb, dout, N, K, KB, H, W, 4 * th, 4 * tw, 0);
+    dout_transform(D, yb, N, KB, 4 * th, 4 * tw, th, tw);
+    for (int xi = 0; xi < 36; xi++)
+        DNNL_CHECK(dnnl_sgemm('T', 'N', Cp, Kp, T, 1.0f, V + (int64_t)xi * T * Cp, Cp,
+                              D + (int64_t)xi * T * Kp, Kp, 0.0f, Mw + (int64_t)xi * Cp * Kp, Kp));
+    weight_grad_transform(dw, Mw, C, Cp, K, Kp);
+    if (dbias) {
+#pragma omp parallel for schedule(static)
+        for (int64_t k = 0; k < K; k++) {
+            double acc = 0;
+            for (int64_t n = 0; n < N; n++) {
+                const float *plane = dout + (n * K + k) * H * W;
+                for (int64_t i = 0; i < H * W; i++) acc += plane[i];
+            }
+            dbias[k] += (float)acc;
+        }
+    }
     snprintf(be->stats.last_impl, sizeof be->stats.last_impl, "own:winograd_4x4_3x3+dnnl_sgemm");
 }
