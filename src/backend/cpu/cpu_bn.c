@@ -1,149 +1,98 @@
-/* Batch normalization on oneDNN (plain NCHW data, 1-d per-channel tensors).
+/* Batch normalization on plain NCHW float tensors: our own loops, not oneDNN's.
  *
- * Forward (training and inference): batch_normalization with use_scale|use_shift (separate
- * gamma/beta memories), use_global_stats for inference; with desc->relu and no residual the
- * ReLU is fused (fuse_norm_relu; its training workspace goes to a scratch slot, the backward
- * recomputes the mask from `out`). With a residual: BN, then a binary add (in place on `out`)
- * with an eltwise ReLU post-op when desc->relu. oneDNN writes the batch mean and biased
- * variance into save_mean/save_var; the running statistics are updated here with the unbiased
- * variance, as torch does.
+ * Why not oneDNN: on plain NCHW data oneDNN 2.6 runs its `ncsp_bnorm` kernel, which measured
+ * 1.2 GB/s in training forward on the 2-core Zen 3 (bench_ops, docs/benchmarks.md): 75 ms for
+ * bn1 alone and ~0.8 s of a batch-8 training step for all 36 batch norms. Its fast kernels
+ * want the blocked nChw8c layout, which our tensors are not in between layers. These loops are
+ * memory-bound streams over each channel's N planes, parallel over channels, vectorised by the
+ * compiler (`omp simd`).
  *
- * Backward: if desc->relu, dout is masked where out <= 0 by an eltwise relu backward that
- * uses the forward output (relu_use_dst_for_bwd), written to dresidual when given (else to a
- * scratch); then batch_normalization backward (use_scale|use_shift) gives dinp and the
- * parameter gradients, which are added into dgamma/dbeta. */
-#include <stdlib.h>
+ * Numerics, per channel c over its M = N*H*W values:
+ * - statistics: the mean, then the biased variance as the mean of (x - mean)^2 (two passes, no
+ *   cancellation), summed in float within blocks of 512 values and in double across them; save_mean/save_var get them rounded to float, the running
+ *   statistics torch's update with the unbiased variance;
+ * - forward: y = (x - mean) * (gamma * invstd) + beta (+ residual) (ReLU) in float, the form
+ *   oneDNN used before;
+ * - backward: dy = dout masked where out <= 0 when desc->relu (written to dresidual when
+ *   given), sums of dy and dy * (x - mean) (float within blocks, double across), then
+ *   dx = gamma*invstd * (dy - sum_dy/M - (x - mean) * invstd^2 * sum_dy_xmu / M) in float;
+ *   dgamma += sum_dy_xmu * invstd, dbeta += sum_dy.
+ * dout may be dresidual (masked in place) and dinp may be dout: every element is read before
+ * it is written, and a masked dy stays masked. */
+#include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "backend/cpu/cpu_internal.h"
-#include "core/mem.h"
 
-enum { BN_RELU = 1, BN_RESIDUAL = 2, BN_DRESIDUAL = 4 };
+typedef struct bn_geom {
+    int64_t N, C, HW;
+} bn_geom;
 
-static void bn_key(cpu_key *k, ssd_op op, const ssd_tensor *x, unsigned flags, double eps) {
-    cpu_key_init(k, op, x->dtype);
-    for (int i = 0; i < 4; i++) cpu_key_add(k, x->shape[i]);
-    cpu_key_add(k, flags);
-    cpu_key_add_f64(k, eps);
+static bn_geom bn_geom_of(const ssd_tensor *x) {
+    return (bn_geom){x->shape[0], x->shape[1], x->shape[2] * x->shape[3]};
 }
 
-static void bn_mds(const ssd_tensor *x, dnnl_memory_desc_t *data, dnnl_memory_desc_t *stat) {
-    cpu_md_plain(data, 4, x->shape, cpu_dnnl_dtype(x->dtype));
-    cpu_md_plain(stat, 1, &x->shape[1], dnnl_f32); /* statistics and scale/shift stay f32 */
+/* Sums run in float inside blocks of BLOCK elements (vectorised: a short chain per lane) and
+ * in double across blocks; gcc does not vectorise a float-to-double reduction. */
+#define BLOCK 512
+
+/* Mean and biased variance of channel c. The second pass sums (x - mf)^2 around the mean
+ * rounded to float, mf, and removes the offset: var = E[(x - mf)^2] - (mean - mf)^2. */
+static void channel_stats(const float *x, bn_geom g, int64_t c, double *mean, double *var) {
+    double s = 0.0;
+    for (int64_t n = 0; n < g.N; n++) {
+        const float *p = x + (n * g.C + c) * g.HW;
+        for (int64_t i0 = 0; i0 < g.HW; i0 += BLOCK) {
+            const int64_t i1 = i0 + BLOCK < g.HW ? i0 + BLOCK : g.HW;
+            float f = 0.0f;
+#pragma omp simd reduction(+ : f)
+            for (int64_t i = i0; i < i1; i++) f += p[i];
+            s += (double)f;
+        }
+    }
+    const double m = s / (double)(g.N * g.HW);
+    const float mf = (float)m;
+    double v = 0.0;
+    for (int64_t n = 0; n < g.N; n++) {
+        const float *p = x + (n * g.C + c) * g.HW;
+        for (int64_t i0 = 0; i0 < g.HW; i0 += BLOCK) {
+            const int64_t i1 = i0 + BLOCK < g.HW ? i0 + BLOCK : g.HW;
+            float f = 0.0f;
+#pragma omp simd reduction(+ : f)
+            for (int64_t i = i0; i < i1; i++) {
+                const float d = p[i] - mf;
+                f += d * d;
+            }
+            v += (double)f;
+        }
+    }
+    const double off = m - (double)mf;
+    *mean = m;
+    *var = v / (double)(g.N * g.HW) - off * off;
 }
 
-/* The in-place `out += residual` (+ ReLU) primitive. */
-static void make_residual_add(cpu_impl *im, cpu_prim *p, const dnnl_memory_desc_t *data,
-                              bool relu) {
-    dnnl_binary_desc_t bd;
-    DNNL_CHECK(dnnl_binary_desc_init(&bd, dnnl_binary_add, data, data, data));
-    dnnl_primitive_attr_t attr;
-    DNNL_CHECK(dnnl_primitive_attr_create(&attr));
-    if (relu) {
-        dnnl_post_ops_t po;
-        DNNL_CHECK(dnnl_post_ops_create(&po));
-        DNNL_CHECK(dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f));
-        DNNL_CHECK(dnnl_primitive_attr_set_post_ops(attr, po));
-        DNNL_CHECK(dnnl_post_ops_destroy(po));
+/* y = (x - mean) * a + b (+ res) (ReLU) over channel c. */
+static void channel_apply(float *y, const float *x, const float *res, bn_geom g, int64_t c,
+                          float mean, float a, float b, bool relu) {
+    for (int64_t n = 0; n < g.N; n++) {
+        const int64_t off = (n * g.C + c) * g.HW;
+        const float *xp = x + off, *rp = res ? res + off : NULL;
+        float *yp = y + off;
+        if (rp) {
+#pragma omp simd
+            for (int64_t i = 0; i < g.HW; i++) {
+                float v = (xp[i] - mean) * a + b + rp[i];
+                yp[i] = relu ? (v > 0.0f ? v : 0.0f) : v;
+            }
+        } else {
+#pragma omp simd
+            for (int64_t i = 0; i < g.HW; i++) {
+                float v = (xp[i] - mean) * a + b;
+                yp[i] = relu ? (v > 0.0f ? v : 0.0f) : v;
+            }
+        }
     }
-    cpu_prim_create(im, p, &bd, attr, NULL);
-    DNNL_CHECK(dnnl_primitive_attr_destroy(attr));
-}
-
-/* ---- forward (training and inference) ---- */
-
-typedef struct bn_fwd_entry {
-    cpu_prim bn;
-    cpu_prim resadd; /* when a residual is given */
-    cpu_arg src, dst, scale, shift, mean, var, ws, res;
-    bool has_res, has_ws;
-} bn_fwd_entry;
-
-static void bn_fwd_free(void *p) {
-    bn_fwd_entry *e = p;
-    cpu_arg_destroy(&e->src);
-    cpu_arg_destroy(&e->dst);
-    cpu_arg_destroy(&e->scale);
-    cpu_arg_destroy(&e->shift);
-    cpu_arg_destroy(&e->mean);
-    cpu_arg_destroy(&e->var);
-    if (e->has_ws) cpu_arg_destroy(&e->ws);
-    if (e->has_res) {
-        cpu_arg_destroy(&e->res);
-        cpu_prim_destroy(&e->resadd);
-    }
-    cpu_prim_destroy(&e->bn);
-    free(e);
-}
-
-static bn_fwd_entry *bn_fwd_get(ssd_backend *be, ssd_op op, const ssd_tensor *x, bool relu,
-                                bool has_res, double eps) {
-    cpu_impl *im = cpu_impl_of(be);
-    bool training = op == SSD_OP_BN_TRAIN_FWD;
-    unsigned flags = (relu ? BN_RELU : 0) | (has_res ? BN_RESIDUAL : 0);
-    cpu_key k;
-    bn_key(&k, op, x, flags, eps);
-    bn_fwd_entry *e = cpu_cache_find(&im->cache, &k, &be->stats);
-    if (e) return e;
-    e = ssd_xcalloc(1, sizeof *e);
-    e->has_res = has_res;
-    dnnl_memory_desc_t data, stat;
-    bn_mds(x, &data, &stat);
-    unsigned bf = dnnl_use_scale | dnnl_use_shift;
-    if (!training) bf |= dnnl_use_global_stats;
-    if (relu && !has_res) bf |= dnnl_fuse_norm_relu;
-    dnnl_batch_normalization_desc_t bd;
-    DNNL_CHECK(dnnl_batch_normalization_forward_desc_init(
-        &bd, training ? dnnl_forward_training : dnnl_forward_inference, &data, (float)eps, bf));
-    cpu_prim_create(im, &e->bn, &bd, NULL, NULL);
-    cpu_arg_init_user(im, &e->src, &data);
-    cpu_arg_init_user(im, &e->dst, &data);
-    cpu_arg_init_user(im, &e->scale, &stat);
-    cpu_arg_init_user(im, &e->shift, &stat);
-    cpu_arg_init_user(im, &e->mean, &stat);
-    cpu_arg_init_user(im, &e->var, &stat);
-    const dnnl_memory_desc_t *wmd = cpu_prim_md(&e->bn, dnnl_query_workspace_md, 0);
-    if (wmd && dnnl_memory_desc_get_size(wmd) > 0) {
-        cpu_arg_init_scratch(im, &e->ws, wmd, CPU_SLOT_0);
-        e->has_ws = true;
-    }
-    if (has_res) {
-        cpu_arg_init_user(im, &e->res, &data);
-        make_residual_add(im, &e->resadd, &data, relu);
-    }
-    cpu_cache_insert(&im->cache, &k, e, bn_fwd_free, &be->stats);
-    return e;
-}
-
-static void bn_fwd_run(ssd_backend *be, bn_fwd_entry *e, ssd_tensor *out, const ssd_tensor *inp,
-                       const ssd_tensor *gamma, const ssd_tensor *beta, void *mean, void *var,
-                       const ssd_tensor *residual) {
-    cpu_impl *im = cpu_impl_of(be);
-    dnnl_exec_arg_t args[7] = {
-        {DNNL_ARG_SRC, cpu_arg_in(be, &e->src, inp->data)},
-        {DNNL_ARG_DST, cpu_arg_out(be, &e->dst, out->data)},
-        {DNNL_ARG_SCALE, cpu_arg_in(be, &e->scale, gamma->data)},
-        {DNNL_ARG_SHIFT, cpu_arg_in(be, &e->shift, beta->data)},
-        {DNNL_ARG_MEAN, cpu_arg_in(be, &e->mean, mean)},
-        {DNNL_ARG_VARIANCE, cpu_arg_in(be, &e->var, var)},
-        {DNNL_ARG_WORKSPACE, NULL},
-    };
-    int nargs = 6;
-    if (e->has_ws) {
-        args[6].memory = cpu_arg_scratch(be, &e->ws);
-        nargs = 7;
-    }
-    cpu_prim_exec(im, &e->bn, nargs, args);
-    if (e->has_res) {
-        dnnl_exec_arg_t ra[3] = {
-            {DNNL_ARG_SRC_0, e->dst.user},
-            {DNNL_ARG_SRC_1, cpu_arg_in(be, &e->res, residual->data)},
-            {DNNL_ARG_DST, e->dst.user},
-        };
-        cpu_prim_exec(im, &e->resadd, 3, ra);
-    }
-    cpu_wait(im);
-    cpu_prim_note_impl(be, &e->bn);
 }
 
 void cpu_bn_train_forward(ssd_backend *be, ssd_tensor *out, ssd_tensor *save_mean,
@@ -151,144 +100,130 @@ void cpu_bn_train_forward(ssd_backend *be, ssd_tensor *out, ssd_tensor *save_mea
                           ssd_tensor *running_var, const ssd_tensor *inp, const ssd_tensor *gamma,
                           const ssd_tensor *beta, const ssd_tensor *residual,
                           const ssd_bn_desc *d) {
-    bn_fwd_entry *e = bn_fwd_get(be, SSD_OP_BN_TRAIN_FWD, inp, d->relu, residual != NULL, d->eps);
-    bn_fwd_run(be, e, out, inp, gamma, beta, save_mean->data, save_var->data, residual);
-    /* running stats, torch's update: r = (1-m) r + m batch, variance unbiased */
-    const float *sm = save_mean->data, *sv = save_var->data;
+    const bn_geom g = bn_geom_of(inp);
+    const float *x = inp->data, *gm = gamma->data, *bt = beta->data;
+    const float *res = residual ? residual->data : NULL;
+    float *y = out->data, *sm = save_mean->data, *sv = save_var->data;
     float *rm = running_mean->data, *rv = running_var->data;
-    double count = (double)(inp->shape[0] * inp->shape[2] * inp->shape[3]), m = d->momentum;
-    for (int64_t c = 0; c < inp->shape[1]; c++) {
-        rm[c] = (float)((1.0 - m) * (double)rm[c] + m * (double)sm[c]);
-        rv[c] = (float)((1.0 - m) * (double)rv[c] + m * (double)sv[c] * count / (count - 1.0));
+    const double count = (double)(g.N * g.HW), mom = d->momentum;
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < g.C; c++) {
+        double mean, var;
+        channel_stats(x, g, c, &mean, &var);
+        sm[c] = (float)mean;
+        sv[c] = (float)var;
+        /* torch's running update: r = (1-m) r + m batch, the variance unbiased */
+        rm[c] = (float)((1.0 - mom) * (double)rm[c] + mom * mean);
+        rv[c] = (float)((1.0 - mom) * (double)rv[c] + mom * var * count / (count - 1.0));
+        const double a = (double)gm[c] / sqrt(var + d->eps);
+        channel_apply(y, x, res, g, c, (float)mean, (float)a, bt[c], d->relu);
     }
+    snprintf(be->stats.last_impl, sizeof be->stats.last_impl, "own:bn_nchw");
 }
 
 void cpu_bn_infer_forward(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp,
                           const ssd_tensor *gamma, const ssd_tensor *beta,
                           const ssd_tensor *running_mean, const ssd_tensor *running_var,
                           const ssd_tensor *residual, const ssd_bn_desc *d) {
-    bn_fwd_entry *e = bn_fwd_get(be, SSD_OP_BN_INFER_FWD, inp, d->relu, residual != NULL, d->eps);
-    bn_fwd_run(be, e, out, inp, gamma, beta, running_mean->data, running_var->data, residual);
+    const bn_geom g = bn_geom_of(inp);
+    const float *gm = gamma->data, *bt = beta->data, *rm = running_mean->data,
+                *rv = running_var->data;
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < g.C; c++) {
+        const double a = (double)gm[c] / sqrt((double)rv[c] + d->eps);
+        channel_apply(out->data, inp->data, residual ? residual->data : NULL, g, c, rm[c],
+                      (float)a, bt[c], d->relu);
+    }
+    snprintf(be->stats.last_impl, sizeof be->stats.last_impl, "own:bn_nchw");
 }
 
-/* ---- backward ---- */
-
-typedef struct bn_bwd_entry {
-    dnnl_primitive_desc_t bn_hint, relu_hint;
-    cpu_prim bn, relu;
-    cpu_arg src, mean, var, scale, shift, dout, out, dsrc, dscale, dshift, masked;
-    bool relu_mask, dres;
-} bn_bwd_entry;
-
-static void bn_bwd_free(void *p) {
-    bn_bwd_entry *e = p;
-    cpu_arg_destroy(&e->src);
-    cpu_arg_destroy(&e->mean);
-    cpu_arg_destroy(&e->var);
-    cpu_arg_destroy(&e->scale);
-    cpu_arg_destroy(&e->shift);
-    cpu_arg_destroy(&e->dout);
-    cpu_arg_destroy(&e->dsrc);
-    cpu_arg_destroy(&e->dscale);
-    cpu_arg_destroy(&e->dshift);
-    if (e->relu_mask) {
-        cpu_arg_destroy(&e->out);
-        cpu_arg_destroy(&e->masked);
-        cpu_prim_destroy(&e->relu);
-        dnnl_primitive_desc_destroy(e->relu_hint);
+/* sum(dy) and sum(dy * (x - mean)) over one plane in double; dy = v, masked where y <= 0 when
+ * y is given. */
+static void plane_sums(const float *v, const float *y, const float *x, float mean, int64_t len,
+                       double *sdy, double *sdyx) {
+    for (int64_t i0 = 0; i0 < len; i0 += BLOCK) {
+        const int64_t i1 = i0 + BLOCK < len ? i0 + BLOCK : len;
+        float a = 0.0f, b = 0.0f;
+        if (y) {
+#pragma omp simd reduction(+ : a, b)
+            for (int64_t i = i0; i < i1; i++) {
+                const float vi = v[i], g = y[i] > 0.0f ? vi : 0.0f; /* both loaded: a select */
+                a += g;
+                b += g * (x[i] - mean);
+            }
+        } else {
+#pragma omp simd reduction(+ : a, b)
+            for (int64_t i = i0; i < i1; i++) {
+                a += v[i];
+                b += v[i] * (x[i] - mean);
+            }
+        }
+        *sdy += (double)a;
+        *sdyx += (double)b;
     }
-    cpu_prim_destroy(&e->bn);
-    dnnl_primitive_desc_destroy(e->bn_hint);
-    free(e);
 }
 
-static bn_bwd_entry *bn_bwd_get(ssd_backend *be, const ssd_tensor *x, bool relu, bool dres,
-                                double eps) {
-    cpu_impl *im = cpu_impl_of(be);
-    cpu_key k;
-    bn_key(&k, SSD_OP_BN_BWD, x, (relu ? BN_RELU : 0) | (dres ? BN_DRESIDUAL : 0), eps);
-    bn_bwd_entry *e = cpu_cache_find(&im->cache, &k, &be->stats);
-    if (e) return e;
-    e = ssd_xcalloc(1, sizeof *e);
-    e->relu_mask = relu;
-    e->dres = dres;
-    dnnl_memory_desc_t data, stat;
-    bn_mds(x, &data, &stat);
-    unsigned bf = dnnl_use_scale | dnnl_use_shift;
-
-    dnnl_batch_normalization_desc_t fd, bd;
-    DNNL_CHECK(dnnl_batch_normalization_forward_desc_init(&fd, dnnl_forward_training, &data,
-                                                          (float)eps, bf));
-    DNNL_CHECK(dnnl_primitive_desc_create(&e->bn_hint, &fd, NULL, im->engine, NULL));
-    DNNL_CHECK(dnnl_batch_normalization_backward_desc_init(&bd, dnnl_backward, &data, &data,
-                                                           (float)eps, bf));
-    cpu_prim_create(im, &e->bn, &bd, NULL, e->bn_hint);
-
-    cpu_arg_init_user(im, &e->src, &data);
-    cpu_arg_init_user(im, &e->mean, &stat);
-    cpu_arg_init_user(im, &e->var, &stat);
-    cpu_arg_init_user(im, &e->scale, &stat);
-    cpu_arg_init_user(im, &e->shift, &stat);
-    cpu_arg_init_user(im, &e->dout, &data);
-    cpu_arg_init_user(im, &e->dsrc, &data);
-    cpu_arg_init_scratch(im, &e->dscale, &stat, CPU_SLOT_1);
-    cpu_arg_init_scratch(im, &e->dshift, &stat, CPU_SLOT_2);
-
-    if (relu) {
-        dnnl_eltwise_desc_t ef, eb;
-        DNNL_CHECK(dnnl_eltwise_forward_desc_init(&ef, dnnl_forward_training,
-                                                  dnnl_eltwise_relu_use_dst_for_bwd, &data, 0.0f,
-                                                  0.0f));
-        DNNL_CHECK(dnnl_primitive_desc_create(&e->relu_hint, &ef, NULL, im->engine, NULL));
-        DNNL_CHECK(dnnl_eltwise_backward_desc_init(&eb, dnnl_eltwise_relu_use_dst_for_bwd, &data,
-                                                   &data, 0.0f, 0.0f));
-        cpu_prim_create(im, &e->relu, &eb, NULL, e->relu_hint);
-        cpu_arg_init_user(im, &e->out, &data);
-        if (dres) cpu_arg_init_user(im, &e->masked, &data);
-        else cpu_arg_init_scratch(im, &e->masked, &data, CPU_SLOT_0);
+/* dx = a * (dy - b - (x - mean) * k) over one plane; dy = v, masked where y <= 0 when y is
+ * given. */
+static void plane_dx(float *dx, const float *v, const float *y, const float *x, float mean,
+                     float a, float b, float k, int64_t len) {
+    if (y) {
+#pragma omp simd
+        for (int64_t i = 0; i < len; i++) {
+            const float vi = v[i], g = y[i] > 0.0f ? vi : 0.0f;
+            dx[i] = a * (g - b - (x[i] - mean) * k);
+        }
+    } else {
+#pragma omp simd
+        for (int64_t i = 0; i < len; i++) dx[i] = a * (v[i] - b - (x[i] - mean) * k);
     }
-    cpu_cache_insert(&im->cache, &k, e, bn_bwd_free, &be->stats);
-    return e;
 }
 
 void cpu_bn_backward(ssd_backend *be, ssd_tensor *dinp, ssd_tensor *dresidual, ssd_tensor *dgamma,
                      ssd_tensor *dbeta, const ssd_tensor *dout, const ssd_tensor *out,
                      const ssd_tensor *inp, const ssd_tensor *gamma, const ssd_tensor *save_mean,
                      const ssd_tensor *save_var, const ssd_bn_desc *d) {
-    cpu_impl *im = cpu_impl_of(be);
-    bn_bwd_entry *e = bn_bwd_get(be, inp, d->relu, dresidual != NULL, d->eps);
-    dnnl_memory_t dy = cpu_arg_in(be, &e->dout, dout->data);
-    if (e->relu_mask) {
-        /* dy = dout where out > 0 else 0, into dresidual or a scratch */
-        dnnl_memory_t masked = e->dres ? cpu_arg_out(be, &e->masked, dresidual->data)
-                                       : cpu_arg_scratch(be, &e->masked);
-        dnnl_exec_arg_t ra[3] = {
-            {DNNL_ARG_DST, cpu_arg_in(be, &e->out, out->data)},
-            {DNNL_ARG_DIFF_DST, dy},
-            {DNNL_ARG_DIFF_SRC, masked},
-        };
-        cpu_prim_exec(im, &e->relu, 3, ra);
-        dy = masked;
-    } else if (dresidual && dresidual->data != dout->data) {
-        memcpy(dresidual->data, dout->data, ssd_tensor_nbytes(dout));
+    const bn_geom g = bn_geom_of(inp);
+    const float *x = inp->data, *dy_in = dout->data, *y = out->data, *gm = gamma->data;
+    const float *sm = save_mean->data, *sv = save_var->data;
+    float *dx = dinp->data, *dres = dresidual ? dresidual->data : NULL;
+    float *dg = dgamma->data, *db = dbeta->data;
+    const bool relu = d->relu;
+    const double count = (double)(g.N * g.HW);
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < g.C; c++) {
+        const double invstd = 1.0 / sqrt((double)sv[c] + d->eps);
+        const float mean = sm[c];
+        double sdy = 0.0, sdyx = 0.0;
+        for (int64_t n = 0; n < g.N; n++) {
+            const int64_t off = (n * g.C + c) * g.HW;
+            const float *dp = dy_in + off, *yp = relu ? y + off : NULL;
+            if (dres) { /* the masked gradient is an output: write it, then read it back */
+                float *rp = dres + off;
+                if (yp) {
+#pragma omp simd
+                    for (int64_t i = 0; i < g.HW; i++) {
+                        const float vi = dp[i];
+                        rp[i] = yp[i] > 0.0f ? vi : 0.0f;
+                    }
+                } else if (rp != dp) {
+                    memcpy(rp, dp, (size_t)g.HW * sizeof(float));
+                }
+                dp = rp;
+                yp = NULL;
+            }
+            plane_sums(dp, yp, x + off, mean, g.HW, &sdy, &sdyx);
+        }
+        const float a = (float)((double)gm[c] * invstd), b = (float)(sdy / count),
+                    k = (float)(invstd * invstd * sdyx / count);
+        for (int64_t n = 0; n < g.N; n++) {
+            const int64_t off = (n * g.C + c) * g.HW;
+            const float *dp = dres ? dres + off : dy_in + off;
+            const float *yp = relu && !dres ? y + off : NULL;
+            plane_dx(dx + off, dp, yp, x + off, mean, a, b, k, g.HW);
+        }
+        dg[c] = (float)((double)dg[c] + sdyx * invstd);
+        db[c] = (float)((double)db[c] + sdy);
     }
-    /* oneDNN 2.6's backward with use_shift counts SHIFT among its inputs although the
-     * gradients do not depend on beta (which this op does not receive): gamma stands in. */
-    dnnl_exec_arg_t args[9] = {
-        {DNNL_ARG_SRC, cpu_arg_in(be, &e->src, inp->data)},
-        {DNNL_ARG_MEAN, cpu_arg_in(be, &e->mean, save_mean->data)},
-        {DNNL_ARG_VARIANCE, cpu_arg_in(be, &e->var, save_var->data)},
-        {DNNL_ARG_DIFF_DST, dy},
-        {DNNL_ARG_SCALE, cpu_arg_in(be, &e->scale, gamma->data)},
-        {DNNL_ARG_SHIFT, cpu_arg_in(be, &e->shift, gamma->data)},
-        {DNNL_ARG_DIFF_SRC, cpu_arg_out(be, &e->dsrc, dinp->data)},
-        {DNNL_ARG_DIFF_SCALE, cpu_arg_scratch(be, &e->dscale)},
-        {DNNL_ARG_DIFF_SHIFT, cpu_arg_scratch(be, &e->dshift)},
-    };
-    cpu_prim_exec(im, &e->bn, 9, args);
-    cpu_wait(im);
-    int64_t C = inp->shape[1];
-    cpu_accumulate_f32(dgamma->data, e->dscale.inner_ptr, C);
-    cpu_accumulate_f32(dbeta->data, e->dshift.inner_ptr, C);
-    cpu_prim_note_impl(be, &e->bn);
+    snprintf(be->stats.last_impl, sizeof be->stats.last_impl, "own:bn_nchw");
 }
