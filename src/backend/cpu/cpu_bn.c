@@ -16,7 +16,7 @@
  * - backward: dy = dout masked where out <= 0 when desc->relu (written to dresidual when
  *   given), sums of dy and dy * (x - mean) (float within blocks, double across), then
  *   dx = gamma*invstd * (dy - sum_dy/M - (x - mean) * invstd^2 * sum_dy_xmu / M) in float;
- *   dgamma += sum_dy_xmu * invstd, dbeta += sum_dy.
+ *   dgamma += float(sum_dy_xmu * invstd), dbeta += float(sum_dy).
  * dout may be dresidual (masked in place) and dinp may be dout: every element is read before
  * it is written, and a masked dy stays masked. */
 #include <math.h>
@@ -222,8 +222,10 @@ void cpu_bn_backward(ssd_backend *be, ssd_tensor *dinp, ssd_tensor *dresidual, s
             const float *yp = relu && !dres ? y + off : NULL;
             plane_dx(dx + off, dp, yp, x + off, mean, a, b, k, g.HW);
         }
-        dg[c] = (float)((double)dg[c] + sdyx * invstd);
-        db[c] = (float)((double)db[c] + sdy);
+        /* this call's gradient rounded to float, then added: accumulating fragments (batch
+         * splits) gives what an all-reduce of per-rank float gradients gives (test_dist) */
+        dg[c] += (float)(sdyx * invstd);
+        db[c] += (float)sdy;
     }
     snprintf(be->stats.last_impl, sizeof be->stats.last_impl, "own:bn_nchw");
 }
