@@ -38,6 +38,7 @@
  *   negative selected and positives twice, ties at ce_neg = 0) and exact ties at the threshold (identical logits for a block
  *   of anchors; ties go to the lower anchor index). */
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -235,6 +236,30 @@ static void test_conv_winograd(void **state) {
                            s->name, impl);
     }
     b->cpu = saved;
+    /* bit for bit the same results with 1 and 2 threads (each of the 36 GEMMs runs on one
+     * thread), so rank-vs-process parity and resume hold with Winograd on */
+    ssd_conv_desc d = {1, 1, 1, 1};
+    ssd_tensor x = or_rand4(&r, 2, 64, 75, 75, -1, 1, "x");
+    ssd_tensor w = or_rand4(&r, 64, 64, 3, 3, -0.07, 0.07, "w");
+    ssd_tensor bb = or_rand4(&r, 1, 1, 1, 64, -0.5, 0.5, "b");
+    bb.ndim = 1;
+    bb.shape[0] = 64;
+    ssd_tensor dy = or_rand4(&r, 2, 64, 75, 75, -1, 1, "dy");
+    const int threads = omp_get_max_threads();
+    or_outputs o[2];
+    for (int t = 0; t < 2; t++) {
+        omp_set_num_threads(t + 1);
+        o[t] = or_conv(wino, SSD_F32, &x, &w, &bb, &dy, &d);
+    }
+    omp_set_num_threads(threads);
+    assert_int_equal(o[0].n, o[1].n);
+    for (int i = 0; i < o[0].n; i++)
+        assert_memory_equal(o[0].t[i].data, o[1].t[i].data, ssd_tensor_nbytes(&o[0].t[i]));
+    printf("winograd: 1 and 2 threads give bit-identical y, dx, dw, db\n");
+    or_free(&o[0]);
+    or_free(&o[1]);
+    ssd_tensor *all[] = {&x, &w, &bb, &dy};
+    for (int i = 0; i < 4; i++) ssd_tensor_free(all[i]);
     ssd_backend_destroy(wino);
 }
 

@@ -182,6 +182,21 @@ static void output_transform(float *out, const float *M, const float *bias, int6
     }
 }
 
+/* C[xi] (M x Nn) = op(A[xi]) * B[xi] for xi = 0..35, row-major, op = transpose when ta == 'T'
+ * (A[xi] is then Kk x M); the matrices of xi lie sa, sb, sc floats apart. The 36 GEMMs are
+ * shared among the threads, each run single-threaded (oneDNN's sgemm does not fork inside a
+ * parallel region): a GEMM's summation order, and so the result, is the same for any thread
+ * count (without this, 1 and 2 threads gave different roundings, and test_dist's ranks-vs-
+ * one-process parity could not hold with Winograd on). */
+static void gemm36(char ta, int64_t M, int64_t Nn, int64_t Kk, const float *A, int64_t lda,
+                   int64_t sa, const float *B, int64_t ldb, int64_t sb, float *C, int64_t ldc,
+                   int64_t sc) {
+#pragma omp parallel for schedule(static)
+    for (int xi = 0; xi < 36; xi++)
+        DNNL_CHECK(dnnl_sgemm(ta, 'N', M, Nn, Kk, 1.0f, A + xi * sa, lda, B + xi * sb, ldb, 0.0f,
+                              C + xi * sc, ldc));
+}
+
 void cpu_wino_conv3x3(ssd_backend *be, float *out, const float *inp, const float *w,
                       const float *bias, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K,
                       bool bwd) {
@@ -195,9 +210,7 @@ void cpu_wino_conv3x3(ssd_backend *be, float *out, const float *inp, const float
     weight_transform(U, w, C, Cp, K, bwd);
     pad_block(xb, inp, N, C, CB, H, W, Hp, Wp, 1);
     input_transform(V, xb, N, CB, Hp, Wp, th, tw);
-    for (int xi = 0; xi < 36; xi++)
-        DNNL_CHECK(dnnl_sgemm('N', 'N', T, K, Cp, 1.0f, V + (int64_t)xi * T * Cp, Cp,
-                              U + (int64_t)xi * Cp * K, K, 0.0f, Mt + (int64_t)xi * T * K, K));
+    gemm36('N', T, K, Cp, V, Cp, T * Cp, U, K, Cp * K, Mt, K, T * K);
     output_transform(out, Mt, bias, N, K, H, W, th, tw);
     snprintf(be->stats.last_impl, sizeof be->stats.last_impl, "own:winograd_4x4_3x3+dnnl_sgemm");
 }
@@ -278,9 +291,7 @@ void cpu_wino_conv3x3_bwd_weights(ssd_backend *be, float *dw, float *dbias, cons
     input_transform(V, xb, N, CB, Hp, Wp, th, tw);
     pad_block(yb, dout, N, K, KB, H, W, 4 * th, 4 * tw, 0);
     dout_transform(D, yb, N, KB, 4 * th, 4 * tw, th, tw);
-    for (int xi = 0; xi < 36; xi++)
-        DNNL_CHECK(dnnl_sgemm('T', 'N', Cp, Kp, T, 1.0f, V + (int64_t)xi * T * Cp, Cp,
-                              D + (int64_t)xi * T * Kp, Kp, 0.0f, Mw + (int64_t)xi * Cp * Kp, Kp));
+    gemm36('T', Cp, Kp, T, V, Cp, T * Cp, D, Kp, T * Kp, Mw, Kp, Cp * Kp);
     weight_grad_transform(dw, Mw, C, Cp, K, Kp);
     if (dbias) {
 #pragma omp parallel for schedule(static)
