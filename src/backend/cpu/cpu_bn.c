@@ -33,13 +33,22 @@ static bn_geom bn_geom_of(const ssd_tensor *x) {
     return (bn_geom){x->shape[0], x->shape[1], x->shape[2] * x->shape[3]};
 }
 
-/* Sums run in float inside blocks of BLOCK elements (vectorised: a short chain per lane) and
- * in double across blocks; gcc does not vectorise a float-to-double reduction. */
+/* Sums run in float inside blocks of BLOCK elements and in double across blocks (gcc does not
+ * vectorise a float-to-double reduction). Inside a block, LANES explicit partial sums (element
+ * i goes to lane i % LANES, the tail to its own sum), combined in a fixed order: the rounding
+ * is defined by the source, not by how a compiler vectorises it, so every build (Release, the
+ * sanitizer builds) computes the same bits -- a training run is chaotic enough that a different
+ * summation order in one BN changes where it ends (test_train's overfit). */
 #define BLOCK 512
+#define LANES 8
+
+static inline float lanes_total(const float *acc, float tail) {
+    return (((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))) +
+           tail;
+}
 
 /* Sum over channel c of (x - shift), or of (x - shift)^2 when sq. Always inlined: sq is a
- * constant at each call, so each copy is one plain vector loop (a select in the loop halved
- * the speed). */
+ * constant at each call, so each copy is one plain loop. */
 static inline __attribute__((always_inline)) double channel_sum(const float *x, bn_geom g,
                                                                  int64_t c, float shift, bool sq) {
     double s = 0.0;
@@ -47,13 +56,18 @@ static inline __attribute__((always_inline)) double channel_sum(const float *x, 
         const float *p = x + (n * g.C + c) * g.HW;
         for (int64_t i0 = 0; i0 < g.HW; i0 += BLOCK) {
             const int64_t i1 = i0 + BLOCK < g.HW ? i0 + BLOCK : g.HW;
-            float f = 0.0f;
-#pragma omp simd reduction(+ : f)
-            for (int64_t i = i0; i < i1; i++) {
+            float acc[LANES] = {0}, tail = 0.0f;
+            int64_t i = i0;
+            for (; i + LANES <= i1; i += LANES)
+                for (int l = 0; l < LANES; l++) {
+                    const float d = p[i + l] - shift;
+                    acc[l] += sq ? d * d : d;
+                }
+            for (; i < i1; i++) {
                 const float d = p[i] - shift;
-                f += sq ? d * d : d;
+                tail += sq ? d * d : d;
             }
-            s += (double)f;
+            s += (double)lanes_total(acc, tail);
         }
     }
     return s;
@@ -141,23 +155,21 @@ static void plane_sums(const float *v, const float *y, const float *x, float mea
                        double *sdy, double *sdyx) {
     for (int64_t i0 = 0; i0 < len; i0 += BLOCK) {
         const int64_t i1 = i0 + BLOCK < len ? i0 + BLOCK : len;
-        float a = 0.0f, b = 0.0f;
-        if (y) {
-#pragma omp simd reduction(+ : a, b)
-            for (int64_t i = i0; i < i1; i++) {
-                const float vi = v[i], g = y[i] > 0.0f ? vi : 0.0f; /* both loaded: a select */
-                a += g;
-                b += g * (x[i] - mean);
+        float a[LANES] = {0}, b[LANES] = {0}, ta = 0.0f, tb = 0.0f;
+        int64_t i = i0;
+        for (; i + LANES <= i1; i += LANES)
+            for (int l = 0; l < LANES; l++) {
+                const float vi = v[i + l], g = !y || y[i + l] > 0.0f ? vi : 0.0f;
+                a[l] += g;
+                b[l] += g * (x[i + l] - mean);
             }
-        } else {
-#pragma omp simd reduction(+ : a, b)
-            for (int64_t i = i0; i < i1; i++) {
-                a += v[i];
-                b += v[i] * (x[i] - mean);
-            }
+        for (; i < i1; i++) {
+            const float vi = v[i], g = !y || y[i] > 0.0f ? vi : 0.0f;
+            ta += g;
+            tb += g * (x[i] - mean);
         }
-        *sdy += (double)a;
-        *sdyx += (double)b;
+        *sdy += (double)lanes_total(a, ta);
+        *sdyx += (double)lanes_total(b, tb);
     }
 }
 
