@@ -250,3 +250,27 @@ const char *tu_fmt(const char *fmt, ...) {
     va_end(ap);
     return buf[k];
 }
+
+int tu_curve_losses(const char *out_dir, double *loss, int max) {
+    FILE *f = fopen(tu_fmt("%s/curves.jsonl", out_dir), "r");
+    assert_non_null(f);
+    char line[4096];
+    int n = 0;
+    while (n < max && fgets(line, sizeof line, f)) {
+        if (!strstr(line, "\"type\": \"step\"") && !strstr(line, "\"type\":\"step\"")) continue;
+        const char *p = strstr(line, "\"loss\":");
+        assert_non_null(p);
+        loss[n++] = strtod(p + 7, NULL);
+    }
+    fclose(f);
+    return n;
+}
+
+double tu_max_rel(const double *a, const double *b, int n) {
+    double w = 0.0;
+    for (int i = 0; i < n; i++) {
+        double r = fabs(a[i] - b[i]) / fabs(b[i]);
+        if (!(r <= w)) w = r; /* NaN wins */
+    }
+    return w;
+}

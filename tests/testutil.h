@@ -57,6 +57,11 @@ int tu_system(const char *cmd);
  * at most len-1 bytes), echoes the command, status and output, and returns the exit status (-1
  * when it did not exit normally). */
 int tu_run_capture(const char *cmdline, const char *log, char *out, size_t len);
+/* The losses of the step lines of OUT_DIR/curves.jsonl (ssd train's curves), in order; returns
+ * how many (at most max). Fails the test if the file is missing. */
+int tu_curve_losses(const char *out_dir, double *loss, int max);
+/* max over i < n of |a[i] - b[i]| / |b[i]| (NaN gives NaN). */
+double tu_max_rel(const double *a, const double *b, int n);
 /* The JSON document in PATH (cJSON_Delete it); fails the test if unreadable or malformed. */
 struct cJSON;
 struct cJSON *tu_read_json(const char *path);

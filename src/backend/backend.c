@@ -33,18 +33,12 @@ const char *ssd_op_name(ssd_op op) {
 #define SSD_BACKEND_LIST                                                                       \
     X("ref", create_ref) SSD_BACKEND_CPU_ENTRY SSD_BACKEND_CUDA_ENTRY
 
-/* Host backends cannot fail to start; the cuda one can (no GPU, no driver). */
+/* ref cannot fail to start; cpu can (a bad SSD_CPU_MATH), cuda too (no GPU, no driver). */
 static ssd_backend *create_ref(ssd_error *err) {
     (void)err;
     return ssd_backend_ref_create();
 }
 #ifdef SSD_HAVE_CPU
-static ssd_backend *create_cpu(ssd_error *err) {
-    (void)err;
-    return ssd_backend_cpu_create();
-}
-#undef SSD_BACKEND_CPU_ENTRY
-#define SSD_BACKEND_CPU_ENTRY X("cpu", create_cpu)
 #endif
 
 typedef struct {

@@ -201,7 +201,7 @@ void ssd_backend_destroy(ssd_backend *be);
 
 /* Backend constructors (one per compiled backend). */
 ssd_backend *ssd_backend_ref_create(void);
-ssd_backend *ssd_backend_cpu_create(void);
+ssd_backend *ssd_backend_cpu_create(ssd_error *err);
 /* NULL with *err filled when no GPU can be used (no device, no driver, cuDNN fails to start). */
 ssd_backend *ssd_backend_cuda_create(ssd_error *err);
 

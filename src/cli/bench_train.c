@@ -27,6 +27,7 @@
 #include "backend/cuda/cuda_info.h"
 #endif
 #include "cli/bench.h"
+#include "cli/options.h"
 #include "core/peak.h"
 #include "core/mem.h"
 #include "core/strbuf.h"
@@ -149,15 +150,15 @@ int ssd_bench_train(const bench_args *a) {
                         "convolutions: pick one\n");
         return 2;
     }
-    if (bf16 && gpu) setenv("SSD_CUDA_MATH", "bf16", 1); /* read when the backend starts */
-    if (bf16 && !gpu) {
-        fprintf(stderr,
-                "ssd bench: --dtype bf16: bf16 training runs on the cuda backend only (the "
-                "cpu backend's bf16 autocast needs oneDNN bf16 kernels, i.e. a CPU with "
-                "AVX-512 (avx512_core, better avx512_bf16 or AMX); this CPU %s)\n",
-                __builtin_cpu_supports("avx512f") ? "has AVX-512 but the kernels are not written"
-                                                  : "has no AVX-512");
-        return 1;
+    if (bf16) { /* sets the backend's math (read when it starts); cpu: says it is emulated */
+        const char *why_bf16 = ssd_cli_autocast("ssd bench", a->backend);
+        if (why_bf16) {
+            fprintf(stderr, "ssd bench: --dtype bf16: %s\n", why_bf16);
+            return 2;
+        }
+        if (!gpu && getenv("SSD_WINOGRAD") && !strcmp(getenv("SSD_WINOGRAD"), "1"))
+            fprintf(stderr, "ssd bench: --dtype bf16: the bf16 convolutions run the direct "
+                            "kernels (Winograd is f32 only)\n");
     }
     char dir[4000], data[4096], ann[4200], imgs[4200], wpath[4200], bpath[4200];
     const char *tmp = a->workdir ? a->workdir : getenv("TMPDIR");
@@ -258,7 +259,7 @@ int ssd_bench_train(const bench_args *a) {
     if (write_weights(m, wpath, &err) != SSD_OK) goto cleanup;
     const int threads = omp_get_max_threads();
     fprintf(stderr, "ssd bench: train step, backend %s %s, batch %d, %d threads, %d timed steps "
-                    "after 1 warm-up, data from %s\n", be->name, gpu ? gpu_math : "f32", B,
+                    "after 1 warm-up, data from %s\n", be->name, gpu_math, B,
             threads, R, data);
     t_fwd = ssd_xcalloc((size_t)R, sizeof *t_fwd);
     t_loss = ssd_xcalloc((size_t)R, sizeof *t_loss);
@@ -317,15 +318,17 @@ int ssd_bench_train(const bench_args *a) {
 
     /* the PyTorch reference on the same weights and batch */
     /* on a GPU: PyTorch AMP (bf16 autocast, channels_last), the configuration MLPerf
-     * submissions run, and PyTorch in plain f32 (TF32 off), the same arithmetic as ours */
+     * submissions run, and PyTorch in plain f32 (TF32 off), the same arithmetic as ours; on
+     * the CPU with --dtype bf16: PyTorch's CPU autocast (bf16), and PyTorch f32 beside it */
     double ref_ips = -1, ref32_ips = -1;
     const char *why = NULL, *why32 = NULL;
     if (!a->no_reference) {
         ref_ips = run_reference(a, wpath, bpath, R, threads,
-                                gpu ? " --device cuda --autocast --channels-last" : "", &ref_line,
-                                &ref, &why);
-        if (gpu)
-            ref32_ips = run_reference(a, wpath, bpath, R, threads, " --device cuda --no-tf32",
+                                gpu ? " --device cuda --autocast --channels-last"
+                                    : bf16 ? " --autocast" : "",
+                                &ref_line, &ref, &why);
+        if (gpu || bf16)
+            ref32_ips = run_reference(a, wpath, bpath, R, threads, gpu ? " --device cuda --no-tf32" : "",
                                       &ref32_line, &ref32, &why32);
     }
     double peak = pk.gflops;
@@ -337,17 +340,21 @@ int ssd_bench_train(const bench_args *a) {
                pk.isa, gflop, bf16 ? "bf16 tensor-core" : tf32 ? "TF32 tensor-core" : "f32 FMA",
                peak);
     else
-        printf("SSD300-ResNet34 training step, batch %d, f32, %d threads; %.1f GFLOP per step "
-               "(conv, direct-equivalent); peak %.1f GFLOP/s (%s)\n",
-               B, threads, gflop, peak, pk.isa);
+        printf("SSD300-ResNet34 training step, batch %d, %s, %d threads; %.1f GFLOP per step "
+               "(conv, direct-equivalent); f32 FMA peak %.1f GFLOP/s (%s)\n",
+               B, bf16 ? "bf16 convolutions (rounded operands and results, f32 kernels), the rest f32"
+                       : "f32",
+               threads, gflop, peak, pk.isa);
     printf("%-12s %10s %10s %10s %10s %10s %9s %9s %7s\n", "", "forward", "loss", "backward",
            "update", "step", "img/s", "GFLOP/s", "%peak");
     printf("%-12s %10.1f %10.1f %10.1f %10.1f %10.1f %9.2f %9.1f %6.1f%%\n", "ours", fwd, lss,
            bwd, upd, step, ips, gflops, peak > 0 ? 100 * gflops / peak : 0);
     if (ref) {
-        print_reference_row(gpu ? "pytorch AMP" : "pytorch", ref, gflop, peak);
+        print_reference_row(gpu ? "pytorch AMP" : bf16 ? "pytorch bf16" : "pytorch", ref, gflop,
+                            peak);
         if (ref32) print_reference_row("pytorch f32", ref32, gflop, peak);
-        printf("ours / pytorch%s: %.2fx images/s\n", gpu ? " AMP bf16" : "", ips / ref_ips);
+        printf("ours / pytorch%s: %.2fx images/s\n",
+               gpu ? " AMP bf16" : bf16 ? " autocast bf16" : "", ips / ref_ips);
         if (ref32) printf("ours / pytorch f32: %.2fx images/s\n", ips / ref32_ips);
     } else if (!a->no_reference) {
         printf("pytorch: skipped (%s)\n", why ? why : "?");
@@ -369,11 +376,12 @@ int ssd_bench_train(const bench_args *a) {
                       be->name, a->dtype, B, threads, R, ips, step, fwd, lss, bwd, upd, up, data_ms, gflop,
                       gflops, peak, peak > 0 ? gflops / peak : 0, reorders_per_step,
                       (unsigned long long)prims_in_steps);
-        if (gpu) ssd_sb_printf(&j, "\"gpu\":\"%s\",\"conv_math\":\"%s\",", gpu_name, gpu_math);
+        if (gpu) ssd_sb_printf(&j, "\"gpu\":\"%s\",", gpu_name);
+        ssd_sb_printf(&j, "\"conv_math\":\"%s\",", gpu ? gpu_math : bf16 ? "bf16-emulated" : "f32");
         if (ref32)
             ssd_sb_printf(&j, "\"reference_f32_images_per_s\":%.4f,\"reference_f32\":%s,",
                           ref32_ips, ref32_line);
-        else if (gpu && !a->no_reference)
+        else if ((gpu || bf16) && !a->no_reference)
             ssd_sb_printf(&j, "\"reference_f32_skipped\":\"%s\",", why32 ? why32 : "?");
         if (ref)
             ssd_sb_printf(&j, "\"reference_images_per_s\":%.4f,\"reference\":%s,\"ratio\":%.4f}",

@@ -21,7 +21,7 @@
 typedef struct step_args {
     const char *weights, *batch, *out, *backend, *pretrained;
     long seed, repeat;
-    bool eval;
+    bool eval, autocast;
     double sgd_lr, momentum, weight_decay;
 } step_args;
 
@@ -210,12 +210,21 @@ int ssd_cmd_step(int argc, char **argv) {
          "also run an inference-mode forward after the step: eval.loc, eval.conf"},
         {"--repeat", SSD_OPT_INT, &a.repeat, false, 0, 100000, "K",
          "then time K more steps on the same batch and print the median"},
+        {"--autocast", SSD_OPT_FLAG, &a.autocast, false, 1, 0, NULL,
+         "bf16 convolutions as PyTorch autocast runs them, the rest f32 (cpu, cuda)"},
     };
     int nopts = (int)(sizeof opts / sizeof opts[0]);
     const char *summary = "One training-mode forward, loss and backward of SSD300-ResNet34 on a given\n"
                           "batch; writes every output and gradient by torch name.";
     int early = ssd_opts_cli("step", summary, opts, nopts, argc, argv);
     if (early >= 0) return early;
+    if (a.autocast) {
+        const char *why = ssd_cli_autocast("ssd step", a.backend);
+        if (why) {
+            fprintf(stderr, "ssd step: --autocast: %s\n", why);
+            return 2;
+        }
+    }
     ssd_error err;
     ssd_error_clear(&err);
     int rc = 1;

@@ -172,8 +172,9 @@ int ssd_cmd_train(int argc, char **argv) {
         {"--batch-splits", SSD_OPT_INT, &batch_splits, false, 1, 4096, "K",
          "gradient accumulation: K fragments per batch, one optimizer step (divides the batch)"},
         {"--autocast", SSD_OPT_FLAG, &autocast, false, 1, 0, NULL,
-         "cuda: convolutions in bf16 on tensor cores (NHWC), the rest f32 (PyTorch autocast's "
-         "convolutions; = SSD_CUDA_MATH=bf16)"},
+         "bf16 convolutions as PyTorch autocast runs them, the rest f32: cuda on tensor cores "
+         "(NHWC; = SSD_CUDA_MATH=bf16), cpu rounded to bf16 on the f32 kernels "
+         "(= SSD_CPU_MATH=bf16)"},
         {"--backend", SSD_OPT_STR, &backend, false, 1, 0, "NAME",
          "compute backend (ssd backends lists them)"},
         {"--tf32", SSD_OPT_FLAG, &tf32, false, 1, 0, NULL,
@@ -206,7 +207,6 @@ int ssd_cmd_train(int argc, char **argv) {
     if (early >= 0) return early;
     if (winograd) setenv("SSD_WINOGRAD", "1", 1); /* read when the backend is created */
     if (tf32) setenv("SSD_CUDA_MATH", "tf32", 1);
-    if (autocast) setenv("SSD_CUDA_MATH", "bf16", 1);
     if (ignored[0]) fprintf(stderr, "ssd train: ignoring device-specific flags: %s\n", ignored);
 
     bool demo = data == NULL;
@@ -230,11 +230,13 @@ int ssd_cmd_train(int argc, char **argv) {
     ssd_error err;
     ssd_error_clear(&err);
     const char *bad = NULL;
-    if (autocast && strcmp(backend, "cuda"))
-        bad = "--autocast: bf16 runs on the cuda backend only (the cpu backend's bf16 needs "
-              "oneDNN bf16 kernels, i.e. AVX-512; run without --autocast for fp32)";
-    else if (autocast && tf32)
+    const char *why_bf16 = NULL;
+    if (autocast && tf32)
         bad = "--autocast and --tf32 choose two precisions for the convolutions: pick one";
+    else if (autocast && winograd)
+        bad = "--autocast and --winograd: bf16 convolutions run the direct kernels; pick one";
+    else if (autocast && (why_bf16 = ssd_cli_autocast("ssd train", backend)))
+        bad = why_bf16;
     else if (strcmp(augment, "reference") && strcmp(augment, "none"))
         bad = "--augment must be 'reference' or 'none'";
     else if (strcmp(division, "auto") && strcmp(division, "closed") && strcmp(division, "open"))

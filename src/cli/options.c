@@ -169,3 +169,20 @@ bool ssd_opts_given(int argc, char **argv, const char *name) {
             return true;
     return false;
 }
+
+const char *ssd_cli_autocast(const char *prog, const char *backend) {
+    if (!strcmp(backend, "cuda")) {
+        setenv("SSD_CUDA_MATH", "bf16", 1);
+        return NULL;
+    }
+    if (strcmp(backend, "cpu"))
+        return "bf16 autocast runs on the cpu and cuda backends (ref computes in f32/f64)";
+    setenv("SSD_CPU_MATH", "bf16", 1);
+    const bool native = __builtin_cpu_supports("avx512bf16");
+    fprintf(stderr,
+            "%s: cpu bf16: each convolution rounds its operands and result to bf16 and sums in "
+            "f32, as autocast does, on the f32 kernels, so it runs at f32 speed (%s)\n",
+            prog, native ? "this CPU has avx512_bf16, which the cpu backend does not use yet"
+                         : "this CPU has no native bf16: no avx512_bf16 or AMX");
+    return NULL;
+}

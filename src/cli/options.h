@@ -45,4 +45,10 @@ void ssd_opts_summary(FILE *f, const char *cmd, const ssd_opt *opts, int n);
  * other choices. */
 bool ssd_opts_given(int argc, char **argv, const char *name);
 
+/* bf16 autocast on `backend` (ssd train --autocast, ssd step --autocast, ssd bench --dtype
+ * bf16): sets the backend's math variable (SSD_CUDA_MATH or SSD_CPU_MATH = bf16, read when the
+ * backend starts) and returns NULL, or returns why the backend cannot (ref). On cpu it prints
+ * to stderr, as `prog`, that bf16 is emulated: rounded operands and results, f32 kernels. */
+const char *ssd_cli_autocast(const char *prog, const char *backend);
+
 #endif

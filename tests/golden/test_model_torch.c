@@ -200,8 +200,126 @@ static int prepare_oracle(const char *oracle, const char *dir) {
              "--out \"%s/torch.safetensors\" --dtype f64 --eval " SGD_ARGS,
              oracle, dir, dir, dir);
     if (tu_system(cmd)) return -1;
+    /* the bf16 oracles: our bf16 semantics in float64, and PyTorch's own CPU autocast */
+    static const char *const bf16_modes[] = {"bf16emu", "autocast"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(cmd, sizeof cmd,
+                 "%s step --weights \"%s/weights.safetensors\" --batch \"%s/batch.safetensors\" "
+                 "--out \"%s/torch_%s.safetensors\" --dtype %s --eval " SGD_ARGS,
+                 oracle, dir, dir, dir, bf16_modes[i], bf16_modes[i]);
+        if (tu_system(cmd)) return -1;
+    }
     snprintf(cmd, sizeof cmd, "touch \"%s\"", marker);
     return tu_system(cmd);
+}
+
+/* ---- bf16 (ssd step --autocast on cpu) ----
+ *
+ * One rounding to bf16 moves a value by up to 2^-9 of itself, and a rounding is a step
+ * function: a difference of d << one bf16 step in a convolution's sum changes its rounded
+ * result by a whole step with probability ~d/step, i.e. an rms change of sqrt(d * step) >> d.
+ * Layer after layer, any two bf16 computations that differ at all (f32 against f64 sums, one
+ * summation order against another) drift apart until they differ by the full bf16 noise, a
+ * few layers in. So at the network's outputs our bf16 step cannot match an oracle better than
+ * the oracle's own bf16 noise, however exactly each convolution follows the rule (that is
+ * checked op by op in cpu_ops_parity_bf16: equal to the f64 oracle's rounding but for < 0.1%
+ * of elements one step apart). Measured on the calibrated case: our bf16 step against
+ * bf16emu (the same rule in float64) loc 7.0e-3, loss 1.5e-4, all gradients 7.7e-3; bf16emu
+ * against float64 6.1e-3, 1.1e-3, 8.3e-3. The checks, per group of tensors, with
+ * noise = ||bf16emu - f64|| / ||f64||:
+ *  - ours within BF16_NOISE_K x noise of bf16emu (the bf16 rule, not merely some bf16);
+ *  - ours at least BF16_FLOOR_K x noise away from f64 (the rounding happened: an f32 step is
+ *    ~1e-6 away);
+ *  - ours no further from f64 than PyTorch's own CPU autocast step is (measured 6.1e-3 vs
+ *    0.10 on loc, 5.6e-3 vs 5.6e-2 on the gradients: PyTorch's CPU autocast also keeps batch
+ *    norm, ReLU and the residual sums in bf16, which we keep in f32 as the issue asks). */
+#define BF16_NOISE_K 3.0
+#define BF16_FLOOR_K 0.2
+
+typedef struct bf16_group {
+    const char *what, *prefix; /* tensors whose name starts with prefix (exact name if no '.') */
+    bool floor;                /* whether the "rounding happened" floor applies */
+} bf16_group;
+
+static bool in_group(const bf16_group *g, const char *name) {
+    size_t n = strlen(g->prefix);
+    if (g->prefix[n - 1] == '.') return strncmp(name, g->prefix, n) == 0;
+    if (!strcmp(g->prefix, "running")) return strstr(name, ".running_") != NULL;
+    return strcmp(name, g->prefix) == 0;
+}
+
+/* ||a - b|| / ||b|| over all tensors of b in group g; -1 if a lacks one */
+static double group_rel(const ssd_st_file *a, const ssd_st_file *b, const bf16_group *g) {
+    double num = 0, den = 0;
+    for (int i = 0; i < ssd_st_count(b); i++) {
+        const char *name = ssd_st_name(b, i);
+        if (!in_group(g, name)) continue;
+        const ssd_tensor *tb = ssd_st_at(b, i), *ta = ssd_st_get(a, name);
+        if (!ta || !ssd_tensor_same_shape(ta, tb)) return -1;
+        for (int64_t j = 0; j < ssd_tensor_numel(tb); j++) {
+            double x = ssd_tensor_get(ta, j), y = ssd_tensor_get(tb, j);
+            num += (x - y) * (x - y), den += y * y;
+        }
+    }
+    if (isnan(num) || den == 0) return INFINITY;
+    return sqrt(num / den);
+}
+
+static int compare_bf16(const ssd_st_file *f64, const ssd_st_file *emu, const ssd_st_file *ac,
+                        const ssd_st_file *ours, const ssd_st_file *ours32) {
+    static const bf16_group groups[] = {
+        {"loc", "loc", true},           {"conf", "conf", true},
+        {"loss", "loss", true},         {"parameter gradients", "grad.", true},
+        {"inference loc", "eval.loc", true}, {"BN running stats", "running", false},
+        {"params after SGD", "sgd.", false},
+    };
+    int failures = 0;
+    printf("backend cpu --autocast (bf16) vs the torch oracles: ||x - y|| / ||y|| per group\n");
+    printf("  %-20s %10s %10s %10s %10s %10s %10s\n", "", "ours-emu", "noise", "ours-f64",
+           "torchAC-f64", "ours-ours32", "verdict");
+    for (size_t k = 0; k < sizeof groups / sizeof groups[0]; k++) {
+        const bf16_group *g = &groups[k];
+        double e_emu = group_rel(ours, emu, g), noise = group_rel(emu, f64, g);
+        double e_f64 = group_rel(ours, f64, g), e_ac = group_rel(ac, f64, g);
+        double e_32 = group_rel(ours, ours32, g);
+        bool ok = e_emu >= 0 && e_emu <= BF16_NOISE_K * noise && e_f64 >= 0 && e_f64 <= e_ac &&
+                  (!g->floor || e_f64 >= BF16_FLOOR_K * noise);
+        printf("  %-20s %10.3e %10.3e %10.3e %10.3e %10.3e %10s\n", g->what, e_emu, noise, e_f64,
+               e_ac, e_32, ok ? "ok" : "FAIL");
+        failures += !ok;
+    }
+    printf("  (ok: ours-emu <= %.0f x noise, ours-f64 <= torchAC-f64%s)\n", BF16_NOISE_K,
+           ", and ours-f64 >= 0.2 x noise where the rounding must show");
+    return failures;
+}
+
+/* `ssd step --backend cpu --autocast` on the case, against the bf16 oracles; ours32 is the
+ * f32 cpu step just compared. Returns the number of failures. */
+static int run_bf16(const char *build, const char *dir, const char *scratch,
+                    const ssd_st_file *f64, const ssd_st_file *ours32) {
+    char cmd[8000], path[1600];
+    snprintf(cmd, sizeof cmd,
+             "\"%s/ssd\" step --backend cpu --autocast --weights \"%s/weights.safetensors\" "
+             "--batch \"%s/batch.safetensors\" --out \"%s/ours_cpu_bf16.safetensors\" --eval "
+             SGD_ARGS, build, dir, dir, scratch);
+    if (tu_system(cmd)) return 1;
+    const char *names[3] = {"torch_bf16emu", "torch_autocast", NULL};
+    ssd_st_file *f[3] = {NULL, NULL, NULL};
+    ssd_error err;
+    int failures = 0;
+    for (int i = 0; i < 3; i++) {
+        if (names[i])
+            snprintf(path, sizeof path, "%s/%s.safetensors", dir, names[i]);
+        else
+            snprintf(path, sizeof path, "%s/ours_cpu_bf16.safetensors", scratch);
+        if (ssd_st_read(path, &f[i], &err) != SSD_OK) {
+            printf("test_model_torch: %s\n", err.msg);
+            failures = 1;
+        }
+    }
+    if (!failures) failures = compare_bf16(f64, f[0], f[1], f[2], ours32);
+    for (int i = 0; i < 3; i++) ssd_st_free(f[i]);
+    return failures;
 }
 
 int main(void) {
@@ -286,6 +404,7 @@ int main(void) {
             continue;
         }
         failures += compare(label, torch, ours, weights);
+        if (!strcmp(be, "cpu") && !env[0]) failures += run_bf16(build, dir, scratch, torch, ours);
         ssd_st_free(ours);
     }
     ssd_st_free(torch);

@@ -52,6 +52,7 @@
 #define TOL_CONV 1e-9
 #define TOL_CONV_TF32 2e-6
 #define TOL_CONV_BF16 5e-5
+#define TOL_BF16_FLOOR 1e-9 /* bf16 math: below this nmse an output cannot have been rounded */
 #define TOL_BN 1e-8
 #define TOL_EXACT 0.0
 #define TOL_POOL_BWD 1e-14
@@ -70,6 +71,12 @@ static const char *dut_name(void) {
 }
 
 static bool dut_is_cpu(void) { return strcmp(dut_name(), "cpu") == 0; }
+
+/* The conv math of the backend under test: SSD_CPU_MATH (cpu) or SSD_CUDA_MATH; "f32" if unset. */
+static const char *dut_math(void) {
+    const char *m = getenv(dut_is_cpu() ? "SSD_CPU_MATH" : "SSD_CUDA_MATH");
+    return m && *m ? m : "f32";
+}
 
 static int setup(void **state) {
     static backends b;
@@ -111,13 +118,65 @@ static void compare(const char *op, const char *shape, const or_outputs *got,
     assert_int_equal(got->n, truth->n);
     for (int i = 0; i < got->n; i++) {
         double e = tu_nmse(&got->t[i], &truth->t[i]);
-        const char *math = getenv("SSD_CUDA_MATH");
         printf("parity %-14s %-44s %-13s %s/%s nmse=%.3e (tol %.0e)\n", op, shape,
-               truth->names[i], dut_name(), !dut_is_cpu() && math && *math ? math : "f32", e,
-               tols[i]);
+               truth->names[i], dut_name(), dut_math(), e, tols[i]);
         if (!(e <= tols[i]))
             fail_msg("%s %s output %s: nmse %.3e > %.0e", op, shape, truth->names[i], e, tols[i]);
     }
+}
+
+/* A copy of host tensor t with every value rounded to bf16 (through f32, nearest even). */
+static ssd_tensor bf16_rounded(const ssd_tensor *t) {
+    ssd_tensor c = ssd_tensor_alloc_host(t->dtype, t->ndim, t->shape, t->name);
+    for (int64_t i = 0; i < ssd_tensor_numel(t); i++)
+        ssd_tensor_set(&c, i, ssd_bf16_to_f32(ssd_f32_to_bf16((float)ssd_tensor_get(t, i))));
+    return c;
+}
+
+/* The cpu backend's bf16 math is defined exactly: operands rounded to bf16, f32 sums, results
+ * (and the weight/bias gradients before they are added) rounded to bf16. The oracle: ref in f64
+ * on the rounded operands, its outputs rounded to bf16. Ours must equal it except where the
+ * f32 and f64 sums fall on two sides of a bf16 rounding boundary: then they differ by one bf16
+ * step. The chance of that is about the f32 sum's relative error (~sqrt(K) 6e-8, K <= 4608)
+ * over bf16's relative step (2^-8): < 0.5%; we allow 2% of the elements, and none may differ
+ * by more than one step, except by less than 1e-6 of the output's rms where a sum cancels.
+ * (dw and db are read back as ACC0 + ours - ACC0 in f32: a few f32 ulps of ACC0 on top.) */
+static void check_bf16_exact(backends *b, const or_outputs *got, const ssd_tensor *x,
+                             const ssd_tensor *w, const ssd_tensor *bias, const ssd_tensor *dy,
+                             const ssd_conv_desc *d, const char *shape) {
+    ssd_tensor xr = bf16_rounded(x), wr = bf16_rounded(w), dyr = bf16_rounded(dy);
+    ssd_tensor br = bias ? bf16_rounded(bias) : (ssd_tensor){0};
+    or_outputs t = or_conv(b->ref, SSD_F64, &xr, &wr, bias ? &br : NULL, &dyr, d);
+    for (int i = 0; i < t.n; i++) {
+        int64_t n = ssd_tensor_numel(&t.t[i]), off = 0;
+        double worst = 0, ss = 0;
+        for (int64_t j = 0; j < n; j++) ss += ssd_tensor_get(&t.t[i], j) * ssd_tensor_get(&t.t[i], j);
+        /* where a sum cancels to far below the output's size its f32 error (~sqrt(K) 6e-8 of
+         * the terms, themselves ~rms/sqrt(K)) can exceed a bf16 step of the small result:
+         * differences within 1e-6 rms do not count as steps */
+        const double abs_tol = 1e-6 * sqrt(ss / (n ? n : 1));
+        for (int64_t j = 0; j < n; j++) {
+            double rt = ssd_bf16_to_f32(ssd_f32_to_bf16((float)ssd_tensor_get(&t.t[i], j)));
+            double g = ssd_tensor_get(&got->t[i], j), diff = fabs(g - rt);
+            int e;
+            frexp(rt, &e);
+            double step = rt == 0 ? 0 : ldexp(1.0, e - 8); /* bf16 spacing at |rt| */
+            if (diff <= 1e-6 * fabs(rt) + 4e-8) continue;   /* equal (up to ACC0's f32 ulps) */
+            off++;
+            double r = diff <= abs_tol ? 0 : step > 0 ? diff / step : INFINITY;
+            if (r > worst) worst = r;
+        }
+        double frac = n ? (double)off / n : 0;
+        printf("bf16 exact %-44s %-3s %lld of %lld elements one bf16 step apart (%.3f%%), "
+               "worst %.2f steps\n", shape, t.names[i], (long long)off, (long long)n, 100 * frac,
+               worst);
+        if (!(worst <= 1.0 + 1e-6) || !(frac <= 0.02))
+            fail_msg("%s output %s: %lld elements differ from the bf16 oracle, worst %.2f steps",
+                     shape, t.names[i], (long long)off, worst);
+    }
+    or_free(&t);
+    ssd_tensor *all[] = {&xr, &wr, &dyr, &br};
+    for (int i = 0; i < 4; i++) ssd_tensor_free(all[i]);
 }
 
 /* Runs one conv case on ref (f64, the truth) and cpu (f32); *impl_out (nullable) gets the
@@ -140,13 +199,20 @@ static void run_conv_case_impl(backends *b, ssd_rng *r, int n, int c, int k, int
     char shape[160];
     snprintf(shape, sizeof shape, "%s N%d %d->%d %dx%d k%d/s%d/p%d%s", label, n, c, k, h, h,
              ksize, stride, pad, bias ? " +b" : "");
-    const char *math = getenv("SSD_CUDA_MATH");
-    const double tc = !math || dut_is_cpu() ? TOL_CONV
-                      : !strcmp(math, "bf16") ? TOL_CONV_BF16
-                      : !strcmp(math, "tf32") ? TOL_CONV_TF32 : TOL_CONV;
+    const char *math = dut_math();
+    const bool bf16 = !strcmp(math, "bf16");
+    const double tc = bf16 ? TOL_CONV_BF16 : !strcmp(math, "tf32") ? TOL_CONV_TF32 : TOL_CONV;
     const double tols[] = {tc, tc, tc, tc};
     printf("          implementations: %s / %s / %s\n", got.impl[0], got.impl[1], got.impl[2]);
     compare("conv2d", shape, &got, &truth, tols);
+    if (bf16 && dut_is_cpu()) { /* (cuda runs a pass in f32 where cuDNN has no bf16 algorithm) */
+        /* the rounding happened: every output carries bf16's error, far above f32's */
+        for (int i = 0; i < got.n; i++)
+            if (!(tu_nmse(&got.t[i], &truth.t[i]) >= TOL_BF16_FLOOR))
+                fail_msg("%s output %s: nmse %.3e below %.0e: not rounded to bf16", shape,
+                         truth.names[i], tu_nmse(&got.t[i], &truth.t[i]), TOL_BF16_FLOOR);
+        check_bf16_exact(b, &got, &x, &w, bias ? &bb : NULL, &dy, &d, shape);
+    }
     if (impl_out) memcpy(impl_out, got.impl, sizeof got.impl);
     or_free(&truth);
     or_free(&got);
@@ -202,6 +268,22 @@ static void test_conv_winograd(void **state) {
     backends *b = *state;
     ssd_rng r = ssd_rng_stream(19, SSD_RNG_DOMAIN_TEST, 0, 0, 0);
     char impl[3][160];
+    if (!strcmp(dut_math(), "bf16")) { /* bf16 math runs the direct kernels, Winograd or not */
+        setenv("SSD_WINOGRAD", "1", 1);
+        ssd_backend *wino = NULL, *saved = b->cpu;
+        ssd_error err;
+        assert_int_equal(ssd_backend_create("cpu", &wino, &err), SSD_OK);
+        unsetenv("SSD_WINOGRAD");
+        b->cpu = wino;
+        run_conv_case_impl(b, &r, 2, 64, 64, 20, 3, 1, 1, false, "bf16 with SSD_WINOGRAD=1", impl);
+        b->cpu = saved;
+        ssd_backend_destroy(wino);
+        for (int p = 0; p < 3; p++) {
+            assert_null(strstr(impl[p], "winograd"));
+            assert_non_null(strstr(impl[p], ":bf16"));
+        }
+        return;
+    }
     const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     run_conv_case_impl(b, &r, 2, 64, 64, 20, 3, 1, 1, false, "default backend", impl);
     assert_null(strstr(impl[0], "winograd"));
@@ -551,5 +633,12 @@ int main(void) {
         cmocka_unit_test(test_sgd),         cmocka_unit_test(test_cache_reuse),
         cmocka_unit_test(test_ssd_loss),
     };
+    /* the cpu backend's bf16 math changes the convolutions only: run those */
+    const struct CMUnitTest conv_tests[] = {
+        cmocka_unit_test(test_conv_random), cmocka_unit_test(test_conv_layers),
+        cmocka_unit_test(test_conv_winograd), cmocka_unit_test(test_cache_reuse),
+    };
+    if (dut_is_cpu() && !strcmp(dut_math(), "bf16"))
+        return cmocka_run_group_tests(conv_tests, setup, teardown);
     return cmocka_run_group_tests(tests, setup, teardown);
 }

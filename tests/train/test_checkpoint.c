@@ -246,7 +246,7 @@ static void test_round_trip_ref(void **state) {
 static void test_round_trip_cpu(void **state) {
     (void)state;
 #ifdef SSD_HAVE_CPU
-    ssd_backend *be = ssd_backend_cpu_create();
+    ssd_backend *be = ssd_backend_cpu_create(NULL);
     round_trip(be, SSD_F32, "rt_cpu.safetensors");
     ssd_backend_destroy(be);
 #else

@@ -305,7 +305,7 @@ static void save(const char *path, const ssd_model *m) {
 static ssd_model *trained_ref(ssd_backend *be) {
     if (!g_have_cpu_ckpt) {
 #ifdef SSD_HAVE_CPU
-        ssd_backend *cpu = ssd_backend_cpu_create();
+        ssd_backend *cpu = ssd_backend_cpu_create(NULL);
         ssd_model *src = trained_here(cpu, SSD_F32, 1, NSTEPS);
         save(g_cpu_ckpt, src);
         g_have_cpu_ckpt = true;
@@ -402,7 +402,7 @@ static void check_backend(const char *test, ssd_backend *be, ssd_dtype dt, int n
 static void test_cpu_f32(void **state) {
     (void)state;
 #ifdef SSD_HAVE_CPU
-    ssd_backend *be = ssd_backend_cpu_create();
+    ssd_backend *be = ssd_backend_cpu_create(NULL);
     check_backend("test_checkpoint_torch/cpu_f32", be, SSD_F32, 2);
     ssd_backend_destroy(be);
 #else

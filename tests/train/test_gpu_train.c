@@ -45,32 +45,6 @@ static int run(const char *args) {
     return tu_run_capture(cmd, tu_fmt("%s/cmd.log", g_dir), g_log, sizeof g_log);
 }
 
-/* The losses of the step lines of OUTPUT/curves.jsonl, in order; returns how many. */
-static int read_losses(const char *out_dir, double *loss, int max) {
-    FILE *f = fopen(tu_fmt("%s/curves.jsonl", out_dir), "r");
-    assert_non_null(f);
-    char line[4096];
-    int n = 0;
-    while (n < max && fgets(line, sizeof line, f)) {
-        if (!strstr(line, "\"type\": \"step\"") && !strstr(line, "\"type\":\"step\"")) continue;
-        const char *p = strstr(line, "\"loss\":");
-        assert_non_null(p);
-        loss[n++] = strtod(p + 7, NULL);
-    }
-    fclose(f);
-    return n;
-}
-
-/* max over steps of |a - b| / |b| */
-static double max_rel(const double *a, const double *b, int n) {
-    double w = 0.0;
-    for (int i = 0; i < n; i++) {
-        double r = fabs(a[i] - b[i]) / fabs(b[i]);
-        if (!(r <= w)) w = r; /* NaN wins */
-    }
-    return w;
-}
-
 static void test_gpu_tracks_cpu(void **state) {
     (void)state;
     const char *host = ssd_backend_default_name();
@@ -91,7 +65,7 @@ static void test_gpu_tracks_cpu(void **state) {
         snprintf(args, sizeof args, "train --backend %s --data '%s' --output '%s' %s %s",
                  k == 1 || k == 2 ? "cuda" : host, data, out, common, flags[k]);
         if (run(args) != 0) fail_msg("ssd %s failed:\n%s", args, g_log);
-        assert_int_equal(read_losses(out, loss[k], STEPS + 4), STEPS);
+        assert_int_equal(tu_curve_losses(out, loss[k], STEPS + 4), STEPS);
     }
     for (int i = 0; i < STEPS; i++) {
         printf("step %2d  loss %s %.6f", i + 1, host, loss[0][i]);
@@ -101,9 +75,9 @@ static void test_gpu_tracks_cpu(void **state) {
         printf("\n");
         assert_true(isfinite(loss[1][i]) && isfinite(loss[2][i]));
     }
-    double early = max_rel(loss[1], loss[0], 2), gpu = max_rel(loss[1], loss[0], STEPS);
-    double early16 = max_rel(loss[2], loss[0], 2), gpu16 = max_rel(loss[2], loss[0], STEPS);
-    double bound = have_cpu ? ENVELOPE * max_rel(loss[3], loss[0], STEPS) + 1e-3 : FLAT_TOL;
+    double early = tu_max_rel(loss[1], loss[0], 2), gpu = tu_max_rel(loss[1], loss[0], STEPS);
+    double early16 = tu_max_rel(loss[2], loss[0], 2), gpu16 = tu_max_rel(loss[2], loss[0], STEPS);
+    double bound = have_cpu ? ENVELOPE * tu_max_rel(loss[3], loss[0], STEPS) + 1e-3 : FLAT_TOL;
     printf("steps 1-2: cuda %.2e (tol %.0e), cuda-bf16 %.2e (tol %.0e); whole run: cuda %.3e, "
            "cuda-bf16 %.3e, bound %.3e (%s; bf16 + %.2f)\n",
            early, EARLY_TOL, early16, BF16_EARLY_TOL, gpu, gpu16, bound,

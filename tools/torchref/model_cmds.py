@@ -1,7 +1,8 @@
 """run.py subcommands for the SSD300 network oracle (model.py, calibrate.py, loss.py).
 
   run.py step --weights W.safetensors --batch B.safetensors --out O.safetensors
-              [--dtype f64|f32] [--eval] [--sgd-lr LR [--momentum 0.9] [--weight-decay 5e-4]]
+              [--dtype f64|f32|bf16emu|autocast] [--eval]
+              [--sgd-lr LR [--momentum 0.9] [--weight-decay 5e-4]]
       One training step in train mode: forward, loss.ssd_loss, backward (and with --sgd-lr one
       torch.optim.SGD step from fresh momentum buffers). W: every parameter and BN running_mean /
       running_var by its reference name (num_batches_tracked optional, default 0); B: images f32
@@ -10,7 +11,11 @@
       buffer after the forward under its own name, and sgd.<param> (parameter after the step) with
       --sgd-lr; with --eval also eval.loc / eval.conf, an eval-mode forward with the updated
       running stats (before the SGD step). Float outputs in --dtype (default f64),
-      num_batches_tracked int64.
+      num_batches_tracked int64. bf16 modes: `autocast` runs the float32 network's forward under
+      torch.autocast("cpu", bfloat16) and the loss in float32 from its bf16 head outputs
+      (PyTorch's own bf16, BN/ReLU/add included); `bf16emu` runs float64 with every convolution
+      as _Bf16Conv (operands and results rounded to bf16, exact products), i.e. what
+      `ssd step --autocast` computes, with float64 sums. Outputs in the network's dtype.
       Debian's torch links the reference (netlib) BLAS, so f64 is slow: ~85 s at batch 2 on two
       cores, against ~3 s (batch 2) / ~9 s (batch 8) in f32.
   run.py make-case --out-weights W.safetensors --out-batch B.safetensors --batch N --seed S
@@ -35,6 +40,47 @@ from torchref import boxes, model, st
 from torchref import loss as loss_mod
 
 DTYPES = {"f64": torch.float64, "f32": torch.float32}
+# bf16 modes of `step`: the float dtype the network runs in
+BF16_MODES = {"bf16emu": torch.float64, "autocast": torch.float32}
+
+
+def _bf16(t):
+    """t rounded to bfloat16 (nearest even; float64 goes through float32 first, as a float32
+    sum does in our kernels), kept in t's dtype."""
+    return t.to(torch.float32).to(torch.bfloat16).to(t.dtype)
+
+
+class _Bf16Conv(torch.autograd.Function):
+    """A convolution as bf16 autocast computes it, in float64: operands rounded to bf16 (so
+    every product is exact), sums in float64, the result rounded to bf16; backward rounds the
+    output gradient, computes the input, weight and bias gradients from the rounded operands
+    and rounds each to bf16. What `ssd step --autocast` does with float32 sums."""
+
+    @staticmethod
+    def forward(ctx, x, w, b, stride, padding):
+        xr, wr = _bf16(x), _bf16(w)
+        y = torch.nn.functional.conv2d(xr, wr, None if b is None else _bf16(b), stride, padding)
+        ctx.save_for_backward(xr, wr)
+        ctx.geom = (stride, padding, b is not None)
+        return _bf16(y)
+
+    @staticmethod
+    def backward(ctx, g):
+        xr, wr = ctx.saved_tensors
+        stride, padding, has_b = ctx.geom
+        gr = _bf16(g)
+        dx = _bf16(torch.nn.grad.conv2d_input(xr.shape, wr, gr, stride, padding))
+        dw = _bf16(torch.nn.grad.conv2d_weight(xr, wr.shape, gr, stride, padding))
+        db = _bf16(gr.sum((0, 2, 3))) if has_b else None
+        return dx, dw, db, None, None
+
+
+def emulate_bf16_convs(net):
+    """Every Conv2d of net runs through _Bf16Conv (the bf16emu oracle)."""
+    for m in net.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            m.forward = (lambda mod: lambda x: _Bf16Conv.apply(
+                x, mod.weight, mod.bias, mod.stride, mod.padding))(m)
 
 
 def load_weights(net, w, dtype):
@@ -83,8 +129,12 @@ def _load_case(weights, batch, dtype):
     return net, b
 
 
-def _loss(net, b, dtype):
-    ploc, plabel = net(b["images"].to(dtype))
+def _loss(net, b, dtype, autocast=False):
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        ploc, plabel = net(b["images"].to(dtype))
+    # the loss in float32 from the bf16 head outputs: the reference's loss ops (cross entropy,
+    # smooth L1) are on autocast's float32 list
+    ploc, plabel = ploc.to(dtype), plabel.to(dtype)
     dxywh, _ = boxes.default_boxes()
     lossv, per = loss_mod.ssd_loss(ploc, plabel, b["bboxes"], b["labels"].to(torch.int64),
                                    dxywh.to(dtype))
@@ -96,7 +146,7 @@ def cmd_step(argv):
     ap.add_argument("--weights", required=True)
     ap.add_argument("--batch", required=True)
     ap.add_argument("--out", required=True)
-    ap.add_argument("--dtype", choices=sorted(DTYPES), default="f64")
+    ap.add_argument("--dtype", choices=sorted(DTYPES) + sorted(BF16_MODES), default="f64")
     ap.add_argument("--sgd-lr", type=float, default=None)
     ap.add_argument("--momentum", type=float, default=0.9)
     ap.add_argument("--weight-decay", type=float, default=5e-4)
@@ -104,12 +154,15 @@ def cmd_step(argv):
                     help="after the step: eval-mode forward with the updated running stats "
                          "(eval.loc, eval.conf), before any SGD step")
     a = ap.parse_args(argv)
-    dtype = DTYPES[a.dtype]
+    dtype = DTYPES.get(a.dtype) or BF16_MODES[a.dtype]
+    autocast = a.dtype == "autocast"
     t0 = time.time()
     net, b = _load_case(a.weights, a.batch, dtype)
+    if a.dtype == "bf16emu":
+        emulate_bf16_convs(net)
     net.train()
     net.zero_grad(set_to_none=True)
-    ploc, plabel, lossv, per = _loss(net, b, dtype)
+    ploc, plabel, lossv, per = _loss(net, b, dtype, autocast)
     lossv.backward()
     out = {"loc": ploc.detach(), "conf": plabel.detach(), "loss": lossv.detach(),
            "per_image_loss": per.detach()}
@@ -122,7 +175,9 @@ def cmd_step(argv):
     if a.eval:
         net.eval()
         with torch.no_grad():
-            eloc, econf = net(b["images"].to(dtype))
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+                eloc, econf = net(b["images"].to(dtype))
+            eloc, econf = eloc.to(dtype), econf.to(dtype)
         out["eval.loc"], out["eval.conf"] = eloc, econf
         net.train()
     if a.sgd_lr is not None:

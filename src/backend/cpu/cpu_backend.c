@@ -15,7 +15,7 @@
 static bool cpu_supports(ssd_backend *be, ssd_op op, ssd_dtype dt) {
     (void)be;
     (void)op;
-    return dt == SSD_F32; /* bf16: to be added (see cpu_internal.h) */
+    return dt == SSD_F32; /* bf16 math rounds f32 tensors (SSD_CPU_MATH=bf16, cpu_conv.c) */
 }
 
 void cpu_accumulate_f32(float *dst, const float *src, int64_t n) {
@@ -177,9 +177,15 @@ static const ssd_backend_ops k_cpu_ops = {
     .destroy = cpu_destroy,
 };
 
-ssd_backend *ssd_backend_cpu_create(void) {
+ssd_backend *ssd_backend_cpu_create(ssd_error *err) {
+    const char *math = getenv("SSD_CPU_MATH");
+    if (math && *math && strcmp(math, "f32") && strcmp(math, "bf16")) {
+        ssd_fail(err, SSD_ERR_ARG, "SSD_CPU_MATH='%s': expected f32 or bf16", math);
+        return NULL;
+    }
     ssd_backend *be = ssd_xcalloc(1, sizeof *be);
     cpu_impl *im = ssd_xcalloc(1, sizeof *im);
+    im->bf16 = math && !strcmp(math, "bf16");
     be->name = "cpu";
     be->ops = &k_cpu_ops;
     be->device.kind = SSD_DEVICE_HOST;

@@ -5,7 +5,18 @@
  * reordered into and out of the chosen layouts (cpu_arg). Backward descriptors take a
  * forward-training descriptor of the same shape as hint. Weight gradients accumulate: the
  * primitive writes a scratch and a reorder with a sum post-op adds it into the user's OIHW
- * dweight; the bias gradient goes to a scratch and is added with a loop. */
+ * dweight; the bias gradient goes to a scratch and is added with a loop.
+ *
+ * bf16 math (SSD_CPU_MATH=bf16, `ssd train --autocast`): what PyTorch autocast does to a
+ * convolution, computed with the f32 kernels. The operands of each pass (input, weight, bias;
+ * output gradient, weight; input, output gradient) are rounded to bf16 (nearest even), so
+ * every product is exact and the sums run in f32, as a native bf16 kernel (bf16 products, f32
+ * accumulation) does; the result is rounded to bf16, and the weight and bias gradients are
+ * rounded before they are added to the f32 master gradients. The direct kernels run (Winograd's
+ * transforms would round the products differently). The tensors stay f32 in memory, so this
+ * gives autocast's numbers at f32 speed. */
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -124,8 +135,9 @@ static conv_fwd_entry *conv_fwd_get(ssd_backend *be, const conv_dims *c, ssd_dty
     return e;
 }
 
-void cpu_conv2d_forward(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp,
-                        const ssd_tensor *weight, const ssd_tensor *bias, const ssd_conv_desc *d) {
+static void conv_forward_f32(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp,
+                             const ssd_tensor *weight, const ssd_tensor *bias,
+                             const ssd_conv_desc *d) {
     cpu_impl *im = cpu_impl_of(be);
     conv_dims c = conv_dims_of(inp, weight, out, d);
     if (cpu_wino_applicable(im, inp->dtype, c.R, c.S, c.sh, c.sw, c.ph, c.pw, c.H, c.W, c.C, c.K)) {
@@ -197,8 +209,8 @@ static conv_bwd_data_entry *conv_bwd_data_get(ssd_backend *be, const conv_dims *
     return e;
 }
 
-void cpu_conv2d_backward_data(ssd_backend *be, ssd_tensor *dinp, const ssd_tensor *dout,
-                              const ssd_tensor *weight, const ssd_conv_desc *d) {
+static void conv_backward_data_f32(ssd_backend *be, ssd_tensor *dinp, const ssd_tensor *dout,
+                                   const ssd_tensor *weight, const ssd_conv_desc *d) {
     cpu_impl *im = cpu_impl_of(be);
     conv_dims c = conv_dims_of(dinp, weight, dout, d);
     if (cpu_wino_applicable(im, dinp->dtype, c.R, c.S, c.sh, c.sw, c.ph, c.pw, c.H, c.W, c.C, c.K)) {
@@ -273,9 +285,9 @@ static conv_bwd_w_entry *conv_bwd_w_get(ssd_backend *be, const conv_dims *c, ssd
     return e;
 }
 
-void cpu_conv2d_backward_weights(ssd_backend *be, ssd_tensor *dweight, ssd_tensor *dbias,
-                                 const ssd_tensor *dout, const ssd_tensor *inp,
-                                 const ssd_conv_desc *d) {
+static void conv_backward_weights_f32(ssd_backend *be, ssd_tensor *dweight, ssd_tensor *dbias,
+                                      const ssd_tensor *dout, const ssd_tensor *inp,
+                                      const ssd_conv_desc *d) {
     cpu_impl *im = cpu_impl_of(be);
     conv_dims c = conv_dims_of(inp, dweight, dout, d);
     if (cpu_wino_applicable(im, inp->dtype, c.R, c.S, c.sh, c.sw, c.ph, c.pw, c.H, c.W, c.C, c.K)) {
@@ -300,4 +312,97 @@ void cpu_conv2d_backward_weights(ssd_backend *be, ssd_tensor *dweight, ssd_tenso
     cpu_wait(im);
     if (dbias) cpu_accumulate_f32((float *)dbias->data, (const float *)e->dbias.inner_ptr, c.K);
     cpu_prim_note_impl(be, &e->conv);
+}
+
+/* ---- bf16 math ---- */
+
+static inline float round_bf16(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    if ((u & 0x7f800000u) == 0x7f800000u) /* inf stays, NaN stays NaN (made quiet) */
+        u |= (u & 0x007fffffu) ? 0x00400000u : 0;
+    else
+        u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u; /* nearest, ties to even */
+    memcpy(&x, &u, 4);
+    return x;
+}
+
+static void round_into(float *dst, const float *src, int64_t n) {
+#pragma omp parallel for simd schedule(static) if (n > 32768)
+    for (int64_t i = 0; i < n; i++) dst[i] = round_bf16(src[i]);
+}
+
+/* A view of t's shape over a bf16-rounded copy of its values in scratch slot `slot`. */
+static ssd_tensor rounded(cpu_impl *im, int slot, const ssd_tensor *t) {
+    ssd_tensor v = *t;
+    v.owns = false;
+    int64_t n = ssd_tensor_numel(t);
+    v.data = cpu_slot(im, slot, (size_t)n * sizeof(float));
+    round_into(v.data, t->data, n);
+    return v;
+}
+
+/* A zeroed view of t's shape in scratch slot `slot` (a partial gradient). */
+static ssd_tensor zeroed(cpu_impl *im, int slot, const ssd_tensor *t) {
+    ssd_tensor v = *t;
+    v.owns = false;
+    int64_t n = ssd_tensor_numel(t);
+    v.data = cpu_slot(im, slot, (size_t)n * sizeof(float));
+    memset(v.data, 0, (size_t)n * sizeof(float));
+    return v;
+}
+
+static void note_bf16(ssd_backend *be) {
+    size_t l = strlen(be->stats.last_impl);
+    snprintf(be->stats.last_impl + l, sizeof be->stats.last_impl - l, ":bf16");
+}
+
+void cpu_conv2d_forward(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp,
+                        const ssd_tensor *weight, const ssd_tensor *bias, const ssd_conv_desc *d) {
+    cpu_impl *im = cpu_impl_of(be);
+    if (!im->bf16) {
+        conv_forward_f32(be, out, inp, weight, bias, d);
+        return;
+    }
+    ssd_tensor x = rounded(im, CPU_SLOT_BF16_0, inp), w = rounded(im, CPU_SLOT_BF16_1, weight);
+    ssd_tensor b = bias ? rounded(im, CPU_SLOT_BF16_2, bias) : (ssd_tensor){0};
+    conv_forward_f32(be, out, &x, &w, bias ? &b : NULL, d);
+    round_into(out->data, out->data, ssd_tensor_numel(out));
+    note_bf16(be);
+}
+
+void cpu_conv2d_backward_data(ssd_backend *be, ssd_tensor *dinp, const ssd_tensor *dout,
+                              const ssd_tensor *weight, const ssd_conv_desc *d) {
+    cpu_impl *im = cpu_impl_of(be);
+    if (!im->bf16) {
+        conv_backward_data_f32(be, dinp, dout, weight, d);
+        return;
+    }
+    ssd_tensor dy = rounded(im, CPU_SLOT_BF16_0, dout), w = rounded(im, CPU_SLOT_BF16_1, weight);
+    conv_backward_data_f32(be, dinp, &dy, &w, d);
+    round_into(dinp->data, dinp->data, ssd_tensor_numel(dinp));
+    note_bf16(be);
+}
+
+void cpu_conv2d_backward_weights(ssd_backend *be, ssd_tensor *dweight, ssd_tensor *dbias,
+                                 const ssd_tensor *dout, const ssd_tensor *inp,
+                                 const ssd_conv_desc *d) {
+    cpu_impl *im = cpu_impl_of(be);
+    if (!im->bf16) {
+        conv_backward_weights_f32(be, dweight, dbias, dout, inp, d);
+        return;
+    }
+    ssd_tensor dy = rounded(im, CPU_SLOT_BF16_0, dout), x = rounded(im, CPU_SLOT_BF16_1, inp);
+    ssd_tensor dw = zeroed(im, CPU_SLOT_BF16_2, dweight);
+    ssd_tensor db = dbias ? zeroed(im, CPU_SLOT_BF16_3, dbias) : (ssd_tensor){0};
+    conv_backward_weights_f32(be, &dw, dbias ? &db : NULL, &dy, &x, d);
+    /* the bf16 gradient of the bf16 copy of the weight, widened and added to the f32 one */
+    int64_t nw = ssd_tensor_numel(dweight);
+    float *gw = dweight->data, *pw = dw.data;
+    for (int64_t i = 0; i < nw; i++) gw[i] += round_bf16(pw[i]);
+    if (dbias) {
+        float *gb = dbias->data, *pb = db.data;
+        for (int64_t i = 0; i < dbias->shape[0]; i++) gb[i] += round_bf16(pb[i]);
+    }
+    note_bf16(be);
 }

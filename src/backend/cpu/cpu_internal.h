@@ -53,6 +53,10 @@ enum {
     CPU_SLOT_2,
     CPU_SLOT_3,
     CPU_SLOT_4,
+    CPU_SLOT_BF16_0, /* bf16 math: rounded copies of a conv's operands, its partial gradients */
+    CPU_SLOT_BF16_1,
+    CPU_SLOT_BF16_2,
+    CPU_SLOT_BF16_3,
     CPU_NSLOTS
 };
 
@@ -64,6 +68,8 @@ typedef struct cpu_impl {
     size_t slot_cap[CPU_NSLOTS];
     bool winograd; /* own Winograd F(4x4,3x3) for 3x3/1 pad-1 conv, all three passes:
                       opt-in with SSD_WINOGRAD=1, on CPUs with AVX2 + FMA (cpu_winograd.c) */
+    bool bf16;     /* SSD_CPU_MATH=bf16 (ssd train --autocast): convolutions with bf16 operands
+                      and results, f32 sums (cpu_conv.c); everything else f32 */
 } cpu_impl;
 
 static inline cpu_impl *cpu_impl_of(ssd_backend *be) { return (cpu_impl *)be->impl; }
@@ -77,7 +83,7 @@ static inline cpu_impl *cpu_impl_of(ssd_backend *be) { return (cpu_impl *)be->im
 static inline bool cpu_wino_applicable(const cpu_impl *im, ssd_dtype dt, int64_t R, int64_t S,
                                        int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t H,
                                        int64_t W, int64_t C, int64_t K) {
-    return im->winograd && dt == SSD_F32 && R == 3 && S == 3 && sh == 1 && sw == 1 && ph == 1 &&
+    return im->winograd && !im->bf16 && dt == SSD_F32 && R == 3 && S == 3 && sh == 1 && sw == 1 && ph == 1 &&
            pw == 1 && H >= 19 && W >= 19 && C >= 64 && K >= 64;
 }
 /* out (N,K,H,W) = conv3x3 pad 1 of inp (N,C,H,W) with w (K,C,3,3) (+ bias (K)), or with bwd
