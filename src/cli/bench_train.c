@@ -156,9 +156,9 @@ int ssd_bench_train(const bench_args *a) {
             fprintf(stderr, "ssd bench: --dtype bf16: %s\n", why_bf16);
             return 2;
         }
-        if (!gpu && getenv("SSD_WINOGRAD") && !strcmp(getenv("SSD_WINOGRAD"), "1"))
-            fprintf(stderr, "ssd bench: --dtype bf16: the bf16 convolutions run the direct "
-                            "kernels (Winograd is f32 only)\n");
+        if (!gpu)
+            fprintf(stderr, "ssd bench: --dtype bf16: the bf16 convolutions run oneDNN's "
+                            "direct kernels (our Winograd is f32 only)\n");
     }
     char dir[4000], data[4096], ann[4200], imgs[4200], wpath[4200], bpath[4200];
     const char *tmp = a->workdir ? a->workdir : getenv("TMPDIR");

@@ -277,6 +277,7 @@ int ssd_cmd_bench(int argc, char **argv) {
     const char *env_torch = getenv("SSD_PYTHON_TORCH");
     a.torch_python = env_torch && *env_torch ? env_torch : "/usr/bin/python3";
     bool images_given = false, batch_given = false, workers_given = false, winograd = false;
+    bool no_winograd = false;
     bool tf32 = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--images") || !strncmp(argv[i], "--images=", 9)) images_given = true;
@@ -313,7 +314,9 @@ int ssd_cmd_bench(int argc, char **argv) {
         {"--tf32", SSD_OPT_FLAG, &tf32, false, 1, 0, NULL,
          "cuda: convolutions on TF32 tensor cores (PyTorch's default) instead of exact f32"},
         {"--winograd", SSD_OPT_FLAG, &winograd, false, 1, 0, NULL,
-         "train, cpu: Winograd for the large 3x3 stride-1 convs (= SSD_WINOGRAD=1)"},
+         "train, cpu: Winograd for the large 3x3 stride-1 convs (the default on AVX2+FMA)"},
+        {"--no-winograd", SSD_OPT_FLAG, &no_winograd, false, 1, 0, NULL,
+         "train, cpu: oneDNN's direct kernels for every conv (= SSD_WINOGRAD=0)"},
         {"--num-cropping-iterations", SSD_OPT_INT, &a.crop_iterations, false, 1, 1000, "T",
          "loader: crop tries per drawn mode (reference: 1)"},
         {"--torch-python", SSD_OPT_STR, &a.torch_python, false, 1, 0, "PY",
@@ -338,7 +341,12 @@ int ssd_cmd_bench(int argc, char **argv) {
         if (!images_given) a.images = 320;
         return ssd_bench_loader(&a);
     }
+    if (winograd && no_winograd) {
+        fprintf(stderr, "ssd bench: --winograd and --no-winograd: pick one\n");
+        return 2;
+    }
     if (winograd) setenv("SSD_WINOGRAD", "1", 1); /* read when the backend is created */
+    if (no_winograd) setenv("SSD_WINOGRAD", "0", 1);
     if (tf32) setenv("SSD_CUDA_MATH", "tf32", 1);
     if (!strcmp(a.what, "train")) {
         if (!batch_given) a.batch = 8;

@@ -120,7 +120,7 @@ int ssd_cmd_train(int argc, char **argv) {
     double lr = SSD_LR_FLAG_DEFAULT, momentum = 0.9, wd = 5e-4, warmup = 0, threshold = 0.23;
     double nms = 0.05;
     bool no_save = false, autocast = false, deterministic = false, no_progress = false;
-    bool winograd = false, tf32 = false;
+    bool winograd = false, no_winograd = false, tf32 = false;
     const ssd_opt opts[] = {
         {"--data", SSD_OPT_STR, &data, false, 1, 0, "DIR",
          "COCO root: train2017/, val2017/, annotations/ (-d; none: the built-in demo)"},
@@ -180,7 +180,9 @@ int ssd_cmd_train(int argc, char **argv) {
         {"--tf32", SSD_OPT_FLAG, &tf32, false, 1, 0, NULL,
          "cuda: convolutions on TF32 tensor cores (PyTorch's default) instead of exact f32"},
         {"--winograd", SSD_OPT_FLAG, &winograd, false, 1, 0, NULL,
-         "cpu: Winograd F(4x4,3x3) for the large 3x3 stride-1 convs (= SSD_WINOGRAD=1)"},
+         "cpu: Winograd F(4x4,3x3) for the large 3x3 stride-1 convs (the default on AVX2+FMA)"},
+        {"--no-winograd", SSD_OPT_FLAG, &no_winograd, false, 1, 0, NULL,
+         "cpu: oneDNN's direct kernels for every conv (= SSD_WINOGRAD=0)"},
         {"--deterministic", SSD_OPT_FLAG, &deterministic, false, 1, 0, NULL,
          "bit-reproducible run and resume (ref, cpu) (--det)"},
         {"--augment", SSD_OPT_STR, &augment, false, 1, 0, "reference|none",
@@ -206,6 +208,7 @@ int ssd_cmd_train(int argc, char **argv) {
     int early = ssd_opts_cli("train", summary, opts, nopts, argc, argv);
     if (early >= 0) return early;
     if (winograd) setenv("SSD_WINOGRAD", "1", 1); /* read when the backend is created */
+    if (no_winograd) setenv("SSD_WINOGRAD", "0", 1);
     if (tf32) setenv("SSD_CUDA_MATH", "tf32", 1);
     if (ignored[0]) fprintf(stderr, "ssd train: ignoring device-specific flags: %s\n", ignored);
 
@@ -233,6 +236,8 @@ int ssd_cmd_train(int argc, char **argv) {
     const char *why_bf16 = NULL;
     if (autocast && tf32)
         bad = "--autocast and --tf32 choose two precisions for the convolutions: pick one";
+    else if (winograd && no_winograd)
+        bad = "--winograd and --no-winograd: pick one";
     else if (autocast && winograd)
         bad = "--autocast and --winograd: bf16 convolutions run the direct kernels; pick one";
     else if (autocast && (why_bf16 = ssd_cli_autocast("ssd train", backend)))

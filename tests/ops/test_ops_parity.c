@@ -254,10 +254,12 @@ static void test_conv_layers(void **state) {
     run_conv_case(b, &r, 2, 256, 256, 38, 3, 1, 1, false, "layer3 3x3 batch 2");
 }
 
-/* The Winograd path (opt-in: SSD_WINOGRAD=1) against the same f64 truth and bound: the 3x3
- * stride-1 pad-1 layer shapes, odd channel counts, a map that is not a multiple of 4. Where the
- * CPU has AVX2 + FMA it must be taken for the shapes it is meant for, and never for the loc
- * heads and small maps; the default backend (the other tests) never takes it. */
+/* The Winograd path is the default (where the CPU has AVX2 + FMA), so the other tests run it
+ * at every layer shape it takes; here: it must be taken for the shapes it is meant for, in all
+ * three passes, odd channel counts and a map that is not a multiple of 4 with a bias, never for
+ * the loc heads and small maps; with SSD_WINOGRAD=0 it is never taken, and oneDNN's direct
+ * kernels meet the same bound at every 3x3 stride-1 layer shape; and its results do not depend
+ * on the thread count. */
 static void test_conv_winograd(void **state) {
     need_cpu(state);
     if (!dut_is_cpu()) {
@@ -269,15 +271,7 @@ static void test_conv_winograd(void **state) {
     ssd_rng r = ssd_rng_stream(19, SSD_RNG_DOMAIN_TEST, 0, 0, 0);
     char impl[3][160];
     if (!strcmp(dut_math(), "bf16")) { /* bf16 math runs the direct kernels, Winograd or not */
-        setenv("SSD_WINOGRAD", "1", 1);
-        ssd_backend *wino = NULL, *saved = b->cpu;
-        ssd_error err;
-        assert_int_equal(ssd_backend_create("cpu", &wino, &err), SSD_OK);
-        unsetenv("SSD_WINOGRAD");
-        b->cpu = wino;
-        run_conv_case_impl(b, &r, 2, 64, 64, 20, 3, 1, 1, false, "bf16 with SSD_WINOGRAD=1", impl);
-        b->cpu = saved;
-        ssd_backend_destroy(wino);
+        run_conv_case_impl(b, &r, 2, 64, 64, 20, 3, 1, 1, false, "bf16 (Winograd's shape)", impl);
         for (int p = 0; p < 3; p++) {
             assert_null(strstr(impl[p], "winograd"));
             assert_non_null(strstr(impl[p], ":bf16"));
@@ -285,17 +279,9 @@ static void test_conv_winograd(void **state) {
         return;
     }
     const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    run_conv_case_impl(b, &r, 2, 64, 64, 20, 3, 1, 1, false, "default backend", impl);
-    assert_null(strstr(impl[0], "winograd"));
-    setenv("SSD_WINOGRAD", "1", 1);
-    ssd_backend *wino = NULL;
-    ssd_error err;
-    assert_int_equal(ssd_backend_create("cpu", &wino, &err), SSD_OK);
-    unsetenv("SSD_WINOGRAD");
-    if (!avx2) print_message("no AVX2+FMA: SSD_WINOGRAD=1 keeps oneDNN's direct convs\n");
-    ssd_backend *saved = b->cpu;
-    b->cpu = wino;
-    run_conv_case_impl(b, &r, 2, 64, 64, 20, 3, 1, 1, false, "winograd", impl);
+    if (!avx2) print_message("no AVX2+FMA: the cpu backend runs oneDNN's direct convs only\n");
+    ssd_backend *wino = b->cpu; /* the default backend */
+    run_conv_case_impl(b, &r, 2, 64, 64, 20, 3, 1, 1, false, "winograd (default)", impl);
     if (avx2) {
         assert_non_null(strstr(impl[0], "winograd"));
         assert_non_null(strstr(impl[1], "winograd"));
@@ -311,13 +297,22 @@ static void test_conv_winograd(void **state) {
     for (int p = 0; p < 3; p++) assert_null(strstr(impl[p], "winograd"));
     run_conv_case_impl(b, &r, 1, 128, 96, 10, 3, 1, 1, true, "10x10: direct", impl);
     for (int p = 0; p < 3; p++) assert_null(strstr(impl[p], "winograd"));
+    /* SSD_WINOGRAD=0: oneDNN's direct kernels at every 3x3 stride-1 layer shape */
+    setenv("SSD_WINOGRAD", "0", 1);
+    ssd_backend *direct = NULL;
+    ssd_error err;
+    assert_int_equal(ssd_backend_create("cpu", &direct, &err), SSD_OK);
+    unsetenv("SSD_WINOGRAD");
+    b->cpu = direct;
     for (int i = 0; i < ssd_n_conv_shapes; i++) {
         const ssd_conv_shape *s = &ssd_conv_shapes[i];
         if (s->r != 3 || s->stride != 1 || s->pad != 1) continue;
         run_conv_case_impl(b, &r, 1, s->c, s->k, s->h, s->r, s->stride, s->pad, s->bias,
                            s->name, impl);
+        for (int p = 0; p < 3; p++) assert_null(strstr(impl[p], "winograd"));
     }
-    b->cpu = saved;
+    b->cpu = wino;
+    ssd_backend_destroy(direct);
     /* bit for bit the same results with 1 and 2 threads (each of the 36 GEMMs runs on one
      * thread), so rank-vs-process parity and resume hold with Winograd on */
     ssd_conv_desc d = {1, 1, 1, 1};
@@ -342,7 +337,6 @@ static void test_conv_winograd(void **state) {
     or_free(&o[1]);
     ssd_tensor *all[] = {&x, &w, &bb, &dy};
     for (int i = 0; i < 4; i++) ssd_tensor_free(all[i]);
-    ssd_backend_destroy(wino);
 }
 
 static void run_bn_case(backends *b, ssd_rng *r, int n, int c, int h, bool residual, bool relu,

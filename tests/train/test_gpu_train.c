@@ -55,9 +55,9 @@ static void test_gpu_tracks_cpu(void **state) {
     const char *common = "-b 4 --epochs 10 --end-iteration 12 --val-interval 0 --seed 7 "
                          "--num-workers 1 --warmup 4 --log-interval 1 --no-progress-line "
                          "--no-save --cache-dir ''";
-    /* the runs: host, cuda, cuda with bf16 convolutions, and (cpu) host with Winograd */
-    const char *names[4] = {host, "cuda", "cuda-bf16", "cpu-winograd"};
-    const char *flags[4] = {"", "", "--autocast", "--winograd"};
+    /* the runs: host, cuda, cuda with bf16 convolutions, and (cpu) host without Winograd */
+    const char *names[4] = {host, "cuda", "cuda-bf16", "cpu-direct"};
+    const char *flags[4] = {"", "", "--autocast", "--no-winograd"};
     double loss[4][STEPS + 4];
     for (int k = 0; k < (have_cpu ? 4 : 3); k++) {
         char out[1400];

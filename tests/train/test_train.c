@@ -292,8 +292,14 @@ static void test_bad_inputs(void **state) {
     assert_non_null(strstr(g_log, "--batch-size"));
     assert_int_equal(ssd("train --data '%s' --lr-decay-schedule 40,x", data), 2);
     assert_non_null(strstr(g_log, "--lr-decay-schedule"));
-    assert_int_equal(ssd("train --data '%s' --autocast", data), 2);
+    assert_int_equal(ssd("train --data '%s' --backend ref --autocast", data), 2);
     assert_non_null(strstr(g_log, "bf16"));
+    assert_int_equal(ssd("train --data '%s' --autocast --tf32", data), 2);
+    assert_non_null(strstr(g_log, "--tf32"));
+    assert_int_equal(ssd("train --data '%s' --autocast --winograd", data), 2);
+    assert_non_null(strstr(g_log, "--winograd"));
+    assert_int_equal(ssd("train --data '%s' --winograd --no-winograd", data), 2);
+    assert_non_null(strstr(g_log, "pick one"));
     assert_int_equal(ssd("train --data '%s' --batch-size 3 --batch-splits 2", data), 2);
     assert_non_null(strstr(g_log, "divisible by --batch-splits"));
     assert_int_equal(ssd("eval --data '%s'", data), 2);

@@ -178,9 +178,13 @@ static const ssd_backend_ops k_cpu_ops = {
 };
 
 ssd_backend *ssd_backend_cpu_create(ssd_error *err) {
-    const char *math = getenv("SSD_CPU_MATH");
+    const char *math = getenv("SSD_CPU_MATH"), *wino = getenv("SSD_WINOGRAD");
     if (math && *math && strcmp(math, "f32") && strcmp(math, "bf16")) {
         ssd_fail(err, SSD_ERR_ARG, "SSD_CPU_MATH='%s': expected f32 or bf16", math);
+        return NULL;
+    }
+    if (wino && *wino && strcmp(wino, "0") && strcmp(wino, "1")) {
+        ssd_fail(err, SSD_ERR_ARG, "SSD_WINOGRAD='%s': expected 1 (the default) or 0", wino);
         return NULL;
     }
     ssd_backend *be = ssd_xcalloc(1, sizeof *be);
@@ -194,8 +198,8 @@ ssd_backend *ssd_backend_cpu_create(ssd_error *err) {
     DNNL_CHECK(dnnl_engine_create(&im->engine, dnnl_cpu, 0));
     DNNL_CHECK(dnnl_stream_create(&im->stream, im->engine, dnnl_stream_default_flags));
     cpu_cache_init(&im->cache);
-    const char *wino = getenv("SSD_WINOGRAD");
-    im->winograd = wino && strcmp(wino, "1") == 0 && __builtin_cpu_supports("avx2") &&
+    /* Winograd by default where the CPU has AVX2 + FMA; SSD_WINOGRAD=0 turns it off */
+    im->winograd = !(wino && !strcmp(wino, "0")) && __builtin_cpu_supports("avx2") &&
                    __builtin_cpu_supports("fma");
     return be;
 }

@@ -66,8 +66,8 @@ typedef struct cpu_impl {
     cpu_cache cache;
     void *slot[CPU_NSLOTS];
     size_t slot_cap[CPU_NSLOTS];
-    bool winograd; /* own Winograd F(4x4,3x3) for 3x3/1 pad-1 conv, all three passes:
-                      opt-in with SSD_WINOGRAD=1, on CPUs with AVX2 + FMA (cpu_winograd.c) */
+    bool winograd; /* own Winograd F(4x4,3x3) for 3x3/1 pad-1 conv, all three passes: on
+                      CPUs with AVX2 + FMA unless SSD_WINOGRAD=0 (cpu_winograd.c) */
     bool bf16;     /* SSD_CPU_MATH=bf16 (ssd train --autocast): convolutions with bf16 operands
                       and results, f32 sums (cpu_conv.c); everything else f32 */
 } cpu_impl;

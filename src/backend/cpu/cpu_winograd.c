@@ -23,7 +23,8 @@
  * buffer [n][c/8][y][x][8], so that every tile's 6x6 window is 36 aligned 8-float loads and the
  * transform writes V's channel rows 8 at a time; the output transform works on 8 output
  * channels at once. This file is compiled with -mavx2 -mfma (CMakeLists.txt) and entered only
- * when the CPU has both and SSD_WINOGRAD=1 asked for it (cpu_backend.c sets im->winograd).
+ * when the CPU has both and SSD_WINOGRAD=0 did not turn it off (cpu_backend.c sets
+ * im->winograd). Compiled without FMA contraction, so every build computes the same bits.
  *
  * Numerics: the transforms' coefficients (up to 5 in B, 1/24 in G, 8 in A) cost some float32
  * accuracy against a direct convolution; test_ops_parity measures it at every layer shape
