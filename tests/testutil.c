@@ -274,3 +274,26 @@ double tu_max_rel(const double *a, const double *b, int n) {
     }
     return w;
 }
+
+void tu_track_run(const char *ssd, const char *dir, const char *backend, const char *flags,
+                  const char *name, double *loss, char *log, size_t len) {
+    char data[1400], out[1400], cmd[6000];
+    snprintf(data, sizeof data, "%s/synth", dir);
+    snprintf(out, sizeof out, "%s/run-%s", dir, name);
+    if (access(tu_fmt("%s/annotations", data), F_OK) != 0) {
+        snprintf(cmd, sizeof cmd, "\"%s\" synth --out '%s' --images 16 --val-images 4 --seed 5",
+                 ssd, data);
+        if (tu_run_capture(cmd, tu_fmt("%s/cmd.log", dir), log, len) != 0)
+            fail_msg("%s failed:\n%s", cmd, log);
+    }
+    snprintf(cmd, sizeof cmd,
+             "\"%s\" train --backend %s --data '%s' --output '%s' -b 4 --epochs 10 "
+             "--end-iteration %d --val-interval 0 --seed 7 --num-workers 1 --warmup 4 "
+             "--log-interval 1 --no-progress-line --no-save --cache-dir '' %s",
+             ssd, backend, data, out, TU_TRACK_STEPS, flags);
+    if (tu_run_capture(cmd, tu_fmt("%s/cmd.log", dir), log, len) != 0)
+        fail_msg("%s failed:\n%s", cmd, log);
+    double got[TU_TRACK_STEPS + 4];
+    assert_int_equal(tu_curve_losses(out, got, TU_TRACK_STEPS + 4), TU_TRACK_STEPS);
+    memcpy(loss, got, TU_TRACK_STEPS * sizeof *loss);
+}

@@ -60,6 +60,14 @@ int tu_run_capture(const char *cmdline, const char *log, char *out, size_t len);
 /* The losses of the step lines of OUT_DIR/curves.jsonl (ssd train's curves), in order; returns
  * how many (at most max). Fails the test if the file is missing. */
 int tu_curve_losses(const char *out_dir, double *loss, int max);
+/* The short training runs that test_gpu_train and test_train_tracks compare: `SSD train
+ * --backend BACKEND FLAGS` for TU_TRACK_STEPS steps of batch 4 (warmup 4, seed 7) on an `ssd
+ * synth` set (16 + 4 images, seed 5) made in DIR/synth on the first call, output in
+ * DIR/run-NAME; the per-step losses go to loss[TU_TRACK_STEPS]. The output of the last command
+ * is in log (len bytes). Fails the test if a command fails. */
+#define TU_TRACK_STEPS 12
+void tu_track_run(const char *ssd, const char *dir, const char *backend, const char *flags,
+                  const char *name, double *loss, char *log, size_t len);
 /* max over i < n of |a[i] - b[i]| / |b[i]| (NaN gives NaN). */
 double tu_max_rel(const double *a, const double *b, int n);
 /* The JSON document in PATH (cJSON_Delete it); fails the test if unreadable or malformed. */

@@ -29,7 +29,7 @@
 
 #include "testutil.h"
 
-#define STEPS 12
+#define STEPS TU_TRACK_STEPS
 #define EARLY_TOL 1e-5
 #define ENVELOPE 3.0
 #define FLAT_TOL 0.15
@@ -39,34 +39,17 @@
 static char g_ssd[1200], g_dir[1024];
 static char g_log[1 << 20];
 
-static int run(const char *args) {
-    char cmd[6000];
-    snprintf(cmd, sizeof cmd, "\"%s\" %s", g_ssd, args);
-    return tu_run_capture(cmd, tu_fmt("%s/cmd.log", g_dir), g_log, sizeof g_log);
-}
-
 static void test_gpu_tracks_cpu(void **state) {
     (void)state;
     const char *host = ssd_backend_default_name();
     const bool have_cpu = !strcmp(host, "cpu");
-    char data[1400], args[4000];
-    snprintf(data, sizeof data, "%s/synth", g_dir);
-    assert_int_equal(run(tu_fmt("synth --out '%s' --images 16 --val-images 4 --seed 5", data)), 0);
-    const char *common = "-b 4 --epochs 10 --end-iteration 12 --val-interval 0 --seed 7 "
-                         "--num-workers 1 --warmup 4 --log-interval 1 --no-progress-line "
-                         "--no-save --cache-dir ''";
     /* the runs: host, cuda, cuda with bf16 convolutions, and (cpu) host without Winograd */
     const char *names[4] = {host, "cuda", "cuda-bf16", "cpu-direct"};
     const char *flags[4] = {"", "", "--autocast", "--no-winograd"};
-    double loss[4][STEPS + 4];
-    for (int k = 0; k < (have_cpu ? 4 : 3); k++) {
-        char out[1400];
-        snprintf(out, sizeof out, "%s/run-%s", g_dir, names[k]);
-        snprintf(args, sizeof args, "train --backend %s --data '%s' --output '%s' %s %s",
-                 k == 1 || k == 2 ? "cuda" : host, data, out, common, flags[k]);
-        if (run(args) != 0) fail_msg("ssd %s failed:\n%s", args, g_log);
-        assert_int_equal(tu_curve_losses(out, loss[k], STEPS + 4), STEPS);
-    }
+    double loss[4][STEPS];
+    for (int k = 0; k < (have_cpu ? 4 : 3); k++)
+        tu_track_run(g_ssd, g_dir, k == 1 || k == 2 ? "cuda" : host, flags[k], names[k], loss[k],
+                     g_log, sizeof g_log);
     for (int i = 0; i < STEPS; i++) {
         printf("step %2d  loss %s %.6f", i + 1, host, loss[0][i]);
         for (int k = 1; k < (have_cpu ? 4 : 3); k++)

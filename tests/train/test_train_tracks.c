@@ -30,7 +30,7 @@
 
 #include "testutil.h"
 
-#define STEPS 12
+#define STEPS TU_TRACK_STEPS
 #define EARLY_TOL 5e-3
 #define ENVELOPE 3.0
 #define EXTRA 0.05
@@ -40,31 +40,14 @@
 static char g_ssd[1200], g_dir[1024];
 static char g_log[1 << 20];
 
-static int run(const char *args) {
-    char cmd[6000];
-    snprintf(cmd, sizeof cmd, "\"%s\" %s", g_ssd, args);
-    return tu_run_capture(cmd, tu_fmt("%s/cmd.log", g_dir), g_log, sizeof g_log);
-}
-
 static void test_bf16_tracks_f32(void **state) {
     (void)state;
-    char data[1400], args[4000];
-    snprintf(data, sizeof data, "%s/synth", g_dir);
-    assert_int_equal(run(tu_fmt("synth --out '%s' --images 16 --val-images 4 --seed 5", data)), 0);
-    const char *common = "-b 4 --epochs 10 --end-iteration 12 --val-interval 0 --seed 7 "
-                         "--num-workers 1 --warmup 4 --log-interval 1 --no-progress-line "
-                         "--no-save --cache-dir ''";
     const char *names[3] = {"f32", "bf16", "f32-direct"};
     const char *flags[3] = {"", "--autocast", "--no-winograd"};
-    double loss[3][STEPS + 4];
+    double loss[3][STEPS];
     for (int k = 0; k < 3; k++) {
-        char out[1400];
-        snprintf(out, sizeof out, "%s/run-%s", g_dir, names[k]);
-        snprintf(args, sizeof args, "train --backend cpu --data '%s' --output '%s' %s %s", data,
-                 out, common, flags[k]);
-        if (run(args) != 0) fail_msg("ssd %s failed:\n%s", args, g_log);
+        tu_track_run(g_ssd, g_dir, "cpu", flags[k], names[k], loss[k], g_log, sizeof g_log);
         if (k == 1 && !strstr(g_log, "cpu bf16:")) fail_msg("--autocast did not say it ran bf16");
-        assert_int_equal(tu_curve_losses(out, loss[k], STEPS + 4), STEPS);
     }
     for (int i = 0; i < STEPS; i++) {
         printf("step %2d  loss f32 %.6f  bf16 %.6f (rel %.2e)  f32-direct %.6f (rel %.2e)\n",

@@ -149,8 +149,8 @@ void cpu_bn_infer_forward(ssd_backend *be, ssd_tensor *out, const ssd_tensor *in
     snprintf(be->stats.last_impl, sizeof be->stats.last_impl, "own:bn_nchw");
 }
 
-/* sum(dy) and sum(dy * (x - mean)) over one plane in double; dy = v, masked where y <= 0 when
- * y is given. */
+/* sum(dy) and sum(dy * (x - mean)) over one plane: in 8 float lanes within each block, in
+ * double across blocks (as above); dy = v, masked where y <= 0 when y is given. */
 static void plane_sums(const float *v, const float *y, const float *x, float mean, int64_t len,
                        double *sdy, double *sdyx) {
     for (int64_t i0 = 0; i0 < len; i0 += BLOCK) {
