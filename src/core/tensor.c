@@ -122,22 +122,6 @@ void ssd_tensor_free(ssd_tensor *t) {
     t->owns = false;
 }
 
-uint16_t ssd_f32_to_bf16(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if ((u & 0x7f800000u) == 0x7f800000u && (u & 0x007fffffu)) /* NaN: keep sign, force quiet */
-        return (uint16_t)((u >> 16) | 0x0040u);
-    uint32_t rounding = 0x7fffu + ((u >> 16) & 1u); /* round half to even */
-    return (uint16_t)((u + rounding) >> 16);
-}
-
-float ssd_bf16_to_f32(uint16_t b) {
-    uint32_t u = (uint32_t)b << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
 float ssd_f16_to_f32(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1f, m = h & 0x3ffu, u;
     if (e == 0x1f) {

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef enum ssd_dtype { SSD_F32 = 0, SSD_BF16 = 1, SSD_F64 = 2, SSD_I64 = 3, SSD_F16 = 4 } ssd_dtype;
 
@@ -55,9 +56,22 @@ ssd_tensor ssd_tensor_alloc_host4(ssd_dtype dt, int64_t n, int64_t c, int64_t h,
                                   const char *name);
 ssd_tensor ssd_tensor_alloc_host1(ssd_dtype dt, int64_t n, const char *name);
 
-/* bfloat16 <-> float: round to nearest even; NaN stays NaN (quiet). */
-uint16_t ssd_f32_to_bf16(float f);
-float ssd_bf16_to_f32(uint16_t b);
+/* bfloat16 <-> float: round to nearest even; NaN stays NaN (quiet). Inline, so elementwise
+ * loops over them vectorise (the cpu backend's bf16 math rounds whole tensors with them). */
+static inline uint16_t ssd_f32_to_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7f800000u) == 0x7f800000u && (u & 0x007fffffu)) /* NaN: keep sign, force quiet */
+        return (uint16_t)((u >> 16) | 0x0040u);
+    uint32_t rounding = 0x7fffu + ((u >> 16) & 1u); /* round half to even */
+    return (uint16_t)((u + rounding) >> 16);
+}
+static inline float ssd_bf16_to_f32(uint16_t b) {
+    uint32_t u = (uint32_t)b << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
 /* IEEE half <-> float: round to nearest even, overflow to infinity, subnormals kept; NaN stays
  * NaN. f16 tensors are storage only (checkpoint conversion); no backend computes in f16. */
 uint16_t ssd_f32_to_f16(float f);

@@ -316,16 +316,7 @@ static void conv_backward_weights_f32(ssd_backend *be, ssd_tensor *dweight, ssd_
 
 /* ---- bf16 math ---- */
 
-static inline float round_bf16(float x) {
-    uint32_t u;
-    memcpy(&u, &x, 4);
-    if ((u & 0x7f800000u) == 0x7f800000u) /* inf stays, NaN stays NaN (made quiet) */
-        u |= (u & 0x007fffffu) ? 0x00400000u : 0;
-    else
-        u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u; /* nearest, ties to even */
-    memcpy(&x, &u, 4);
-    return x;
-}
+static inline float round_bf16(float x) { return ssd_bf16_to_f32(ssd_f32_to_bf16(x)); }
 
 static void round_into(float *dst, const float *src, int64_t n) {
 #pragma omp parallel for simd schedule(static) if (n > 32768)
