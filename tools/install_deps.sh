@@ -8,6 +8,7 @@ set -euo pipefail
 PKGS=(
   build-essential cmake pkg-config            # toolchain
   libdnnl-dev                                 # oneDNN: the cpu backend
+  ocl-icd-opencl-dev                          # dnnl-config.cmake finds OpenCL (a Recommends of libdnnl-dev)
   libturbojpeg0-dev                           # libjpeg-turbo: JPEG decode
   libopenmpi-dev openmpi-bin                  # MPI data parallelism
   libcjson-dev                                # JSON (annotations, safetensors headers)

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "core/mem.h"
+#include "core/par.h"
 
 void *ssd_host_alloc(ssd_backend *be, size_t bytes) {
     (void)be;
@@ -31,7 +32,6 @@ void ssd_host_copy_rows(ssd_backend *be, ssd_tensor *dst, int64_t dst_off, int64
     char *d = (char *)dst->data + (size_t)dst_off * es;
     const char *s = (const char *)src->data + (size_t)src_off * es;
     size_t row_bytes = (size_t)cols * es;
-#pragma omp parallel for schedule(static) if (rows * cols > (1 << 16))
-    for (int64_t r = 0; r < rows; r++)
-        memcpy(d + (size_t)r * dst_ld * es, s + (size_t)r * src_ld * es, row_bytes);
+    SSD_PARALLEL_FOR_IF(rows * cols > (1 << 16), r, rows,
+                        memcpy(d + (size_t)r * dst_ld * es, s + (size_t)r * src_ld * es, row_bytes););
 }

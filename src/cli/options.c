@@ -177,12 +177,18 @@ const char *ssd_cli_autocast(const char *prog, const char *backend) {
     }
     if (strcmp(backend, "cpu"))
         return "bf16 autocast runs on the cpu and cuda backends (ref computes in f32/f64)";
-    setenv("SSD_CPU_MATH", "bf16", 1);
-    const bool native = __builtin_cpu_supports("avx512bf16");
+    /* SSD_CPU_MATH=bf16emu (set by the user) keeps the emulation on a CPU that has bf16 */
+    const char *m = getenv("SSD_CPU_MATH");
+    const bool emu = m && !strcmp(m, "bf16emu");
+    if (!emu) setenv("SSD_CPU_MATH", "bf16", 1);
+    if (__builtin_cpu_supports("avx512bf16") && !emu) {
+        fprintf(stderr, "%s: cpu bf16: convolutions on oneDNN's native bf16 kernels (bf16 "
+                        "operands and results, f32 sums), as autocast runs them\n", prog);
+        return NULL;
+    }
     fprintf(stderr,
-            "%s: cpu bf16: each convolution rounds its operands and result to bf16 and sums in "
-            "f32, as autocast does, on the f32 kernels, so it runs at f32 speed (%s)\n",
-            prog, native ? "this CPU has avx512_bf16, which the cpu backend does not use yet"
-                         : "this CPU has no native bf16: no avx512_bf16 or AMX");
+            "%s: cpu bf16: emulated: each convolution rounds its operands and result to bf16 and "
+            "sums in f32, as autocast does, on the f32 kernels, so it runs at f32 speed (%s)\n",
+            prog, emu ? "SSD_CPU_MATH=bf16emu" : "this CPU has no native bf16: no avx512_bf16");
     return NULL;
 }

@@ -9,6 +9,7 @@
 #include "core/logits.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/par.h"
 
 #define A SSD_NUM_ANCHORS
 #define NC SSD_NUM_CLASSES
@@ -217,13 +218,18 @@ float ssd_loss_forward_backward(const ssd_anchors *an, int n, const float *ploc,
     ws->last_n = n;
     const double inv_n = 1.0 / n;
 
-#pragma omp parallel for schedule(dynamic, 1) if (n > 1)
-    for (int i = 0; i < n; i++) {
-        image_loss(an, ploc + (size_t)i * 4 * A, pconf + (size_t)i * NC * A,
-                   gbox + (size_t)i * A * 4, glabel + (size_t)i * A,
-                   dloc ? dloc + (size_t)i * 4 * A : NULL, dconf ? dconf + (size_t)i * NC * A : NULL,
-                   inv_n, &ws->img[i], &ws->stats[i]);
+#define SSD_LOSS_IMAGE(i)                                                                         \
+    image_loss(an, ploc + (size_t)(i) * 4 * A, pconf + (size_t)(i) * NC * A,                      \
+               gbox + (size_t)(i) * A * 4, glabel + (size_t)(i) * A,                              \
+               dloc ? dloc + (size_t)(i) * 4 * A : NULL,                                          \
+               dconf ? dconf + (size_t)(i) * NC * A : NULL, inv_n, &ws->img[i], &ws->stats[i])
+    if (ssd_par_worth(n > 1)) { /* core/par.h: no one-thread region (it would allocate) */
+#pragma omp parallel for schedule(dynamic, 1)
+        for (int i = 0; i < n; i++) SSD_LOSS_IMAGE(i);
+    } else {
+        for (int i = 0; i < n; i++) SSD_LOSS_IMAGE(i);
     }
+#undef SSD_LOSS_IMAGE
 
     double total = 0.0;
     for (int i = 0; i < n; i++) {

@@ -8,6 +8,7 @@
 #include "backend/cpu/cpu_internal.h"
 #include "backend/host.h"
 #include "core/mem.h"
+#include "core/par.h"
 
 /* below this many elements a loop runs on one thread */
 #define CPU_OMP_MIN 32768
@@ -19,8 +20,7 @@ static bool cpu_supports(ssd_backend *be, ssd_op op, ssd_dtype dt) {
 }
 
 void cpu_accumulate_f32(float *dst, const float *src, int64_t n) {
-#pragma omp parallel for schedule(static) if (n > CPU_OMP_MIN)
-    for (int64_t i = 0; i < n; i++) dst[i] += src[i];
+    SSD_PARALLEL_FOR_IF(n > CPU_OMP_MIN, i, n, dst[i] += src[i];);
 }
 
 static void cpu_add(ssd_backend *be, ssd_tensor *out, const ssd_tensor *a, const ssd_tensor *b) {
@@ -28,8 +28,7 @@ static void cpu_add(ssd_backend *be, ssd_tensor *out, const ssd_tensor *a, const
     int64_t n = ssd_tensor_numel(a);
     float *o = out->data;
     const float *x = a->data, *y = b->data;
-#pragma omp parallel for schedule(static) if (n > CPU_OMP_MIN)
-    for (int64_t i = 0; i < n; i++) o[i] = x[i] + y[i];
+    SSD_PARALLEL_FOR_IF(n > CPU_OMP_MIN, i, n, o[i] = x[i] + y[i];);
 }
 
 static void cpu_copy(ssd_backend *be, ssd_tensor *dst, const ssd_tensor *src) {
@@ -42,11 +41,10 @@ static void cpu_copy(ssd_backend *be, ssd_tensor *dst, const ssd_tensor *src) {
         /* disjoint: copy in parallel chunks */
         const size_t chunk = (size_t)1 << 20;
         int64_t nchunks = (int64_t)((bytes + chunk - 1) / chunk);
-#pragma omp parallel for schedule(static) if (nchunks > 1)
-        for (int64_t c = 0; c < nchunks; c++) {
+        SSD_PARALLEL_FOR_IF(nchunks > 1, c, nchunks, {
             size_t off = (size_t)c * chunk, len = bytes - off < chunk ? bytes - off : chunk;
             memcpy(d + off, s + off, len);
-        }
+        });
     } else {
         memmove(d, s, bytes);
     }
@@ -56,8 +54,7 @@ static void cpu_fill(ssd_backend *be, ssd_tensor *t, double value) {
     (void)be;
     int64_t n = ssd_tensor_numel(t);
     float *p = t->data, v = (float)value;
-#pragma omp parallel for schedule(static) if (n > CPU_OMP_MIN)
-    for (int64_t i = 0; i < n; i++) p[i] = v;
+    SSD_PARALLEL_FOR_IF(n > CPU_OMP_MIN, i, n, p[i] = v;);
 }
 
 static void cpu_scale(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp, double alpha) {
@@ -65,8 +62,7 @@ static void cpu_scale(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp, d
     int64_t n = ssd_tensor_numel(inp);
     float *o = out->data;
     const float *x = inp->data;
-#pragma omp parallel for schedule(static) if (n > CPU_OMP_MIN)
-    for (int64_t i = 0; i < n; i++) o[i] = (float)(alpha * (double)x[i]);
+    SSD_PARALLEL_FOR_IF(n > CPU_OMP_MIN, i, n, o[i] = (float)(alpha * (double)x[i]););
 }
 
 /* torch.optim.SGD in f32 arithmetic with torch's (and ref's) fused multiply-adds, in the same
@@ -90,8 +86,7 @@ typedef struct sgd_args {
         const bool use_wd = (a)->use_wd, use_mom = (a)->use_mom, first = (a)->first,          \
                    nesterov = (a)->nesterov;                                                  \
         const int64_t n = (a)->n;                                                             \
-        _Pragma("omp parallel for schedule(static) if (n > CPU_OMP_MIN)")                     \
-        for (int64_t i = 0; i < n; i++) {                                                     \
+        SSD_PARALLEL_FOR_IF(n > CPU_OMP_MIN, i, n, {                                         \
             float dp = g[i];                                                                  \
             if (use_wd) dp = fmaf(wd, p[i], dp);                                              \
             if (use_mom) {                                                                    \
@@ -100,7 +95,7 @@ typedef struct sgd_args {
                 dp = nesterov ? fmaf(mom, b, dp) : b;                                         \
             }                                                                                 \
             p[i] = fmaf(neg_lr, dp, p[i]);                                                    \
-        }                                                                                     \
+        });                                                                                   \
     } while (0)
 
 /* fmaf is exact either way; with the FMA instruction set it compiles to a vfmadd instruction
@@ -177,10 +172,12 @@ static const ssd_backend_ops k_cpu_ops = {
     .destroy = cpu_destroy,
 };
 
+static bool ssd_cpu_bf16_native(void) { return __builtin_cpu_supports("avx512bf16"); }
+
 ssd_backend *ssd_backend_cpu_create(ssd_error *err) {
     const char *math = getenv("SSD_CPU_MATH"), *wino = getenv("SSD_WINOGRAD");
-    if (math && *math && strcmp(math, "f32") && strcmp(math, "bf16")) {
-        ssd_fail(err, SSD_ERR_ARG, "SSD_CPU_MATH='%s': expected f32 or bf16", math);
+    if (math && *math && strcmp(math, "f32") && strcmp(math, "bf16") && strcmp(math, "bf16emu")) {
+        ssd_fail(err, SSD_ERR_ARG, "SSD_CPU_MATH='%s': expected f32, bf16 or bf16emu", math);
         return NULL;
     }
     if (wino && *wino && strcmp(wino, "0") && strcmp(wino, "1")) {
@@ -189,7 +186,8 @@ ssd_backend *ssd_backend_cpu_create(ssd_error *err) {
     }
     ssd_backend *be = ssd_xcalloc(1, sizeof *be);
     cpu_impl *im = ssd_xcalloc(1, sizeof *im);
-    im->bf16 = math && !strcmp(math, "bf16");
+    im->bf16 = math && (!strcmp(math, "bf16") || !strcmp(math, "bf16emu"));
+    im->bf16_native = im->bf16 && !strcmp(math, "bf16") && ssd_cpu_bf16_native();
     be->name = "cpu";
     be->ops = &k_cpu_ops;
     be->device.kind = SSD_DEVICE_HOST;

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "backend/cpu/cpu_internal.h"
+#include "core/par.h"
 
 typedef struct bn_geom {
     int64_t N, C, HW;
@@ -118,8 +119,7 @@ void cpu_bn_train_forward(ssd_backend *be, ssd_tensor *out, ssd_tensor *save_mea
     float *y = out->data, *sm = save_mean->data, *sv = save_var->data;
     float *rm = running_mean->data, *rv = running_var->data;
     const double count = (double)(g.N * g.HW), mom = d->momentum;
-#pragma omp parallel for schedule(static)
-    for (int64_t c = 0; c < g.C; c++) {
+    SSD_PARALLEL_FOR(c, g.C, {
         double mean, var;
         channel_stats(x, g, c, &mean, &var);
         sm[c] = (float)mean;
@@ -129,7 +129,7 @@ void cpu_bn_train_forward(ssd_backend *be, ssd_tensor *out, ssd_tensor *save_mea
         rv[c] = (float)((1.0 - mom) * (double)rv[c] + mom * var * count / (count - 1.0));
         const double a = (double)gm[c] / sqrt(var + d->eps);
         channel_apply(y, x, res, g, c, (float)mean, (float)a, bt[c], d->relu);
-    }
+    });
     snprintf(be->stats.last_impl, sizeof be->stats.last_impl, "own:bn_nchw");
 }
 
@@ -140,12 +140,11 @@ void cpu_bn_infer_forward(ssd_backend *be, ssd_tensor *out, const ssd_tensor *in
     const bn_geom g = bn_geom_of(inp);
     const float *gm = gamma->data, *bt = beta->data, *rm = running_mean->data,
                 *rv = running_var->data;
-#pragma omp parallel for schedule(static)
-    for (int64_t c = 0; c < g.C; c++) {
+    SSD_PARALLEL_FOR(c, g.C, {
         const double a = (double)gm[c] / sqrt((double)rv[c] + d->eps);
         channel_apply(out->data, inp->data, residual ? residual->data : NULL, g, c, rm[c],
                       (float)a, bt[c], d->relu);
-    }
+    });
     snprintf(be->stats.last_impl, sizeof be->stats.last_impl, "own:bn_nchw");
 }
 
@@ -189,6 +188,15 @@ static void plane_dx(float *dx, const float *v, const float *y, const float *x, 
     }
 }
 
+/* r = y > 0 ? v : 0 (the ReLU's gradient; r may be v) */
+static void relu_mask(float *r, const float *v, const float *y, int64_t len) {
+#pragma omp simd
+    for (int64_t i = 0; i < len; i++) {
+        const float vi = v[i];
+        r[i] = y[i] > 0.0f ? vi : 0.0f;
+    }
+}
+
 void cpu_bn_backward(ssd_backend *be, ssd_tensor *dinp, ssd_tensor *dresidual, ssd_tensor *dgamma,
                      ssd_tensor *dbeta, const ssd_tensor *dout, const ssd_tensor *out,
                      const ssd_tensor *inp, const ssd_tensor *gamma, const ssd_tensor *save_mean,
@@ -200,8 +208,7 @@ void cpu_bn_backward(ssd_backend *be, ssd_tensor *dinp, ssd_tensor *dresidual, s
     float *dg = dgamma->data, *db = dbeta->data;
     const bool relu = d->relu;
     const double count = (double)(g.N * g.HW);
-#pragma omp parallel for schedule(static)
-    for (int64_t c = 0; c < g.C; c++) {
+    SSD_PARALLEL_FOR(c, g.C, {
         const double invstd = 1.0 / sqrt((double)sv[c] + d->eps);
         const float mean = sm[c];
         double sdy = 0.0, sdyx = 0.0;
@@ -211,11 +218,7 @@ void cpu_bn_backward(ssd_backend *be, ssd_tensor *dinp, ssd_tensor *dresidual, s
             if (dres) { /* the masked gradient is an output: write it, then read it back */
                 float *rp = dres + off;
                 if (yp) {
-#pragma omp simd
-                    for (int64_t i = 0; i < g.HW; i++) {
-                        const float vi = dp[i];
-                        rp[i] = yp[i] > 0.0f ? vi : 0.0f;
-                    }
+                    relu_mask(rp, dp, yp, g.HW);
                 } else if (rp != dp) {
                     memcpy(rp, dp, (size_t)g.HW * sizeof(float));
                 }
@@ -236,6 +239,6 @@ void cpu_bn_backward(ssd_backend *be, ssd_tensor *dinp, ssd_tensor *dresidual, s
          * splits) gives what an all-reduce of per-rank float gradients gives (test_dist) */
         dg[c] += (float)(sdyx * invstd);
         db[c] += (float)sdy;
-    }
+    });
     snprintf(be->stats.last_impl, sizeof be->stats.last_impl, "own:bn_nchw");
 }

@@ -22,6 +22,7 @@
 
 #include "backend/cpu/cpu_internal.h"
 #include "core/mem.h"
+#include "core/par.h"
 
 typedef struct conv_dims {
     int64_t N, C, H, W, K, R, S, P, Q;
@@ -56,8 +57,9 @@ static void conv_make_mds(conv_mds *m, const conv_dims *c, dnnl_data_type_t dt, 
     mk(&m->src, 4, s, dt);
     mk(&m->wei, 4, w, dt);
     mk(&m->dst, 4, o, dt);
-    /* the bias stays plain (and f32 in a later bf16 path) */
-    cpu_md_plain(&m->bias, 1, &c->K, dnnl_f32);
+    /* the bias stays plain, in the primitive's type (bf16 in the native bf16 path: autocast
+     * casts it too) */
+    cpu_md_plain(&m->bias, 1, &c->K, dt);
 }
 
 static void conv_geometry(const conv_dims *c, dnnl_dims_t strides, dnnl_dims_t pad_l,
@@ -122,7 +124,7 @@ static conv_fwd_entry *conv_fwd_get(ssd_backend *be, const conv_dims *c, ssd_dty
     dnnl_convolution_desc_t cd;
     cpu_prim_from_pd(im, &e->conv, conv_fwd_pd(im, c, cpu_dnnl_dtype(dt), has_bias, &cd));
     conv_mds u;
-    conv_make_mds(&u, c, cpu_dnnl_dtype(dt), false);
+    conv_make_mds(&u, c, dnnl_f32, false); /* the user's tensors are f32 */
     cpu_arg_init_in(im, &e->src, &u.src, cpu_prim_md(&e->conv, dnnl_query_src_md, 0), CPU_SLOT_0);
     cpu_arg_init_in(im, &e->wei, &u.wei, cpu_prim_md(&e->conv, dnnl_query_weights_md, 0),
                     CPU_SLOT_1);
@@ -135,17 +137,19 @@ static conv_fwd_entry *conv_fwd_get(ssd_backend *be, const conv_dims *c, ssd_dty
     return e;
 }
 
-static void conv_forward_f32(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp,
-                             const ssd_tensor *weight, const ssd_tensor *bias,
-                             const ssd_conv_desc *d) {
+/* The f32 tensors' convolution computed by a primitive in type pdt (f32, or bf16 in the native
+ * bf16 path: the operands are rounded to bf16 by the reorders into it). */
+static void conv_forward_dt(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp,
+                            const ssd_tensor *weight, const ssd_tensor *bias,
+                            const ssd_conv_desc *d, ssd_dtype pdt) {
     cpu_impl *im = cpu_impl_of(be);
     conv_dims c = conv_dims_of(inp, weight, out, d);
-    if (cpu_wino_applicable(im, inp->dtype, c.R, c.S, c.sh, c.sw, c.ph, c.pw, c.H, c.W, c.C, c.K)) {
+    if (cpu_wino_applicable(im, pdt, c.R, c.S, c.sh, c.sw, c.ph, c.pw, c.H, c.W, c.C, c.K)) {
         cpu_wino_conv3x3(be, out->data, inp->data, weight->data, bias ? bias->data : NULL, c.N,
                          c.C, c.H, c.W, c.K, false);
         return;
     }
-    conv_fwd_entry *e = conv_fwd_get(be, &c, inp->dtype, bias != NULL);
+    conv_fwd_entry *e = conv_fwd_get(be, &c, pdt, bias != NULL);
     dnnl_exec_arg_t args[4] = {
         {DNNL_ARG_SRC, cpu_arg_in(be, &e->src, inp->data)},
         {DNNL_ARG_WEIGHTS, cpu_arg_in(be, &e->wei, weight->data)},
@@ -193,7 +197,7 @@ static conv_bwd_data_entry *conv_bwd_data_get(ssd_backend *be, const conv_dims *
     e->hint = conv_fwd_pd(im, c, ddt, false, &fd);
     conv_mds a, u;
     conv_make_mds(&a, c, ddt, true);
-    conv_make_mds(&u, c, ddt, false);
+    conv_make_mds(&u, c, dnnl_f32, false); /* the user's tensors are f32 */
     dnnl_dims_t st, pl, pr;
     conv_geometry(c, st, pl, pr);
     DNNL_CHECK(dnnl_convolution_backward_data_desc_init(&bd, dnnl_convolution_direct, &a.src,
@@ -209,17 +213,17 @@ static conv_bwd_data_entry *conv_bwd_data_get(ssd_backend *be, const conv_dims *
     return e;
 }
 
-static void conv_backward_data_f32(ssd_backend *be, ssd_tensor *dinp, const ssd_tensor *dout,
-                                   const ssd_tensor *weight, const ssd_conv_desc *d) {
+static void conv_backward_data_dt(ssd_backend *be, ssd_tensor *dinp, const ssd_tensor *dout,
+                                  const ssd_tensor *weight, const ssd_conv_desc *d, ssd_dtype pdt) {
     cpu_impl *im = cpu_impl_of(be);
     conv_dims c = conv_dims_of(dinp, weight, dout, d);
-    if (cpu_wino_applicable(im, dinp->dtype, c.R, c.S, c.sh, c.sw, c.ph, c.pw, c.H, c.W, c.C, c.K)) {
+    if (cpu_wino_applicable(im, pdt, c.R, c.S, c.sh, c.sw, c.ph, c.pw, c.H, c.W, c.C, c.K)) {
         /* dinp = conv3x3 of dout (K channels) with the rotated, transposed weights */
         cpu_wino_conv3x3(be, dinp->data, dout->data, weight->data, NULL, c.N, c.K, c.P, c.Q,
                          c.C, true);
         return;
     }
-    conv_bwd_data_entry *e = conv_bwd_data_get(be, &c, dinp->dtype);
+    conv_bwd_data_entry *e = conv_bwd_data_get(be, &c, pdt);
     dnnl_exec_arg_t args[3] = {
         {DNNL_ARG_DIFF_DST, cpu_arg_in(be, &e->ddst, dout->data)},
         {DNNL_ARG_WEIGHTS, cpu_arg_in(be, &e->wei, weight->data)},
@@ -265,7 +269,7 @@ static conv_bwd_w_entry *conv_bwd_w_get(ssd_backend *be, const conv_dims *c, ssd
     e->hint = conv_fwd_pd(im, c, ddt, has_bias, &fd);
     conv_mds a, u;
     conv_make_mds(&a, c, ddt, true);
-    conv_make_mds(&u, c, ddt, false);
+    conv_make_mds(&u, c, dnnl_f32, false); /* the user's tensors are f32 */
     dnnl_dims_t st, pl, pr;
     conv_geometry(c, st, pl, pr);
     DNNL_CHECK(dnnl_convolution_backward_weights_desc_init(
@@ -285,17 +289,19 @@ static conv_bwd_w_entry *conv_bwd_w_get(ssd_backend *be, const conv_dims *c, ssd
     return e;
 }
 
-static void conv_backward_weights_f32(ssd_backend *be, ssd_tensor *dweight, ssd_tensor *dbias,
-                                      const ssd_tensor *dout, const ssd_tensor *inp,
-                                      const ssd_conv_desc *d) {
+/* With pdt bf16 the primitive's weight and bias gradients are bf16: the reorder that adds the
+ * weight gradient into the f32 dweight widens it, as the loop below does for the bias. */
+static void conv_backward_weights_dt(ssd_backend *be, ssd_tensor *dweight, ssd_tensor *dbias,
+                                     const ssd_tensor *dout, const ssd_tensor *inp,
+                                     const ssd_conv_desc *d, ssd_dtype pdt) {
     cpu_impl *im = cpu_impl_of(be);
     conv_dims c = conv_dims_of(inp, dweight, dout, d);
-    if (cpu_wino_applicable(im, inp->dtype, c.R, c.S, c.sh, c.sw, c.ph, c.pw, c.H, c.W, c.C, c.K)) {
+    if (cpu_wino_applicable(im, pdt, c.R, c.S, c.sh, c.sw, c.ph, c.pw, c.H, c.W, c.C, c.K)) {
         cpu_wino_conv3x3_bwd_weights(be, dweight->data, dbias ? dbias->data : NULL, dout->data,
                                      inp->data, c.N, c.C, c.H, c.W, c.K);
         return;
     }
-    conv_bwd_w_entry *e = conv_bwd_w_get(be, &c, inp->dtype, dbias != NULL);
+    conv_bwd_w_entry *e = conv_bwd_w_get(be, &c, pdt, dbias != NULL);
     dnnl_exec_arg_t args[4] = {
         {DNNL_ARG_SRC, cpu_arg_in(be, &e->src, inp->data)},
         {DNNL_ARG_DIFF_DST, cpu_arg_in(be, &e->ddst, dout->data)},
@@ -310,7 +316,13 @@ static void conv_backward_weights_f32(ssd_backend *be, ssd_tensor *dweight, ssd_
     cpu_prim_exec(im, &e->conv, nargs, args);
     cpu_arg_out_done(be, &e->dwei); /* dweight += partial (reorder with sum post-op) */
     cpu_wait(im);
-    if (dbias) cpu_accumulate_f32((float *)dbias->data, (const float *)e->dbias.inner_ptr, c.K);
+    if (dbias && pdt == SSD_BF16) {
+        float *gb = dbias->data;
+        const uint16_t *pb = e->dbias.inner_ptr;
+        for (int64_t i = 0; i < c.K; i++) gb[i] += ssd_bf16_to_f32(pb[i]);
+    } else if (dbias) {
+        cpu_accumulate_f32((float *)dbias->data, (const float *)e->dbias.inner_ptr, c.K);
+    }
     cpu_prim_note_impl(be, &e->conv);
 }
 
@@ -319,8 +331,7 @@ static void conv_backward_weights_f32(ssd_backend *be, ssd_tensor *dweight, ssd_
 static inline float round_bf16(float x) { return ssd_bf16_to_f32(ssd_f32_to_bf16(x)); }
 
 static void round_into(float *dst, const float *src, int64_t n) {
-#pragma omp parallel for simd schedule(static) if (n > 32768)
-    for (int64_t i = 0; i < n; i++) dst[i] = round_bf16(src[i]);
+    SSD_PARALLEL_FOR_IF(n > 32768, i, n, dst[i] = round_bf16(src[i]););
 }
 
 /* A view of t's shape over a bf16-rounded copy of its values in scratch slot `slot`. */
@@ -351,13 +362,14 @@ static void note_bf16(ssd_backend *be) {
 void cpu_conv2d_forward(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp,
                         const ssd_tensor *weight, const ssd_tensor *bias, const ssd_conv_desc *d) {
     cpu_impl *im = cpu_impl_of(be);
-    if (!im->bf16) {
-        conv_forward_f32(be, out, inp, weight, bias, d);
+    if (!im->bf16 || im->bf16_native) {
+        conv_forward_dt(be, out, inp, weight, bias, d, im->bf16 ? SSD_BF16 : SSD_F32);
+        if (im->bf16) note_bf16(be);
         return;
     }
     ssd_tensor x = rounded(im, CPU_SLOT_BF16_0, inp), w = rounded(im, CPU_SLOT_BF16_1, weight);
     ssd_tensor b = bias ? rounded(im, CPU_SLOT_BF16_2, bias) : (ssd_tensor){0};
-    conv_forward_f32(be, out, &x, &w, bias ? &b : NULL, d);
+    conv_forward_dt(be, out, &x, &w, bias ? &b : NULL, d, SSD_F32);
     round_into(out->data, out->data, ssd_tensor_numel(out));
     note_bf16(be);
 }
@@ -365,12 +377,13 @@ void cpu_conv2d_forward(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp,
 void cpu_conv2d_backward_data(ssd_backend *be, ssd_tensor *dinp, const ssd_tensor *dout,
                               const ssd_tensor *weight, const ssd_conv_desc *d) {
     cpu_impl *im = cpu_impl_of(be);
-    if (!im->bf16) {
-        conv_backward_data_f32(be, dinp, dout, weight, d);
+    if (!im->bf16 || im->bf16_native) {
+        conv_backward_data_dt(be, dinp, dout, weight, d, im->bf16 ? SSD_BF16 : SSD_F32);
+        if (im->bf16) note_bf16(be);
         return;
     }
     ssd_tensor dy = rounded(im, CPU_SLOT_BF16_0, dout), w = rounded(im, CPU_SLOT_BF16_1, weight);
-    conv_backward_data_f32(be, dinp, &dy, &w, d);
+    conv_backward_data_dt(be, dinp, &dy, &w, d, SSD_F32);
     round_into(dinp->data, dinp->data, ssd_tensor_numel(dinp));
     note_bf16(be);
 }
@@ -379,14 +392,15 @@ void cpu_conv2d_backward_weights(ssd_backend *be, ssd_tensor *dweight, ssd_tenso
                                  const ssd_tensor *dout, const ssd_tensor *inp,
                                  const ssd_conv_desc *d) {
     cpu_impl *im = cpu_impl_of(be);
-    if (!im->bf16) {
-        conv_backward_weights_f32(be, dweight, dbias, dout, inp, d);
+    if (!im->bf16 || im->bf16_native) {
+        conv_backward_weights_dt(be, dweight, dbias, dout, inp, d, im->bf16 ? SSD_BF16 : SSD_F32);
+        if (im->bf16) note_bf16(be);
         return;
     }
     ssd_tensor dy = rounded(im, CPU_SLOT_BF16_0, dout), x = rounded(im, CPU_SLOT_BF16_1, inp);
     ssd_tensor dw = zeroed(im, CPU_SLOT_BF16_2, dweight);
     ssd_tensor db = dbias ? zeroed(im, CPU_SLOT_BF16_3, dbias) : (ssd_tensor){0};
-    conv_backward_weights_f32(be, &dw, dbias ? &db : NULL, &dy, &x, d);
+    conv_backward_weights_dt(be, &dw, dbias ? &db : NULL, &dy, &x, d, SSD_F32);
     /* the bf16 gradient of the bf16 copy of the weight, widened and added to the f32 one */
     int64_t nw = ssd_tensor_numel(dweight);
     float *gw = dweight->data, *pw = dw.data;

@@ -70,6 +70,8 @@ typedef struct cpu_impl {
                       CPUs with AVX2 + FMA unless SSD_WINOGRAD=0 (cpu_winograd.c) */
     bool bf16;     /* SSD_CPU_MATH=bf16 (ssd train --autocast): convolutions with bf16 operands
                       and results, f32 sums (cpu_conv.c); everything else f32 */
+    bool bf16_native; /* bf16 on oneDNN's bf16 kernels (CPUs with avx512_bf16, unless
+                         SSD_CPU_MATH=bf16emu); otherwise emulated on the f32 kernels */
 } cpu_impl;
 
 static inline cpu_impl *cpu_impl_of(ssd_backend *be) { return (cpu_impl *)be->impl; }

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "backend/cpu/cpu_internal.h"
+#include "core/par.h"
 #include "core/mem.h"
 
 /* ---- relu ---- */
@@ -125,8 +126,7 @@ void cpu_maxpool_forward(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp
     const int64_t P = out->shape[2], Q = out->shape[3];
     const float *x = inp->data;
     float *y = out->data;
-#pragma omp parallel for schedule(static)
-    for (int64_t nc = 0; nc < NC; nc++) {
+    SSD_PARALLEL_FOR(nc, NC, {
         const float *ip = x + nc * H * W;
         float *op = y + nc * P * Q;
         for (int64_t p = 0; p < P; p++)
@@ -134,7 +134,7 @@ void cpu_maxpool_forward(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp
                 const int64_t a = window_argmax(ip, H, W, p, q, d);
                 op[p * Q + q] = a < 0 ? -INFINITY : ip[a];
             }
-    }
+    });
     snprintf(be->stats.last_impl, sizeof be->stats.last_impl, "own:maxpool_nchw");
 }
 
@@ -145,8 +145,7 @@ void cpu_maxpool_backward(ssd_backend *be, ssd_tensor *dinp, const ssd_tensor *d
     const int64_t P = dout->shape[2], Q = dout->shape[3];
     const float *x = inp->data, *dy = dout->data;
     float *dx = dinp->data;
-#pragma omp parallel for schedule(static)
-    for (int64_t nc = 0; nc < NC; nc++) {
+    SSD_PARALLEL_FOR(nc, NC, {
         const float *ip = x + nc * H * W, *gp = dy + nc * P * Q;
         float *dp = dx + nc * H * W;
         memset(dp, 0, (size_t)(H * W) * sizeof(float));
@@ -155,6 +154,6 @@ void cpu_maxpool_backward(ssd_backend *be, ssd_tensor *dinp, const ssd_tensor *d
                 const int64_t a = window_argmax(ip, H, W, p, q, d);
                 if (a >= 0) dp[a] += gp[p * Q + q];
             }
-    }
+    });
     snprintf(be->stats.last_impl, sizeof be->stats.last_impl, "own:maxpool_nchw");
 }

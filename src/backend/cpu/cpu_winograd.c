@@ -33,6 +33,7 @@
 #include <string.h>
 
 #include "backend/cpu/cpu_internal.h"
+#include "core/par.h"
 
 typedef float v8 __attribute__((vector_size(32)));
 
@@ -49,8 +50,7 @@ static const float WG[6][3] = {{1.0f / 4, 0, 0},
  * 8 output channels k at a time. */
 static void weight_transform(float *U, const float *w, int64_t C, int64_t Cp, int64_t K, bool bwd) {
     const int64_t KB = (K + 7) / 8;
-#pragma omp parallel for schedule(static)
-    for (int64_t kb = 0; kb < KB; kb++) {
+    SSD_PARALLEL_FOR(kb, KB, {
         const int64_t k0 = kb * 8;
         const int nk = K - k0 < 8 ? (int)(K - k0) : 8;
         for (int64_t c = 0; c < Cp; c++) {
@@ -76,7 +76,7 @@ static void weight_transform(float *U, const float *w, int64_t C, int64_t Cp, in
                     for (int l = 0; l < nk; l++) dst[l] = u[xi][l];
             }
         }
-    }
+    });
 }
 
 /* y = B^T x on 8 lanes: a 6-vector (stride sx) to a 6-vector (stride sy). */
@@ -118,9 +118,8 @@ static inline void a6(const v8 *x, int sx, v8 *y, int sy) {
  * conv input; off = 0: an output gradient, zero-extended to whole 4x4 tiles). */
 static void pad_block(float *xb, const float *x, int64_t N, int64_t C, int64_t CB, int64_t H,
                       int64_t W, int64_t Hp, int64_t Wp, int64_t off) {
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int64_t n = 0; n < N; n++)
-        for (int64_t cb = 0; cb < CB; cb++) {
+    SSD_PARALLEL_FOR(ncb, N * CB, {
+            const int64_t n = ncb / CB, cb = ncb % CB;
             float *dst = xb + (n * CB + cb) * Hp * Wp * 8;
             memset(dst, 0, (size_t)(Hp * Wp * 8) * sizeof(float));
             for (int l = 0; l < 8 && cb * 8 + l < C; l++) {
@@ -129,15 +128,14 @@ static void pad_block(float *xb, const float *x, int64_t N, int64_t C, int64_t C
                     for (int64_t xx = 0; xx < W; xx++)
                         dst[((yy + off) * Wp + xx + off) * 8 + l] = plane[yy * W + xx];
             }
-        }
+        });
 }
 
 /* V[xi][t][c] = (B^T d B)[xi] for every 6x6 tile d of the padded blocked input. */
 static void input_transform(float *V, const float *xb, int64_t N, int64_t CB, int64_t Hp,
                             int64_t Wp, int64_t th, int64_t tw) {
     const int64_t T = N * th * tw, Cp = CB * 8;
-#pragma omp parallel for schedule(static)
-    for (int64_t t = 0; t < T; t++) {
+    SSD_PARALLEL_FOR(t, T, {
         const int64_t n = t / (th * tw), ti = (t / tw) % th, tj = t % tw;
         for (int64_t cb = 0; cb < CB; cb++) {
             const float *src = xb + ((n * CB + cb) * Hp + 4 * ti) * Wp * 8 + 4 * tj * 8;
@@ -148,15 +146,14 @@ static void input_transform(float *V, const float *xb, int64_t N, int64_t CB, in
             for (int i = 0; i < 6; i++) bt6(u + 6 * i, 1, v + 6 * i, 1); /* rows: (B^T d) B */
             for (int xi = 0; xi < 36; xi++) memcpy(V + (xi * T + t) * Cp + cb * 8, &v[xi], 32);
         }
-    }
+    });
 }
 
 /* out[n][k] tiles = A^T M A (+ bias), clipped to P x Q; 8 output channels at a time. */
 static void output_transform(float *out, const float *M, const float *bias, int64_t N, int64_t K,
                              int64_t P, int64_t Q, int64_t th, int64_t tw) {
     const int64_t T = N * th * tw;
-#pragma omp parallel for schedule(static)
-    for (int64_t t = 0; t < T; t++) {
+    SSD_PARALLEL_FOR(t, T, {
         const int64_t n = t / (th * tw), ti = (t / tw) % th, tj = t % tw;
         for (int64_t k0 = 0; k0 < K; k0 += 8) {
             const int nk = K - k0 < 8 ? (int)(K - k0) : 8;
@@ -180,7 +177,7 @@ static void output_transform(float *out, const float *M, const float *bias, int6
                         plane[(4 * ti + i) * Q + 4 * tj + j] = y[i * 4 + j][l] + b;
             }
         }
-    }
+    });
 }
 
 /* C[xi] (M x Nn) = op(A[xi]) * B[xi] for xi = 0..35, row-major, op = transpose when ta == 'T'
@@ -192,10 +189,9 @@ static void output_transform(float *out, const float *M, const float *bias, int6
 static void gemm36(char ta, int64_t M, int64_t Nn, int64_t Kk, const float *A, int64_t lda,
                    int64_t sa, const float *B, int64_t ldb, int64_t sb, float *C, int64_t ldc,
                    int64_t sc) {
-#pragma omp parallel for schedule(static)
-    for (int xi = 0; xi < 36; xi++)
+    SSD_PARALLEL_FOR(xi, 36,
         DNNL_CHECK(dnnl_sgemm(ta, 'N', M, Nn, Kk, 1.0f, A + xi * sa, lda, B + xi * sb, ldb, 0.0f,
-                              C + xi * sc, ldc));
+                              C + xi * sc, ldc)););
 }
 
 void cpu_wino_conv3x3(ssd_backend *be, float *out, const float *inp, const float *w,
@@ -230,8 +226,7 @@ void cpu_wino_conv3x3(ssd_backend *be, float *out, const float *inp, const float
 static void dout_transform(float *D, const float *yb, int64_t N, int64_t KB, int64_t Hq,
                            int64_t Wq, int64_t th, int64_t tw) {
     const int64_t T = N * th * tw, Kp = KB * 8;
-#pragma omp parallel for schedule(static)
-    for (int64_t t = 0; t < T; t++) {
+    SSD_PARALLEL_FOR(t, T, {
         const int64_t n = t / (th * tw), ti = (t / tw) % th, tj = t % tw;
         for (int64_t kb = 0; kb < KB; kb++) {
             const float *src = yb + ((n * KB + kb) * Hq + 4 * ti) * Wq * 8 + 4 * tj * 8;
@@ -242,7 +237,7 @@ static void dout_transform(float *D, const float *yb, int64_t N, int64_t KB, int
             for (int i = 0; i < 6; i++) a6(u + 4 * i, 1, v + 6 * i, 1); /* rows: (A dy) A^T */
             for (int xi = 0; xi < 36; xi++) memcpy(D + (xi * T + t) * Kp + kb * 8, &v[xi], 32);
         }
-    }
+    });
 }
 
 /* dw[k][c] += G^T Mw_kc G (6x6 -> 3x3) for c < C, k < K; 8 output channels at a time. Each
@@ -250,9 +245,8 @@ static void dout_transform(float *D, const float *yb, int64_t N, int64_t KB, int
 static void weight_grad_transform(float *dw, const float *Mw, int64_t C, int64_t Cp, int64_t K,
                                   int64_t Kp) {
     const int64_t KB = Kp / 8;
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int64_t c = 0; c < C; c++)
-        for (int64_t kb = 0; kb < KB; kb++) {
+    SSD_PARALLEL_FOR(ckb, C * KB, {
+            const int64_t c = ckb / KB, kb = ckb % KB;
             const int64_t k0 = kb * 8;
             const int nk = K - k0 < 8 ? (int)(K - k0) : 8;
             v8 m[36], t[18], g[9];
@@ -273,7 +267,7 @@ static void weight_grad_transform(float *dw, const float *Mw, int64_t C, int64_t
                 }
             for (int l = 0; l < nk; l++)
                 for (int rs = 0; rs < 9; rs++) dw[((k0 + l) * C + c) * 9 + rs] += g[rs][l];
-        }
+        });
 }
 
 void cpu_wino_conv3x3_bwd_weights(ssd_backend *be, float *dw, float *dbias, const float *dout,
@@ -295,15 +289,14 @@ void cpu_wino_conv3x3_bwd_weights(ssd_backend *be, float *dw, float *dbias, cons
     gemm36('T', Cp, Kp, T, V, Cp, T * Cp, D, Kp, T * Kp, Mw, Kp, Cp * Kp);
     weight_grad_transform(dw, Mw, C, Cp, K, Kp);
     if (dbias) {
-#pragma omp parallel for schedule(static)
-        for (int64_t k = 0; k < K; k++) {
+        SSD_PARALLEL_FOR(k, K, {
             double acc = 0;
             for (int64_t n = 0; n < N; n++) {
                 const float *plane = dout + (n * K + k) * H * W;
                 for (int64_t i = 0; i < H * W; i++) acc += plane[i];
             }
             dbias[k] += (float)acc;
-        }
+        });
     }
     snprintf(be->stats.last_impl, sizeof be->stats.last_impl, "own:winograd_4x4_3x3+dnnl_sgemm");
 }
