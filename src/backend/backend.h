@@ -185,6 +185,9 @@ struct ssd_backend {
     const ssd_backend_ops *ops;
     ssd_device device;
     ssd_backend_stats stats;
+    /* how the convolutions compute, for reports (NULL: f32): cpu "f32+winograd", "f32",
+     * "bf16-native", "bf16-emulated" */
+    const char *conv_math;
     void *impl; /* backend-private state (caches, engine, scratch) */
 };
 

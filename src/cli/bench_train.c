@@ -150,15 +150,15 @@ int ssd_bench_train(const bench_args *a) {
                         "convolutions: pick one\n");
         return 2;
     }
-    if (bf16) { /* sets the backend's math (read when it starts); cpu: says it is emulated */
+    if (bf16) { /* sets the backend's math (read when it starts); cpu: says native or emulated */
         const char *why_bf16 = ssd_cli_autocast("ssd bench", a->backend);
         if (why_bf16) {
             fprintf(stderr, "ssd bench: --dtype bf16: %s\n", why_bf16);
             return 2;
         }
         if (!gpu)
-            fprintf(stderr, "ssd bench: --dtype bf16: the bf16 convolutions run oneDNN's "
-                            "direct kernels (our Winograd is f32 only)\n");
+            fprintf(stderr, "ssd bench: --dtype bf16: the convolutions run oneDNN's direct "
+                            "kernels (our Winograd is f32 only)\n");
     }
     char dir[4000], data[4096], ann[4200], imgs[4200], wpath[4200], bpath[4200];
     const char *tmp = a->workdir ? a->workdir : getenv("TMPDIR");
@@ -342,8 +342,11 @@ int ssd_bench_train(const bench_args *a) {
     else
         printf("SSD300-ResNet34 training step, batch %d, %s, %d threads; %.1f GFLOP per step "
                "(conv, direct-equivalent); f32 FMA peak %.1f GFLOP/s (%s)\n",
-               B, bf16 ? "bf16 convolutions (rounded operands and results, f32 kernels), the rest f32"
-                       : "f32",
+               B, !bf16 ? "f32"
+                  : be->conv_math && !strcmp(be->conv_math, "bf16-native")
+                      ? "bf16 convolutions (oneDNN's bf16 kernels), the rest f32; %peak against the "
+                        "f32 peak"
+                      : "bf16 convolutions (rounded operands and results, f32 kernels), the rest f32",
                threads, gflop, peak, pk.isa);
     printf("%-12s %10s %10s %10s %10s %10s %9s %9s %7s\n", "", "forward", "loss", "backward",
            "update", "step", "img/s", "GFLOP/s", "%peak");
@@ -377,7 +380,8 @@ int ssd_bench_train(const bench_args *a) {
                       gflops, peak, peak > 0 ? gflops / peak : 0, reorders_per_step,
                       (unsigned long long)prims_in_steps);
         if (gpu) ssd_sb_printf(&j, "\"gpu\":\"%s\",", gpu_name);
-        ssd_sb_printf(&j, "\"conv_math\":\"%s\",", gpu ? gpu_math : bf16 ? "bf16-emulated" : "f32");
+        ssd_sb_printf(&j, "\"conv_math\":\"%s\",",
+                      gpu ? gpu_math : be->conv_math ? be->conv_math : "f32");
         if (ref32)
             ssd_sb_printf(&j, "\"reference_f32_images_per_s\":%.4f,\"reference_f32\":%s,",
                           ref32_ips, ref32_line);

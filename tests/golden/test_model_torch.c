@@ -230,11 +230,22 @@ static int prepare_oracle(const char *oracle, const char *dir) {
  *  - ours within BF16_NOISE_K x noise of bf16emu (the bf16 rule, not merely some bf16);
  *  - ours at least BF16_FLOOR_K x noise away from f64 (the rounding happened: an f32 step is
  *    ~1e-6 away);
- *  - ours no further from f64 than PyTorch's own CPU autocast step is (measured 6.1e-3 vs
- *    0.10 on loc, 5.6e-3 vs 5.6e-2 on the gradients: PyTorch's CPU autocast also keeps batch
- *    norm, ReLU and the residual sums in bf16, which we keep in f32 as the issue asks). */
+ *  - ours no further from f64 than AC_K x PyTorch's own CPU autocast step. Where PyTorch's
+ *    bf16 convolutions take a generic path (no avx512_bf16: the 2-core Zen 3) it is 10x
+ *    further (measured 6.1e-3 vs 0.10 on loc, 5.6e-3 vs 5.6e-2 on the gradients; its CPU
+ *    autocast also keeps batch norm, ReLU and the residual sums in bf16, which we keep in f32
+ *    as the issue asks). Where both run native bf16 kernels (a Xeon with AMX) the two are two
+ *    draws of the same bf16 noise, and a group of a few scalars (the loss group: 3 numbers)
+ *    fluctuates by tens of percent between draws: measured ours/PyTorch on AMX loc 6.1e-3 /
+ *    7.8e-3, loss 1.24e-3 / 1.20e-3, gradients 5.7e-3 / 6.9e-3. AC_K 1.5 passes that and still
+ *    fails a conv whose rounding is biased (truncation instead of nearest even drifts the sums
+ *    by half a step per rounding, far beyond the noise of unbiased rounding).
+ * The step runs twice: as the CPU computes bf16 by default (oneDNN's native bf16 kernels where
+ * the CPU has avx512_bf16, else the emulation) and with SSD_CPU_MATH=bf16emu (the emulation on
+ * the f32 kernels, where the CPU has bf16 too). */
 #define BF16_NOISE_K 3.0
 #define BF16_FLOOR_K 0.2
+#define AC_K 1.5
 
 typedef struct bf16_group {
     const char *what, *prefix; /* tensors whose name starts with prefix (exact name if no '.') */
@@ -265,8 +276,8 @@ static double group_rel(const ssd_st_file *a, const ssd_st_file *b, const bf16_g
     return sqrt(num / den);
 }
 
-static int compare_bf16(const ssd_st_file *f64, const ssd_st_file *emu, const ssd_st_file *ac,
-                        const ssd_st_file *ours, const ssd_st_file *ours32) {
+static int compare_bf16(const char *label, const ssd_st_file *f64, const ssd_st_file *emu,
+                        const ssd_st_file *ac, const ssd_st_file *ours, const ssd_st_file *ours32) {
     static const bf16_group groups[] = {
         {"loc", "loc", true},           {"conf", "conf", true},
         {"loss", "loss", true},         {"parameter gradients", "grad.", true},
@@ -274,7 +285,8 @@ static int compare_bf16(const ssd_st_file *f64, const ssd_st_file *emu, const ss
         {"params after SGD", "sgd.", false},
     };
     int failures = 0;
-    printf("backend cpu --autocast (bf16) vs the torch oracles: ||x - y|| / ||y|| per group\n");
+    printf("backend cpu --autocast (bf16, %s) vs the torch oracles: ||x - y|| / ||y|| per group\n",
+           label);
     printf("  %-20s %10s %10s %10s %10s %10s %10s\n", "", "ours-emu", "noise", "ours-f64",
            "torchAC-f64", "ours-ours32", "verdict");
     for (size_t k = 0; k < sizeof groups / sizeof groups[0]; k++) {
@@ -282,26 +294,27 @@ static int compare_bf16(const ssd_st_file *f64, const ssd_st_file *emu, const ss
         double e_emu = group_rel(ours, emu, g), noise = group_rel(emu, f64, g);
         double e_f64 = group_rel(ours, f64, g), e_ac = group_rel(ac, f64, g);
         double e_32 = group_rel(ours, ours32, g);
-        bool ok = e_emu >= 0 && e_emu <= BF16_NOISE_K * noise && e_f64 >= 0 && e_f64 <= e_ac &&
+        bool ok = e_emu >= 0 && e_emu <= BF16_NOISE_K * noise && e_f64 >= 0 &&
+                  e_f64 <= AC_K * e_ac &&
                   (!g->floor || e_f64 >= BF16_FLOOR_K * noise);
         printf("  %-20s %10.3e %10.3e %10.3e %10.3e %10.3e %10s\n", g->what, e_emu, noise, e_f64,
                e_ac, e_32, ok ? "ok" : "FAIL");
         failures += !ok;
     }
-    printf("  (ok: ours-emu <= %.0f x noise, ours-f64 <= torchAC-f64%s)\n", BF16_NOISE_K,
-           ", and ours-f64 >= 0.2 x noise where the rounding must show");
+    printf("  (ok: ours-emu <= %.0f x noise, ours-f64 <= %.1f x torchAC-f64, and ours-f64 >= "
+           "%.1f x noise where the rounding must show)\n", BF16_NOISE_K, AC_K, BF16_FLOOR_K);
     return failures;
 }
 
 /* `ssd step --backend cpu --autocast` on the case, against the bf16 oracles; ours32 is the
  * f32 cpu step just compared. Returns the number of failures. */
 static int run_bf16(const char *build, const char *dir, const char *scratch,
-                    const ssd_st_file *f64, const ssd_st_file *ours32) {
+                    const ssd_st_file *f64, const ssd_st_file *ours32, bool emulated) {
     char cmd[8000], path[1600];
     snprintf(cmd, sizeof cmd,
-             "\"%s/ssd\" step --backend cpu --autocast --weights \"%s/weights.safetensors\" "
+             "%s\"%s/ssd\" step --backend cpu --autocast --weights \"%s/weights.safetensors\" "
              "--batch \"%s/batch.safetensors\" --out \"%s/ours_cpu_bf16.safetensors\" --eval "
-             SGD_ARGS, build, dir, dir, scratch);
+             SGD_ARGS, emulated ? "SSD_CPU_MATH=bf16emu " : "", build, dir, dir, scratch);
     if (tu_system(cmd)) return 1;
     const char *names[3] = {"torch_bf16emu", "torch_autocast", NULL};
     ssd_st_file *f[3] = {NULL, NULL, NULL};
@@ -317,7 +330,11 @@ static int run_bf16(const char *build, const char *dir, const char *scratch,
             failures = 1;
         }
     }
-    if (!failures) failures = compare_bf16(f64, f[0], f[1], f[2], ours32);
+    if (!failures)
+        failures = compare_bf16(emulated ? "emulated: SSD_CPU_MATH=bf16emu"
+                                : __builtin_cpu_supports("avx512bf16") ? "native bf16 kernels"
+                                                                       : "emulated: no avx512_bf16",
+                                f64, f[0], f[1], f[2], ours32);
     for (int i = 0; i < 3; i++) ssd_st_free(f[i]);
     return failures;
 }
@@ -404,7 +421,11 @@ int main(void) {
             continue;
         }
         failures += compare(label, torch, ours, weights);
-        if (!strcmp(be, "cpu") && !env[0]) failures += run_bf16(build, dir, scratch, torch, ours);
+        if (!strcmp(be, "cpu") && !env[0]) {
+            failures += run_bf16(build, dir, scratch, torch, ours, false);
+            if (__builtin_cpu_supports("avx512bf16")) /* else the run above was the emulation */
+                failures += run_bf16(build, dir, scratch, torch, ours, true);
+        }
         ssd_st_free(ours);
     }
     ssd_st_free(torch);

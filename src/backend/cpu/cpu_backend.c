@@ -199,5 +199,9 @@ ssd_backend *ssd_backend_cpu_create(ssd_error *err) {
     /* Winograd by default where the CPU has AVX2 + FMA; SSD_WINOGRAD=0 turns it off */
     im->winograd = !(wino && !strcmp(wino, "0")) && __builtin_cpu_supports("avx2") &&
                    __builtin_cpu_supports("fma");
+    be->conv_math = im->bf16_native ? "bf16-native"
+                    : im->bf16      ? "bf16-emulated"
+                    : im->winograd  ? "f32+winograd"
+                                    : "f32";
     return be;
 }
