@@ -1,8 +1,11 @@
+#define _DEFAULT_SOURCE /* madvise, MADV_HUGEPAGE */
 #define _POSIX_C_SOURCE 200809L
 #include "core/mem.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "core/log.h"
 
@@ -33,12 +36,21 @@ char *ssd_xstrdup(const char *s) {
     return d;
 }
 
+#define SSD_HUGE ((size_t)2 << 20)
+
 void *ssd_aligned_alloc(size_t bytes) {
-    size_t rounded = (bytes + SSD_ALIGN - 1) / SSD_ALIGN * SSD_ALIGN;
+    /* buffers of 2 MiB and more (activations, scratch): 2 MiB aligned and offered to the
+     * kernel for transparent huge pages (where THP is in madvise mode, nothing else asks) */
+    const bool huge = bytes >= SSD_HUGE;
+    const size_t align = huge ? SSD_HUGE : SSD_ALIGN;
+    size_t rounded = (bytes + align - 1) / align * align;
     if (rounded == 0) rounded = SSD_ALIGN;
     void *p = NULL;
-    if (posix_memalign(&p, SSD_ALIGN, rounded) != 0 || !p)
+    if (posix_memalign(&p, align, rounded) != 0 || !p)
         ssd_die(__FILE__, __LINE__, "out of memory allocating %zu aligned bytes", bytes);
+#ifdef MADV_HUGEPAGE
+    if (huge) (void)madvise(p, rounded, MADV_HUGEPAGE); /* advice only: failure is harmless */
+#endif
     return p;
 }
 
