@@ -217,6 +217,20 @@ void ssd_conv2d_backward_weights(ssd_backend *be, ssd_tensor *dweight, ssd_tenso
     be->ops->conv2d_backward_weights(be, dweight, dbias, dout, inp, d);
 }
 
+void ssd_conv2d_backward(ssd_backend *be, ssd_tensor *dweight, ssd_tensor *dbias,
+                         ssd_tensor *dinp, const ssd_tensor *dout, const ssd_tensor *inp,
+                         const ssd_tensor *weight, const ssd_conv_desc *d) {
+    check_conv(be, SSD_OP_CONV2D_BWD_WEIGHTS, inp, dweight, dout, dbias, d);
+    check_conv(be, SSD_OP_CONV2D_BWD_DATA, dinp, weight, dout, NULL, d);
+    SSD_ASSERT(dinp->data != dout->data, "conv2d backward: dinp must not alias dout");
+    if (be->ops->conv2d_backward) {
+        be->ops->conv2d_backward(be, dweight, dbias, dinp, dout, inp, weight, d);
+    } else {
+        be->ops->conv2d_backward_weights(be, dweight, dbias, dout, inp, d);
+        be->ops->conv2d_backward_data(be, dinp, dout, weight, d);
+    }
+}
+
 static void check_bn(ssd_backend *be, ssd_op op, const ssd_tensor *inp, const ssd_tensor *out,
                      const ssd_tensor *const *per_channel, const char *const *pc_names, int n_pc,
                      const ssd_tensor *residual, const ssd_bn_desc *d) {

@@ -113,6 +113,12 @@ typedef struct ssd_backend_ops {
     void (*conv2d_backward_weights)(ssd_backend *be, ssd_tensor *dweight,
                                     ssd_tensor *dbias /* nullable */, const ssd_tensor *dout,
                                     const ssd_tensor *inp, const ssd_conv_desc *d);
+    /* Optional: both backward passes of one convolution from the same dout (weights, then
+     * data), results identical to the two calls; lets a backend convert dout once. NULL: the
+     * dispatcher makes the two calls. */
+    void (*conv2d_backward)(ssd_backend *be, ssd_tensor *dweight, ssd_tensor *dbias,
+                            ssd_tensor *dinp, const ssd_tensor *dout, const ssd_tensor *inp,
+                            const ssd_tensor *weight, const ssd_conv_desc *d);
 
     void (*batchnorm_train_forward)(ssd_backend *be, ssd_tensor *out, ssd_tensor *save_mean,
                                     ssd_tensor *save_var, ssd_tensor *running_mean,
@@ -229,6 +235,11 @@ void ssd_conv2d_backward_data(ssd_backend *be, ssd_tensor *dinp, const ssd_tenso
 void ssd_conv2d_backward_weights(ssd_backend *be, ssd_tensor *dweight, ssd_tensor *dbias,
                                  const ssd_tensor *dout, const ssd_tensor *inp,
                                  const ssd_conv_desc *d);
+/* ssd_conv2d_backward_weights then ssd_conv2d_backward_data (dinp overwritten) from one dout,
+ * bit-identical to the two calls; dbias nullable. */
+void ssd_conv2d_backward(ssd_backend *be, ssd_tensor *dweight, ssd_tensor *dbias,
+                         ssd_tensor *dinp, const ssd_tensor *dout, const ssd_tensor *inp,
+                         const ssd_tensor *weight, const ssd_conv_desc *d);
 void ssd_batchnorm_train_forward(ssd_backend *be, ssd_tensor *out, ssd_tensor *save_mean,
                                  ssd_tensor *save_var, ssd_tensor *running_mean,
                                  ssd_tensor *running_var, const ssd_tensor *inp,

@@ -164,9 +164,11 @@ static void conv_fwd(ssd_model *m, ssd_tensor *out, const ssd_tensor *inp,
 /* Parameter gradients of conv l (accumulated); dinp (overwritten) unless NULL. */
 static void conv_bwd(ssd_model *m, ssd_tensor *dinp, const ssd_tensor *dout,
                      const ssd_tensor *inp, const ssd_conv_layer *l) {
-    ssd_conv2d_backward_weights(m->be, &m->g[l->w], l->b >= 0 ? &m->g[l->b] : NULL, dout, inp,
-                                &l->desc);
-    if (dinp) ssd_conv2d_backward_data(m->be, dinp, dout, &m->p[l->w], &l->desc);
+    ssd_tensor *db = l->b >= 0 ? &m->g[l->b] : NULL;
+    if (dinp) /* one call: a backend may convert dout once for both passes */
+        ssd_conv2d_backward(m->be, &m->g[l->w], db, dinp, dout, inp, &m->p[l->w], &l->desc);
+    else
+        ssd_conv2d_backward_weights(m->be, &m->g[l->w], db, dout, inp, &l->desc);
 }
 
 static void bn_fwd(ssd_model *m, ssd_tensor *out, ssd_tensor *sm, ssd_tensor *sv,
@@ -214,9 +216,8 @@ static void block_backward(ssd_model *m, ssd_acts *a, ssd_tensor *dx, const ssd_
     ssd_tensor dc2 = sview(m, a->sa, &b->c2, "d_c2");
     ssd_tensor dshort = sview(m, a->sb, &b->out, "d_shortcut");
     bn_bwd(m, &dc2, &dshort, dy, &b->out, &b->c2, &b->sm[1], &b->sv[1], l->bn2, true);
-    conv_bwd(m, NULL, &dc2, &b->b1, &l->conv2);
     ssd_tensor db1 = sview(m, a->sc, &b->b1, "d_b1");
-    ssd_conv2d_backward_data(m->be, &db1, &dc2, &m->p[l->conv2.w], &l->conv2.desc);
+    conv_bwd(m, &db1, &dc2, &b->b1, &l->conv2);
     ssd_tensor dc1 = sview(m, a->sa, &b->c1, "d_c1");
     bn_bwd(m, &dc1, NULL, &db1, &b->b1, &b->c1, &b->sm[0], &b->sv[0], l->bn1, true);
     conv_bwd(m, dx, &dc1, x, &l->conv1);

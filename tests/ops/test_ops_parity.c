@@ -597,6 +597,81 @@ static void test_ssd_loss(void **state) {
     ssd_loss_ws_destroy(ws);
 }
 
+/* ssd_conv2d_backward (both passes from one dout; the cpu backend converts dout once where
+ * oneDNN runs both passes in the same layout) against the two separate calls on the backend
+ * under test and on ref (which has no fused op: the dispatcher's fallback): bit-identical dx,
+ * dW and db, with dW and db pre-filled (they accumulate). Prints the layout reorders each way;
+ * with the native bf16 kernels at least one shape must save its second conversion of dout. */
+static void fused_case(ssd_backend *be, ssd_rng *r, int n, int c, int k, int h, int ksize,
+                       int stride, int pad, bool bias, uint64_t *saved) {
+    const ssd_conv_desc d = {.stride_h = stride, .stride_w = stride, .pad_h = pad, .pad_w = pad};
+    const int p = (int)ssd_conv_out_size(h, ksize, stride, pad);
+    ssd_tensor x = or_rand4(r, n, c, h, h, -1, 1, "x"), w = or_rand4(r, k, c, ksize, ksize, -1, 1, "w");
+    ssd_tensor dy = or_rand4(r, n, k, p, p, -1, 1, "dy"), w0 = or_rand4(r, k, c, ksize, ksize, -1, 1, "dw0");
+    int64_t ks = k;
+    ssd_tensor b0 = or_rand(r, 1, &ks, -1, 1, "db0");
+    ssd_tensor bx = tu_to_backend(be, &x, SSD_F32), bw = tu_to_backend(be, &w, SSD_F32);
+    ssd_tensor bdy = tu_to_backend(be, &dy, SSD_F32);
+    ssd_tensor out[2][3]; /* [separate, fused][dx, dw, db] */
+    uint64_t reorders[2];
+    for (int f = 0; f < 2; f++) {
+        ssd_tensor dx = tu_zeros_like(be, &bx, SSD_F32), dw = tu_to_backend(be, &w0, SSD_F32);
+        ssd_tensor db = tu_to_backend(be, &b0, SSD_F32);
+        const uint64_t r0 = be->stats.reorders;
+        if (f) {
+            ssd_conv2d_backward(be, &dw, bias ? &db : NULL, &dx, &bdy, &bx, &bw, &d);
+        } else {
+            ssd_conv2d_backward_weights(be, &dw, bias ? &db : NULL, &bdy, &bx, &d);
+            ssd_conv2d_backward_data(be, &dx, &bdy, &bw, &d);
+        }
+        be->ops->sync(be);
+        reorders[f] = be->stats.reorders - r0;
+        out[f][0] = tu_to_host(be, &dx, SSD_F32);
+        out[f][1] = tu_to_host(be, &dw, SSD_F32);
+        out[f][2] = tu_to_host(be, &db, SSD_F32);
+        ssd_backend_tensor_free(be, &dx);
+        ssd_backend_tensor_free(be, &dw);
+        ssd_backend_tensor_free(be, &db);
+    }
+    printf("fused conv backward on %s: N%d %d->%d %dx%d k%d/s%d/p%d%s: reorders %llu separate, "
+           "%llu fused\n", be->name, n, c, k, h, h, ksize, stride, pad, bias ? " +b" : "",
+           (unsigned long long)reorders[0], (unsigned long long)reorders[1]);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(ssd_tensor_nbytes(&out[0][i]), ssd_tensor_nbytes(&out[1][i]));
+        if (memcmp(out[0][i].data, out[1][i].data, ssd_tensor_nbytes(&out[0][i])))
+            fail_msg("fused conv backward on %s differs from the two calls (output %d)",
+                     be->name, i);
+        ssd_tensor_free(&out[0][i]);
+        ssd_tensor_free(&out[1][i]);
+    }
+    assert_true(reorders[1] <= reorders[0]);
+    *saved += reorders[0] - reorders[1];
+    ssd_backend_tensor_free(be, &bx);
+    ssd_backend_tensor_free(be, &bw);
+    ssd_backend_tensor_free(be, &bdy);
+    ssd_tensor *host[] = {&x, &w, &dy, &w0, &b0};
+    for (int i = 0; i < 5; i++) ssd_tensor_free(host[i]);
+}
+
+static void test_conv_backward_fused(void **state) {
+    ssd_backend *dut = need_cpu(state);
+    backends *b = *state;
+    ssd_backend *bes[2] = {dut, b->ref};
+    for (int i = 0; i < 2; i++) {
+        ssd_rng r = ssd_rng_stream(23, SSD_RNG_DOMAIN_TEST, 0, 0, 0);
+        uint64_t saved = 0;
+        fused_case(bes[i], &r, 2, 16, 32, 12, 3, 1, 1, true, &saved);
+        fused_case(bes[i], &r, 2, 64, 64, 20, 3, 1, 1, false, &saved); /* Winograd's shape */
+        fused_case(bes[i], &r, 2, 32, 48, 15, 3, 2, 1, true, &saved);
+        fused_case(bes[i], &r, 2, 24, 40, 10, 1, 1, 0, false, &saved);
+        fused_case(bes[i], &r, 3, 9, 10, 7, 5, 2, 2, true, &saved);
+        const char *m = getenv("SSD_CPU_MATH");
+        if (i == 0 && dut_is_cpu() && m && !strcmp(m, "bf16") &&
+            __builtin_cpu_supports("avx512bf16"))
+            assert_true(saved > 0); /* the native bf16 kernels share dout's layout */
+    }
+}
+
 /* Primitive caching: the same shape twice creates nothing new the second time. */
 static void test_cache_reuse(void **state) {
     ssd_backend *cpu = need_cpu(state);
@@ -621,7 +696,7 @@ int main(void) {
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv_random), cmocka_unit_test(test_conv_layers),
-        cmocka_unit_test(test_conv_winograd),
+        cmocka_unit_test(test_conv_winograd), cmocka_unit_test(test_conv_backward_fused),
         cmocka_unit_test(test_bn),          cmocka_unit_test(test_relu),
         cmocka_unit_test(test_maxpool),     cmocka_unit_test(test_eltwise),
         cmocka_unit_test(test_sgd),         cmocka_unit_test(test_cache_reuse),
@@ -630,7 +705,8 @@ int main(void) {
     /* the cpu backend's bf16 math changes the convolutions only: run those */
     const struct CMUnitTest conv_tests[] = {
         cmocka_unit_test(test_conv_random), cmocka_unit_test(test_conv_layers),
-        cmocka_unit_test(test_conv_winograd), cmocka_unit_test(test_cache_reuse),
+        cmocka_unit_test(test_conv_winograd), cmocka_unit_test(test_conv_backward_fused),
+        cmocka_unit_test(test_cache_reuse),
     };
     if (dut_is_cpu() && !strncmp(dut_math(), "bf16", 4))
         return cmocka_run_group_tests(conv_tests, setup, teardown);

@@ -156,6 +156,7 @@ static const ssd_backend_ops k_cpu_ops = {
     .conv2d_forward = cpu_conv2d_forward,
     .conv2d_backward_data = cpu_conv2d_backward_data,
     .conv2d_backward_weights = cpu_conv2d_backward_weights,
+    .conv2d_backward = cpu_conv2d_backward,
     .batchnorm_train_forward = cpu_bn_train_forward,
     .batchnorm_backward = cpu_bn_backward,
     .batchnorm_infer_forward = cpu_bn_infer_forward,

@@ -213,8 +213,10 @@ static conv_bwd_data_entry *conv_bwd_data_get(ssd_backend *be, const conv_dims *
     return e;
 }
 
+/* With ddst_ready the converted dout is already in slot 0 (cpu_conv2d_backward). */
 static void conv_backward_data_dt(ssd_backend *be, ssd_tensor *dinp, const ssd_tensor *dout,
-                                  const ssd_tensor *weight, const ssd_conv_desc *d, ssd_dtype pdt) {
+                                  const ssd_tensor *weight, const ssd_conv_desc *d, ssd_dtype pdt,
+                                  bool ddst_ready) {
     cpu_impl *im = cpu_impl_of(be);
     conv_dims c = conv_dims_of(dinp, weight, dout, d);
     if (cpu_wino_applicable(im, pdt, c.R, c.S, c.sh, c.sw, c.ph, c.pw, c.H, c.W, c.C, c.K)) {
@@ -225,7 +227,8 @@ static void conv_backward_data_dt(ssd_backend *be, ssd_tensor *dinp, const ssd_t
     }
     conv_bwd_data_entry *e = conv_bwd_data_get(be, &c, pdt);
     dnnl_exec_arg_t args[3] = {
-        {DNNL_ARG_DIFF_DST, cpu_arg_in(be, &e->ddst, dout->data)},
+        {DNNL_ARG_DIFF_DST, ddst_ready ? cpu_arg_bind(be, &e->ddst, dout->data)
+                                       : cpu_arg_in(be, &e->ddst, dout->data)},
         {DNNL_ARG_WEIGHTS, cpu_arg_in(be, &e->wei, weight->data)},
         {DNNL_ARG_DIFF_SRC, cpu_arg_out(be, &e->dsrc, dinp->data)},
     };
@@ -276,10 +279,11 @@ static conv_bwd_w_entry *conv_bwd_w_get(ssd_backend *be, const conv_dims *c, ssd
         &bd, dnnl_convolution_direct, &a.src, &a.wei, has_bias ? &a.bias : NULL, &a.dst, st, pl,
         pr));
     cpu_prim_create(im, &e->conv, &bd, NULL, e->hint);
+    /* ddst in slot 0, where backward-data keeps its ddst too: cpu_conv2d_backward reuses it */
     cpu_arg_init_in(im, &e->src, &u.src, cpu_prim_md(&e->conv, dnnl_query_src_md, 0),
-                    CPU_SLOT_0);
-    cpu_arg_init_in(im, &e->ddst, &u.dst, cpu_prim_md(&e->conv, dnnl_query_diff_dst_md, 0),
                     CPU_SLOT_1);
+    cpu_arg_init_in(im, &e->ddst, &u.dst, cpu_prim_md(&e->conv, dnnl_query_diff_dst_md, 0),
+                    CPU_SLOT_0);
     cpu_arg_init_out(im, &e->dwei, &u.wei, cpu_prim_md(&e->conv, dnnl_query_diff_weights_md, 0),
                      CPU_SLOT_2, true);
     if (has_bias)
@@ -378,12 +382,12 @@ void cpu_conv2d_backward_data(ssd_backend *be, ssd_tensor *dinp, const ssd_tenso
                               const ssd_tensor *weight, const ssd_conv_desc *d) {
     cpu_impl *im = cpu_impl_of(be);
     if (!im->bf16 || im->bf16_native) {
-        conv_backward_data_dt(be, dinp, dout, weight, d, im->bf16 ? SSD_BF16 : SSD_F32);
+        conv_backward_data_dt(be, dinp, dout, weight, d, im->bf16 ? SSD_BF16 : SSD_F32, false);
         if (im->bf16) note_bf16(be);
         return;
     }
     ssd_tensor dy = rounded(im, CPU_SLOT_BF16_0, dout), w = rounded(im, CPU_SLOT_BF16_1, weight);
-    conv_backward_data_dt(be, dinp, &dy, &w, d, SSD_F32);
+    conv_backward_data_dt(be, dinp, &dy, &w, d, SSD_F32, false);
     round_into(dinp->data, dinp->data, ssd_tensor_numel(dinp));
     note_bf16(be);
 }
@@ -410,4 +414,35 @@ void cpu_conv2d_backward_weights(ssd_backend *be, ssd_tensor *dweight, ssd_tenso
         for (int64_t i = 0; i < dbias->shape[0]; i++) gb[i] += round_bf16(pb[i]);
     }
     note_bf16(be);
+}
+
+/* Both backward passes from one dout. Where oneDNN runs both (not Winograd, not the emulated
+ * bf16) and wants dout in the same layout for both, dout is converted once: backward-weights
+ * leaves it in slot 0, and backward-data, whose ddst also lives in slot 0 and whose other
+ * arguments do not, uses it as it is. The same primitives on the same bits: identical results
+ * (test_ops_parity checks bit equality with the two calls). */
+void cpu_conv2d_backward(ssd_backend *be, ssd_tensor *dweight, ssd_tensor *dbias, ssd_tensor *dinp,
+                         const ssd_tensor *dout, const ssd_tensor *inp, const ssd_tensor *weight,
+                         const ssd_conv_desc *d) {
+    cpu_impl *im = cpu_impl_of(be);
+    conv_dims c = conv_dims_of(inp, weight, dout, d);
+    const ssd_dtype pdt = im->bf16 ? SSD_BF16 : SSD_F32;
+    bool share = (!im->bf16 || im->bf16_native) &&
+                 !cpu_wino_applicable(im, pdt, c.R, c.S, c.sh, c.sw, c.ph, c.pw, c.H, c.W, c.C,
+                                      c.K);
+    if (share) {
+        const conv_bwd_w_entry *ew = conv_bwd_w_get(be, &c, pdt, dbias != NULL);
+        const conv_bwd_data_entry *ed = conv_bwd_data_get(be, &c, pdt);
+        share = ew->ddst.has_reorder && ed->ddst.has_reorder &&
+                ew->ddst.slot == ed->ddst.slot &&
+                dnnl_memory_desc_equal(cpu_prim_md(&ew->conv, dnnl_query_diff_dst_md, 0),
+                                       cpu_prim_md(&ed->conv, dnnl_query_diff_dst_md, 0));
+    }
+    cpu_conv2d_backward_weights(be, dweight, dbias, dout, inp, d);
+    if (!share) {
+        cpu_conv2d_backward_data(be, dinp, dout, weight, d);
+        return;
+    }
+    conv_backward_data_dt(be, dinp, dout, weight, d, pdt, true);
+    if (im->bf16) note_bf16(be);
 }

@@ -194,6 +194,13 @@ dnnl_memory_t cpu_arg_in(ssd_backend *be, cpu_arg *a, const void *data) {
     return a->inner;
 }
 
+dnnl_memory_t cpu_arg_bind(ssd_backend *be, cpu_arg *a, const void *data) {
+    DNNL_CHECK(dnnl_memory_set_data_handle(a->user, (void *)data));
+    if (!a->has_reorder) return a->user;
+    bind_inner(cpu_impl_of(be), a);
+    return a->inner;
+}
+
 dnnl_memory_t cpu_arg_out(ssd_backend *be, cpu_arg *a, void *data) {
     DNNL_CHECK(dnnl_memory_set_data_handle(a->user, data));
     if (!a->has_reorder) return a->user;

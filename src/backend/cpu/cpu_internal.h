@@ -164,6 +164,9 @@ void cpu_arg_init_scratch(cpu_impl *im, cpu_arg *a, const dnnl_memory_desc_t *md
 
 /* Binds the user pointer, runs the input reorder if any; returns the memory to pass. */
 dnnl_memory_t cpu_arg_in(ssd_backend *be, cpu_arg *a, const void *data);
+/* Binds the user pointer and the slot without the input reorder: the slot already holds the
+ * converted data (same layout, same slot); returns the memory to pass. */
+dnnl_memory_t cpu_arg_bind(ssd_backend *be, cpu_arg *a, const void *data);
 /* Binds the user pointer (and the slot); returns the memory the primitive writes. */
 dnnl_memory_t cpu_arg_out(ssd_backend *be, cpu_arg *a, void *data);
 /* Runs the output reorder if any. */
@@ -184,6 +187,9 @@ void cpu_conv2d_backward_data(ssd_backend *be, ssd_tensor *dinp, const ssd_tenso
 void cpu_conv2d_backward_weights(ssd_backend *be, ssd_tensor *dweight, ssd_tensor *dbias,
                                  const ssd_tensor *dout, const ssd_tensor *inp,
                                  const ssd_conv_desc *d);
+void cpu_conv2d_backward(ssd_backend *be, ssd_tensor *dweight, ssd_tensor *dbias, ssd_tensor *dinp,
+                         const ssd_tensor *dout, const ssd_tensor *inp, const ssd_tensor *weight,
+                         const ssd_conv_desc *d);
 
 void cpu_bn_train_forward(ssd_backend *be, ssd_tensor *out, ssd_tensor *save_mean,
                           ssd_tensor *save_var, ssd_tensor *running_mean,
