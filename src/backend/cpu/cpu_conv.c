@@ -8,13 +8,17 @@
  * dweight; the bias gradient goes to a scratch and is added with a loop.
  *
  * bf16 math (SSD_CPU_MATH=bf16, `ssd train --autocast`): what PyTorch autocast does to a
- * convolution, computed with the f32 kernels. The operands of each pass (input, weight, bias;
- * output gradient, weight; input, output gradient) are rounded to bf16 (nearest even), so
- * every product is exact and the sums run in f32, as a native bf16 kernel (bf16 products, f32
- * accumulation) does; the result is rounded to bf16, and the weight and bias gradients are
- * rounded before they are added to the f32 master gradients. The direct kernels run (Winograd's
- * transforms would round the products differently). The tensors stay f32 in memory, so this
- * gives autocast's numbers at f32 speed. */
+ * convolution. The operands of each pass (input, weight, bias; output gradient, weight; input,
+ * output gradient) are taken in bf16 (nearest even), every product is exact and the sums run in
+ * f32; the result is rounded to bf16, and the weight and bias gradients are rounded before they
+ * are added to the f32 master gradients. Never Winograd (its transforms would round the
+ * products differently). Two implementations:
+ * - native (CPUs with avx512_bf16, im->bf16_native): the same primitives as f32 created in bf16
+ *   (conv_*_dt with pdt SSD_BF16); the reorders from the f32 user tensors round the operands,
+ *   the bf16 results and gradients are widened on the way back.
+ * - emulated (elsewhere, or SSD_CPU_MATH=bf16emu): the operands are rounded into f32 copies and
+ *   the f32 direct kernels run on them (the products of bf16 values are exact in f32), then the
+ *   results are rounded: autocast's numbers at f32 speed. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
