@@ -665,8 +665,7 @@ static void test_conv_backward_fused(void **state) {
         fused_case(bes[i], &r, 2, 32, 48, 15, 3, 2, 1, true, &saved);
         fused_case(bes[i], &r, 2, 24, 40, 10, 1, 1, 0, false, &saved);
         fused_case(bes[i], &r, 3, 9, 10, 7, 5, 2, 2, true, &saved);
-        const char *m = getenv("SSD_CPU_MATH");
-        if (i == 0 && dut_is_cpu() && m && !strcmp(m, "bf16") &&
+        if (i == 0 && dut_is_cpu() && !strcmp(dut_math(), "bf16") &&
             __builtin_cpu_supports("avx512bf16"))
             assert_true(saved > 0); /* the native bf16 kernels share dout's layout */
     }

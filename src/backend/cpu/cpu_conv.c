@@ -362,6 +362,11 @@ static ssd_tensor zeroed(cpu_impl *im, int slot, const ssd_tensor *t) {
     return v;
 }
 
+/* Whether the convolutions run oneDNN primitives on the user's tensors (f32, or native bf16)
+ * rather than the emulation's rounded copies, and in which type those primitives compute. */
+static bool on_prims(const cpu_impl *im) { return !im->bf16 || im->bf16_native; }
+static ssd_dtype prim_dtype(const cpu_impl *im) { return im->bf16 ? SSD_BF16 : SSD_F32; }
+
 static void note_bf16(ssd_backend *be) {
     size_t l = strlen(be->stats.last_impl);
     snprintf(be->stats.last_impl + l, sizeof be->stats.last_impl - l, ":bf16");
@@ -370,8 +375,8 @@ static void note_bf16(ssd_backend *be) {
 void cpu_conv2d_forward(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp,
                         const ssd_tensor *weight, const ssd_tensor *bias, const ssd_conv_desc *d) {
     cpu_impl *im = cpu_impl_of(be);
-    if (!im->bf16 || im->bf16_native) {
-        conv_forward_dt(be, out, inp, weight, bias, d, im->bf16 ? SSD_BF16 : SSD_F32);
+    if (on_prims(im)) {
+        conv_forward_dt(be, out, inp, weight, bias, d, prim_dtype(im));
         if (im->bf16) note_bf16(be);
         return;
     }
@@ -385,8 +390,8 @@ void cpu_conv2d_forward(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp,
 void cpu_conv2d_backward_data(ssd_backend *be, ssd_tensor *dinp, const ssd_tensor *dout,
                               const ssd_tensor *weight, const ssd_conv_desc *d) {
     cpu_impl *im = cpu_impl_of(be);
-    if (!im->bf16 || im->bf16_native) {
-        conv_backward_data_dt(be, dinp, dout, weight, d, im->bf16 ? SSD_BF16 : SSD_F32, false);
+    if (on_prims(im)) {
+        conv_backward_data_dt(be, dinp, dout, weight, d, prim_dtype(im), false);
         if (im->bf16) note_bf16(be);
         return;
     }
@@ -400,8 +405,8 @@ void cpu_conv2d_backward_weights(ssd_backend *be, ssd_tensor *dweight, ssd_tenso
                                  const ssd_tensor *dout, const ssd_tensor *inp,
                                  const ssd_conv_desc *d) {
     cpu_impl *im = cpu_impl_of(be);
-    if (!im->bf16 || im->bf16_native) {
-        conv_backward_weights_dt(be, dweight, dbias, dout, inp, d, im->bf16 ? SSD_BF16 : SSD_F32);
+    if (on_prims(im)) {
+        conv_backward_weights_dt(be, dweight, dbias, dout, inp, d, prim_dtype(im));
         if (im->bf16) note_bf16(be);
         return;
     }
@@ -430,8 +435,8 @@ void cpu_conv2d_backward(ssd_backend *be, ssd_tensor *dweight, ssd_tensor *dbias
                          const ssd_conv_desc *d) {
     cpu_impl *im = cpu_impl_of(be);
     conv_dims c = conv_dims_of(inp, weight, dout, d);
-    const ssd_dtype pdt = im->bf16 ? SSD_BF16 : SSD_F32;
-    bool share = (!im->bf16 || im->bf16_native) &&
+    const ssd_dtype pdt = prim_dtype(im);
+    bool share = on_prims(im) &&
                  !cpu_wino_applicable(im, pdt, c.R, c.S, c.sh, c.sw, c.ph, c.pw, c.H, c.W, c.C,
                                       c.K);
     if (share) {
