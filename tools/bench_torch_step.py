@@ -29,6 +29,27 @@ from torchref import boxes, loss, model, st  # noqa: E402
 from torchref.model_cmds import load_weights  # noqa: E402
 
 
+def profile_one_step(net, opt, imgs, gloc, glabel, xywh, autocast):
+    """SSD_TORCH_PROFILE=1: one more step under torch.profiler; the kernels' GPU time, largest
+    first, to stderr (where our side's SSD_CUDA_PROFILE table goes)."""
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        opt.zero_grad(set_to_none=False)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
+            ploc, pconf = net(imgs)
+            l, _ = loss.ssd_loss(ploc.float(), pconf.float(), gloc, glabel, xywh)
+        l.backward()
+        opt.step()
+        torch.cuda.synchronize()
+    ka = prof.key_averages()
+    for key in ("self_device_time_total", "self_cuda_time_total"):
+        try:
+            print(ka.table(sort_by=key, row_limit=45, max_name_column_width=70), file=sys.stderr)
+            break
+        except Exception:  # older or newer torch names the column differently
+            continue
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--weights", required=True)
@@ -81,6 +102,8 @@ def main():
         if r > 0:
             for k, v in zip(phases, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0)):
                 phases[k].append(v * 1e3)
+    if os.environ.get("SSD_TORCH_PROFILE") and gpu:
+        profile_one_step(net, opt, imgs, gloc, glabel, xywh, a.autocast)
     n = imgs.shape[0]
     med = {k: statistics.median(v) for k, v in phases.items()}
     res = dict(med)

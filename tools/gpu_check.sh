@@ -15,7 +15,8 @@
 #      and exact f32 convolutions;
 #   5. the network parity suite on cuda vs PyTorch (= ctest gpu_model_torch; last, because it
 #      first builds its PyTorch oracle when .cache/ has none).
-# SSD_PYTHON_TORCH names the python with torch (default: python3 on PATH). Each check has a time
+# SSD_PYTHON_TORCH names the python with torch (default: python3 on PATH). GPU_CHECK_SKIP lists
+# check names to leave out (e.g. "bench_tf32 bench_f32"), for a lease already short of time. Each check has a time
 # limit; the script goes on after a failure and ends non-zero if any check failed.
 set -u
 build=$(cd "$1" && pwd)
@@ -29,6 +30,7 @@ status=0
 check() { # name log seconds command...: output appended to OUT/log.log
     local name=$1 log=$out/$2.log secs=$3
     shift 3
+    case " ${GPU_CHECK_SKIP:-} " in *" $name "*) echo "$name: skipped (GPU_CHECK_SKIP)" | tee -a "$out/summary.txt"; return;; esac
     local t0=$SECONDS
     echo "=== $name: $*" >>"$log"
     timeout "$secs" "$@" >>"$log" 2>&1

@@ -272,6 +272,9 @@ int ssd_bench_train(const bench_args *a) {
         if (k == 0) {
             reorders0 = be->stats.reorders;
             allocs0 = be->stats.prims_created;
+#ifdef SSD_HAVE_CUDA
+            ssd_cuda_profile_reset(be);
+#endif
         }
         ssd_runner_times t0 = ssd_runner_get_times(r);
         double s0 = ssd_now();
@@ -289,6 +292,9 @@ int ssd_bench_train(const bench_args *a) {
         t_up[k] = 1e3 * (t1.upload - t0.upload);
         t_step[k] = 1e3 * (s2 - s0);
     }
+#ifdef SSD_HAVE_CUDA
+    ssd_cuda_profile_report(be, stderr, R);
+#endif
     double fwd = median(t_fwd, R), lss = median(t_loss, R), bwd = median(t_bwd, R);
     double upd = median(t_upd, R), step = median(t_step, R), up = median(t_up, R);
     double ips = B / (step / 1e3);

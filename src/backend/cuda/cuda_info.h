@@ -3,6 +3,7 @@
 #define SSD_BACKEND_CUDA_INFO_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "backend/backend.h"
 
@@ -17,5 +18,10 @@ typedef struct ssd_cuda_info {
  * dense FLOP per clock per SM (sm_80: 1024 TF32 / 2048 bf16; sm_90: 2048 / 4096) at the
  * reported max clock, so they sit a little above NVIDIA's data-sheet numbers. */
 bool ssd_cuda_describe(ssd_backend *be, ssd_cuda_info *info);
+
+/* With SSD_CUDA_PROFILE=1 (else no-ops, as for other backends): forget the GPU time counted so
+ * far; print where the GPU time of the last `steps` steps went, per op and convolution pass. */
+void ssd_cuda_profile_reset(ssd_backend *be);
+void ssd_cuda_profile_report(ssd_backend *be, FILE *f, int steps);
 
 #endif

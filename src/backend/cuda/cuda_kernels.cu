@@ -87,16 +87,34 @@ __global__ void maxpool_fwd_k(float *out, const float *in, int64_t NC, int H, in
     }
 }
 
-/* Gather form: each input element sums, in ref's (p, q) order, the gradients of the outputs
- * whose first maximum it is. Deterministic and bit-equal to ref's f32 scatter. */
-__global__ void maxpool_bwd_k(float *din, const float *dout, const float *in, int64_t NC, int H,
-                              int W, int P, int Q, int k, int st, int pad) {
+/* Backward in two passes, deterministic and bit-equal to ref's f32 scatter:
+ * 1. each output records where in its window its first maximum lies (r*k + s, or -1 when the
+ *    window is all padding), one byte per output;
+ * 2. each input element sums, in ref's (p, q) order, the gradients of the outputs whose
+ *    recorded maximum it is.
+ * Pass 1 reads every window once; the earlier one-pass gather re-scanned each window for every
+ * input under it (four times at k=3, s=2), and ran 8 ms per step at batch 128. */
+__global__ void maxpool_argmax_k(signed char *arg, const float *in, int64_t NC, int H, int W,
+                                 int P, int Q, int k, int st, int pad) {
+    int64_t total = NC * P * Q;
+    for (int64_t i = gtid(); i < total; i += gstride()) {
+        int64_t nc = i / ((int64_t)P * Q);
+        int pq = (int)(i - nc * P * Q), p = pq / Q, q = pq % Q;
+        int a = pool_argmax(in + nc * H * W, H, W, p, q, k, st, pad);
+        signed char off = -1;
+        if (a >= 0) off = (signed char)((a / W - (p * st - pad)) * k + (a % W - (q * st - pad)));
+        arg[i] = off;
+    }
+}
+
+__global__ void maxpool_bwd_k(float *din, const float *dout, const signed char *arg, int64_t NC,
+                              int H, int W, int P, int Q, int k, int st, int pad) {
     int64_t total = NC * H * W;
     for (int64_t i = gtid(); i < total; i += gstride()) {
         int64_t nc = i / ((int64_t)H * W);
         int hw = (int)(i - nc * H * W), h = hw / W, w = hw % W;
-        const float *ip = in + nc * H * W;
         const float *dp = dout + nc * P * Q;
+        const signed char *ap = arg + nc * P * Q;
         int p0 = h + pad - k + 1, q0 = w + pad - k + 1;
         p0 = p0 <= 0 ? 0 : (p0 + st - 1) / st;
         q0 = q0 <= 0 ? 0 : (q0 + st - 1) / st;
@@ -106,7 +124,7 @@ __global__ void maxpool_bwd_k(float *din, const float *dout, const float *in, in
         float acc = 0.0f;
         for (int p = p0; p <= p1; p++)
             for (int q = q0; q <= q1; q++)
-                if (pool_argmax(ip, H, W, p, q, k, st, pad) == hw)
+                if (ap[p * Q + q] == (h - (p * st - pad)) * k + (w - (q * st - pad)))
                     acc = __fadd_rn(acc, dp[p * Q + q]);
         din[i] = acc;
     }
@@ -152,6 +170,15 @@ __global__ void bn_stats_k(double *part, const float *x, int N, int C, int64_t H
         part[2 * ((int64_t)c * S + s)] = sum;
         part[2 * ((int64_t)c * S + s) + 1] = sq;
     }
+}
+
+/* dbias[c] += the sum of the (C, S) partial sums of bn_stats_k (their first halves) */
+__global__ void bias_grad_k(float *dbias, const double *part, int C, int S) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    double sum = 0.0;
+    for (int s = 0; s < S; s++) sum += part[2 * (c * S + s)];
+    dbias[c] = (float)((double)dbias[c] + sum);
 }
 
 __global__ void bn_fwd_finalize_k(float *coef, float *smean, float *svar, float *rmean,
@@ -336,12 +363,20 @@ void ck_maxpool_fwd(float *out, const float *in, int64_t NC, int H, int W, int P
     maxpool_fwd_k<<<grid_for(NC * P * Q), kThreads, 0, s>>>(out, in, NC, H, W, P, Q, k, st, pad);
 }
 void ck_maxpool_bwd(float *din, const float *dout, const float *in, int64_t NC, int H, int W,
-                    int P, int Q, int k, int st, int pad, cudaStream_t s) {
-    maxpool_bwd_k<<<grid_for(NC * H * W), kThreads, 0, s>>>(din, dout, in, NC, H, W, P, Q, k, st,
+                    int P, int Q, int k, int st, int pad, void *scratch, cudaStream_t s) {
+    signed char *arg = (signed char *)scratch;
+    maxpool_argmax_k<<<grid_for(NC * P * Q), kThreads, 0, s>>>(arg, in, NC, H, W, P, Q, k, st,
+                                                                pad);
+    maxpool_bwd_k<<<grid_for(NC * H * W), kThreads, 0, s>>>(din, dout, arg, NC, H, W, P, Q, k, st,
                                                              pad);
 }
 void ck_bn_stats(double *part, const float *x, int N, int C, int64_t HW, int S, cudaStream_t s) {
     bn_stats_k<<<dim3((unsigned)C, (unsigned)S), kThreads, 0, s>>>(part, x, N, C, HW, S);
+}
+void ck_bias_grad(float *dbias, double *part, const float *dout, int N, int C, int64_t HW, int S,
+                  cudaStream_t s) {
+    bn_stats_k<<<dim3((unsigned)C, (unsigned)S), kThreads, 0, s>>>(part, dout, N, C, HW, S);
+    bias_grad_k<<<(C + 127) / 128, 128, 0, s>>>(dbias, part, C, S);
 }
 void ck_bn_fwd_finalize(float *coef, float *smean, float *svar, float *rmean, float *rvar,
                         const float *gamma, const float *beta, const double *part, int C, int S,

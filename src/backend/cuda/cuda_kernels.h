@@ -31,13 +31,18 @@ void ck_sgd(float *p, float *buf, const float *g, int64_t n, ck_sgd_args a, cuda
 
 void ck_maxpool_fwd(float *out, const float *in, int64_t NC, int H, int W, int P, int Q, int k,
                     int st, int pad, cudaStream_t s);
+/* scratch: NC*P*Q bytes (each output's argmax within its window); k*k <= 127 */
 void ck_maxpool_bwd(float *din, const float *dout, const float *in, int64_t NC, int H, int W,
-                    int P, int Q, int k, int st, int pad, cudaStream_t s);
+                    int P, int Q, int k, int st, int pad, void *scratch, cudaStream_t s);
 
 /* Batch norm. The reductions run on a (C, S) grid: block (c, s) takes the images
  * [s*N/S, (s+1)*N/S) of channel c and writes two double partial sums at part[2*(c*S+s)].
  * The finalize kernels turn them into per-channel float coefficients, and the apply kernels
  * run one block per (n, c) plane. `coef` holds 4*C floats. */
+/* A convolution's bias gradient: dbias[c] += the sum of dout (N,C,HW) over n and hw, summed in
+ * double (bn_stats_k's reduction; part holds 2*C*S doubles). */
+void ck_bias_grad(float *dbias, double *part, const float *dout, int N, int C, int64_t HW, int S,
+                  cudaStream_t s);
 void ck_bn_stats(double *part, const float *x, int N, int C, int64_t HW, int S, cudaStream_t s);
 /* coef = (scale, beta, mean): y = (x - mean)*scale + beta; batch mean/var to smean/svar; running stats updated */
 void ck_bn_fwd_finalize(float *coef, float *smean, float *svar, float *rmean, float *rvar,
