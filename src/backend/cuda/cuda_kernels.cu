@@ -331,6 +331,58 @@ __global__ void to_nchw_f32_k(float *dst, const __nv_bfloat16 *src, int C, int64
     }
 }
 
+/* The same transposes for an even C, on 64-channel x 32-pixel tiles: a warp moves 64 channels
+ * of one pixel as 32 bf16 pairs (128 bytes) on the NHWC side and 32 pixels of one channel (128
+ * bytes) on the NCHW side, where the 32x32 tiles above moved 64-byte rows of single bf16s. */
+constexpr int kPairTile = 64;
+__global__ void to_nhwc_bf16_pairs_k(__nv_bfloat162 *dst, const float *src, int C, int64_t HW) {
+    __shared__ float tile[kPairTile][kTile + 1];
+    const int64_t n = blockIdx.z, hw0 = (int64_t)blockIdx.x * kTile;
+    const int c0 = blockIdx.y * kPairTile;
+    const float *s = src + n * C * HW;
+    const int64_t hw = hw0 + threadIdx.x;
+    for (int r = threadIdx.y; r < kPairTile; r += blockDim.y) {
+        int c = c0 + r;
+        if (c < C && hw < HW) tile[r][threadIdx.x] = s[(int64_t)c * HW + hw];
+    }
+    __syncthreads();
+    __nv_bfloat162 *d = dst + n * (C / 2) * HW;
+    const int c = c0 + 2 * threadIdx.x;
+    for (int r = threadIdx.y; r < kTile; r += blockDim.y) {
+        int64_t h = hw0 + r;
+        if (c < C && h < HW)
+            d[(h * C + c) / 2] = __floats2bfloat162_rn(tile[2 * threadIdx.x][r],
+                                                       tile[2 * threadIdx.x + 1][r]);
+    }
+}
+__global__ void to_nchw_f32_pairs_k(float *dst, const __nv_bfloat162 *src, int C, int64_t HW,
+                                    bool accumulate) {
+    __shared__ float tile[kPairTile][kTile + 1];
+    const int64_t n = blockIdx.z, hw0 = (int64_t)blockIdx.x * kTile;
+    const int c0 = blockIdx.y * kPairTile;
+    const __nv_bfloat162 *s = src + n * (C / 2) * HW;
+    const int c = c0 + 2 * threadIdx.x;
+    for (int r = threadIdx.y; r < kTile; r += blockDim.y) {
+        int64_t h = hw0 + r;
+        if (c < C && h < HW) {
+            float2 v = __bfloat1622float2(s[(h * C + c) / 2]);
+            tile[2 * threadIdx.x][r] = v.x;
+            tile[2 * threadIdx.x + 1][r] = v.y;
+        }
+    }
+    __syncthreads();
+    float *d = dst + n * C * HW;
+    const int64_t hw = hw0 + threadIdx.x;
+    for (int r = threadIdx.y; r < kPairTile; r += blockDim.y) {
+        int cc = c0 + r;
+        if (cc < C && hw < HW) {
+            float v = tile[r][threadIdx.x];
+            int64_t i = (int64_t)cc * HW + hw;
+            d[i] = accumulate ? d[i] + v : v;
+        }
+    }
+}
+
 unsigned plane_threads(int64_t HW) {
     int64_t t = (HW + 31) / 32 * 32;
     return (unsigned)(t > kThreads ? kThreads : t);
@@ -414,12 +466,25 @@ void ck_bn_bwd_apply(float *dx, float *dres, const float *dout, const float *out
 
 void ck_nchw_f32_to_nhwc_bf16(uint16_t *dst, const float *src, int N, int C, int64_t HW,
                               cudaStream_t s) {
+    if (C % 2 == 0) {
+        dim3 grid((unsigned)((HW + kTile - 1) / kTile),
+                  (unsigned)((C + kPairTile - 1) / kPairTile), (unsigned)N);
+        to_nhwc_bf16_pairs_k<<<grid, dim3(kTile, 8), 0, s>>>((__nv_bfloat162 *)dst, src, C, HW);
+        return;
+    }
     dim3 grid((unsigned)((HW + kTile - 1) / kTile), (unsigned)((C + kTile - 1) / kTile),
               (unsigned)N);
     to_nhwc_bf16_k<<<grid, dim3(kTile, 8), 0, s>>>((__nv_bfloat16 *)dst, src, C, HW);
 }
 void ck_nhwc_bf16_to_nchw_f32(float *dst, const uint16_t *src, int N, int C, int64_t HW,
                               bool accumulate, cudaStream_t s) {
+    if (C % 2 == 0) {
+        dim3 grid((unsigned)((HW + kTile - 1) / kTile),
+                  (unsigned)((C + kPairTile - 1) / kPairTile), (unsigned)N);
+        to_nchw_f32_pairs_k<<<grid, dim3(kTile, 8), 0, s>>>(dst, (const __nv_bfloat162 *)src, C,
+                                                             HW, accumulate);
+        return;
+    }
     dim3 grid((unsigned)((HW + kTile - 1) / kTile), (unsigned)((C + kTile - 1) / kTile),
               (unsigned)N);
     to_nchw_f32_k<<<grid, dim3(kTile, 8), 0, s>>>(dst, (const __nv_bfloat16 *)src, C, HW,
