@@ -671,6 +671,105 @@ static void test_conv_backward_fused(void **state) {
     }
 }
 
+/* A backend may keep converted copies of a convolution's input and weight between calls (cuda's
+ * bf16 shadows). After any op or upload rewrites the input or the weight, the convolution must
+ * see the new values: for each kind of write, forward, backward-weights and backward-data on
+ * the rewritten tensors must be bit-identical to the same calls on fresh tensors holding the
+ * same values. The write changes the forward's output, so a stale copy cannot pass. */
+enum { W_UPLOAD, W_FILL, W_RELU, W_ADD, W_SCALE, W_COPY, W_COPY_ROWS, W_BN, W_SGD, W_COUNT };
+static const char *const k_write_names[W_COUNT] = {"upload", "fill",      "relu_forward",
+                                                   "add",    "scale",     "copy",
+                                                   "copy_rows", "batchnorm_train_forward",
+                                                   "sgd_update (weight)"};
+
+/* y = conv(x, w), dw = conv_bwd_weights(dy, x), dx = conv_bwd_data(dy, w), on the host */
+static void conv_three(ssd_backend *be, const ssd_tensor *x, const ssd_tensor *w,
+                       const ssd_tensor *dy, const ssd_conv_desc *d, ssd_tensor out[3]) {
+    int64_t ys[4] = {x->shape[0], w->shape[0], dy->shape[2], dy->shape[3]};
+    ssd_tensor y = ssd_backend_tensor_alloc(be, SSD_F32, 4, ys, "y");
+    ssd_tensor dw = tu_zeros_like(be, w, SSD_F32), dx = tu_zeros_like(be, x, SSD_F32);
+    ssd_conv2d_forward(be, &y, x, w, NULL, d);
+    ssd_conv2d_backward_weights(be, &dw, NULL, dy, x, d);
+    ssd_conv2d_backward_data(be, &dx, dy, w, d);
+    out[0] = tu_to_host(be, &y, SSD_F32);
+    out[1] = tu_to_host(be, &dw, SSD_F32);
+    out[2] = tu_to_host(be, &dx, SSD_F32);
+    ssd_backend_tensor_free(be, &y);
+    ssd_backend_tensor_free(be, &dw);
+    ssd_backend_tensor_free(be, &dx);
+}
+
+static void test_conv_after_write(void **state) {
+    ssd_backend *be = need_cpu(state);
+    const ssd_conv_desc d = {.stride_h = 1, .stride_w = 1, .pad_h = 1, .pad_w = 1};
+    const int n = 2, c = 16, k = 16, h = 8;
+    for (int wk = 0; wk < W_COUNT; wk++) {
+        ssd_rng r = ssd_rng_stream(29, SSD_RNG_DOMAIN_TEST, (uint64_t)wk, 0, 0);
+        ssd_tensor hx = or_rand4(&r, n, c, h, h, -1, 1, "x"), hw = or_rand4(&r, k, c, 3, 3, -1, 1, "w");
+        ssd_tensor hdy = or_rand4(&r, n, k, h, h, -1, 1, "dy");
+        ssd_tensor ho = or_rand4(&r, n, c, h, h, -1, 1, "other");
+        ssd_tensor hw2 = or_rand4(&r, k, c, 3, 3, -1, 1, "grad");
+        ssd_tensor x = tu_to_backend(be, &hx, SSD_F32), w = tu_to_backend(be, &hw, SSD_F32);
+        ssd_tensor dy = tu_to_backend(be, &hdy, SSD_F32), o = tu_to_backend(be, &ho, SSD_F32);
+        ssd_tensor g = tu_to_backend(be, &hw2, SSD_F32), mom = tu_zeros_like(be, &w, SSD_F32);
+        int64_t cs = c;
+        ssd_tensor hgam = or_rand(&r, 1, &cs, 0.5, 1.5, "gamma"), hbet = or_rand(&r, 1, &cs, -1, 1, "beta");
+        ssd_tensor gam = tu_to_backend(be, &hgam, SSD_F32), bet = tu_to_backend(be, &hbet, SSD_F32);
+        ssd_tensor st[4];
+        for (int i = 0; i < 4; i++) st[i] = tu_zeros_like(be, &gam, SSD_F32);
+        ssd_tensor before[3], after[3], fresh[3];
+        conv_three(be, &x, &w, &dy, &d, before); /* leaves any converted copies behind */
+        switch (wk) {
+        case W_UPLOAD: {
+            ssd_tensor o32 = tu_to_host(be, &o, SSD_F32); /* the host's f32 values */
+            ssd_backend_upload(be, &x, &o32);
+            ssd_tensor_free(&o32);
+            break;
+        }
+        case W_FILL: ssd_fill(be, &x, 0.375); break;
+        case W_RELU: ssd_relu_forward(be, &x, &o); break;
+        case W_ADD: ssd_add(be, &x, &x, &o); break;
+        case W_SCALE: ssd_scale(be, &x, &x, -1.5); break;
+        case W_COPY: ssd_copy(be, &x, &o); break;
+        case W_COPY_ROWS: /* the second image's planes only */
+            ssd_copy_rows(be, &x, (int64_t)c * h * h, h * h, &o, 0, h * h, c, h * h);
+            break;
+        case W_BN: {
+            ssd_bn_desc bd = {1e-5, 0.1, true};
+            ssd_batchnorm_train_forward(be, &x, &st[0], &st[1], &st[2], &st[3], &o, &gam, &bet,
+                                        NULL, &bd);
+            break;
+        }
+        case W_SGD: {
+            ssd_sgd_desc sd = {.lr = 0.5, .momentum = 0.9, .first_step = true};
+            ssd_sgd_update(be, &w, &mom, &g, &sd);
+            break;
+        }
+        }
+        conv_three(be, &x, &w, &dy, &d, after);
+        ssd_tensor nx = tu_to_host(be, &x, SSD_F32), nw = tu_to_host(be, &w, SSD_F32);
+        ssd_tensor fx = tu_to_backend(be, &nx, SSD_F32), fw = tu_to_backend(be, &nw, SSD_F32);
+        conv_three(be, &fx, &fw, &dy, &d, fresh);
+        printf("conv after %s on %s/%s\n", k_write_names[wk], be->name, dut_math());
+        /* the write changed the forward (else staleness could not show) */
+        assert_true(memcmp(before[0].data, after[0].data, ssd_tensor_nbytes(&before[0])) != 0);
+        for (int i = 0; i < 3; i++)
+            if (memcmp(after[i].data, fresh[i].data, ssd_tensor_nbytes(&after[i])))
+                fail_msg("conv output %d after %s on %s differs from fresh tensors", i,
+                         k_write_names[wk], be->name);
+        ssd_tensor *dev[] = {&x, &w, &dy, &o, &g, &mom, &gam, &bet, &fx, &fw,
+                             &st[0], &st[1], &st[2], &st[3]};
+        for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) ssd_backend_tensor_free(be, dev[i]);
+        ssd_tensor *host[] = {&hx, &hw, &hdy, &ho, &hw2, &hgam, &hbet, &nx, &nw};
+        for (size_t i = 0; i < sizeof host / sizeof host[0]; i++) ssd_tensor_free(host[i]);
+        for (int i = 0; i < 3; i++) {
+            ssd_tensor_free(&before[i]);
+            ssd_tensor_free(&after[i]);
+            ssd_tensor_free(&fresh[i]);
+        }
+    }
+}
+
 /* Primitive caching: the same shape twice creates nothing new the second time. */
 static void test_cache_reuse(void **state) {
     ssd_backend *cpu = need_cpu(state);
@@ -699,13 +798,13 @@ int main(void) {
         cmocka_unit_test(test_bn),          cmocka_unit_test(test_relu),
         cmocka_unit_test(test_maxpool),     cmocka_unit_test(test_eltwise),
         cmocka_unit_test(test_sgd),         cmocka_unit_test(test_cache_reuse),
-        cmocka_unit_test(test_ssd_loss),
+        cmocka_unit_test(test_ssd_loss),    cmocka_unit_test(test_conv_after_write),
     };
     /* the cpu backend's bf16 math changes the convolutions only: run those */
     const struct CMUnitTest conv_tests[] = {
         cmocka_unit_test(test_conv_random), cmocka_unit_test(test_conv_layers),
         cmocka_unit_test(test_conv_winograd), cmocka_unit_test(test_conv_backward_fused),
-        cmocka_unit_test(test_cache_reuse),
+        cmocka_unit_test(test_cache_reuse), cmocka_unit_test(test_conv_after_write),
     };
     if (dut_is_cpu() && !strncmp(dut_math(), "bf16", 4))
         return cmocka_run_group_tests(conv_tests, setup, teardown);

@@ -81,6 +81,9 @@ typedef struct cuda_impl {
     int *bad_label; /* device flag of the loss kernels */
     void *pool_arg; /* max-pool backward: each output's argmax in its window */
     size_t pool_arg_bytes;
+    struct shadow *shadows; /* bf16 mode: NHWC bf16 copies of convolution inputs and weights */
+    int n_shadows, cap_shadows;
+    bool use_shadows;
     void *cvt[3]; /* bf16 mode: NHWC bf16 copies of the input, output and weight */
     size_t cvt_bytes[3];
 #ifdef SSD_HAVE_NCCL
@@ -90,6 +93,9 @@ typedef struct cuda_impl {
 } cuda_impl;
 
 static cuda_impl *impl(ssd_backend *be) { return be->impl; }
+
+static void shadows_drop_range(cuda_impl *I, const void *p, size_t bytes);
+static void shadows_drop_all(cuda_impl *I);
 
 #define F(t) ((float *)(t)->data)
 #define CF(t) ((const float *)(t)->data)
@@ -119,8 +125,9 @@ static void *cu_alloc(ssd_backend *be, size_t bytes) {
 }
 
 static void cu_free(ssd_backend *be, void *p) {
-    (void)be;
-    if (p) CU_CHECK(cudaFree(p));
+    if (!p) return;
+    shadows_drop_all(impl(be)); /* the freed block's size is not known here */
+    CU_CHECK(cudaFree(p));
 }
 
 static void cu_to_host(ssd_backend *be, void *dst, const void *src, size_t bytes) {
@@ -132,6 +139,7 @@ static void cu_to_host(ssd_backend *be, void *dst, const void *src, size_t bytes
 
 static void cu_from_host(ssd_backend *be, void *dst, const void *src, size_t bytes) {
     cuda_impl *I = impl(be);
+    if (I->n_shadows) shadows_drop_range(I, dst, bytes);
     CU_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, I->stream));
     CU_CHECK(cudaStreamSynchronize(I->stream)); /* the caller may free or reuse src at once */
     cu_prof_restart(I->prof);
@@ -180,6 +188,83 @@ static void *workspace(ssd_backend *be, size_t bytes) {
 
 static int bn_splits(cuda_impl *I, int N, int C);
 static void bn_scratch(ssd_backend *be, int C, int S, double **part, float **coef);
+
+/* ---- bf16 shadows ----
+ * In bf16 mode a convolution reads its input x and weight w as NHWC bf16. The conversion of a
+ * tensor is kept as its shadow, keyed by the tensor's address and shape, and reused while the
+ * tensor is unchanged: the backward-filter pass reads the shadow its forward made of x, a
+ * feature map feeding two heads is converted once, and a weight once per update instead of
+ * twice. Every op of this backend that writes device memory drops the shadows its outputs
+ * overlap (`wrote`), so a shadow is never older than its tensor; freeing memory and the
+ * collectives drop them all. SSD_CUDA_SHADOWS=0 turns them off (then every pass converts). */
+typedef struct shadow {
+    const void *src;
+    int64_t shape[4];
+    uint16_t *bf16; /* numel bf16 */
+    size_t cap;     /* bytes allocated at bf16 */
+    bool valid;
+} shadow;
+
+static void shadows_drop_range(cuda_impl *I, const void *p, size_t bytes) {
+    const char *a = p, *b = a + bytes;
+    for (int i = 0; i < I->n_shadows; i++) {
+        shadow *h = &I->shadows[i];
+        if (!h->valid) continue;
+        const char *s0 = h->src;
+        int64_t n = h->shape[0] * h->shape[1] * h->shape[2] * h->shape[3];
+        const char *s1 = s0 + (size_t)n * sizeof(float);
+        if (s0 < b && a < s1) h->valid = false;
+    }
+}
+
+static void shadows_drop_all(cuda_impl *I) {
+    for (int i = 0; i < I->n_shadows; i++) I->shadows[i].valid = false;
+}
+
+/* A write to t (NULL: nothing) by the op being run. */
+static void wrote(cuda_impl *I, const ssd_tensor *t) {
+    if (t && I->n_shadows) shadows_drop_range(I, t->data, ssd_tensor_nbytes(t));
+}
+
+static void to_bf16(cuda_impl *I, uint16_t *dst, const ssd_tensor *t);
+
+/* t (4-d f32) as NHWC bf16: its valid shadow, else a fresh conversion into its shadow (or, with
+ * shadows off, into the conversion buffer `slot`). */
+static uint16_t *bf16_of(cuda_impl *I, const ssd_tensor *t, uint16_t *slot) {
+    if (!I->use_shadows) {
+        to_bf16(I, slot, t);
+        return slot;
+    }
+    shadow *h = NULL;
+    for (int i = 0; i < I->n_shadows && !h; i++)
+        if (I->shadows[i].src == t->data && !memcmp(I->shadows[i].shape, t->shape, sizeof h->shape))
+            h = &I->shadows[i];
+    if (h && h->valid) return h->bf16;
+    if (!h) { /* a new tensor, or a known address with another shape: reuse an invalid slot */
+        for (int i = 0; i < I->n_shadows && !h; i++)
+            if (!I->shadows[i].valid) h = &I->shadows[i];
+        if (!h) {
+            if (I->n_shadows == I->cap_shadows) {
+                I->cap_shadows = I->cap_shadows ? 2 * I->cap_shadows : 128;
+                I->shadows = ssd_xrealloc(I->shadows, (size_t)I->cap_shadows * sizeof *I->shadows);
+            }
+            h = &I->shadows[I->n_shadows++];
+            memset(h, 0, sizeof *h);
+        }
+        h->src = t->data;
+        memcpy(h->shape, t->shape, sizeof h->shape);
+    }
+    size_t need = (size_t)ssd_tensor_numel(t) * sizeof(uint16_t);
+    if (need > h->cap) {
+        if (h->bf16) CU_CHECK(cudaFree(h->bf16));
+        h->bf16 = NULL;
+        CU_CHECK(cudaMalloc((void **)&h->bf16, need));
+        h->cap = need;
+    }
+    to_bf16(I, h->bf16, t);
+    h->valid = true;
+    return h->bf16;
+}
 
 /* ---- convolution ---- */
 
@@ -383,9 +468,10 @@ static void conv_fwd(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp,
     conv_ops o;
     conv_entry *e = conv_begin(be, inp, weight, out, d, 0, &ws, &o);
     const float one = 1.0f, zero = 0.0f;
+    wrote(I, out);
     if (e->bf16[0]) {
-        to_bf16(I, o.x, inp);
-        to_bf16(I, o.w, weight);
+        o.x = bf16_of(I, inp, o.x);
+        o.w = bf16_of(I, weight, o.w);
         cu_prof_mark(I->prof, "cvt fwd-in");
     }
     DNN_CHECK(cudnnConvolutionForward(I->dnn, &one, o.xd, o.x, o.wd, o.w, pass_desc(e, 0),
@@ -412,9 +498,10 @@ static void bwd_data(ssd_backend *be, ssd_tensor *dinp, const ssd_tensor *dout,
     conv_ops o;
     conv_entry *e = conv_begin(be, dinp, weight, dout, d, 1, &ws, &o);
     const float one = 1.0f, zero = 0.0f;
+    wrote(I, dinp);
     if (e->bf16[1]) {
         if (!dy_ready) to_bf16(I, o.y, dout);
-        to_bf16(I, o.w, weight);
+        o.w = bf16_of(I, weight, o.w);
         cu_prof_mark(I->prof, "cvt bwd_data-in");
     }
     DNN_CHECK(cudnnConvolutionBackwardData(I->dnn, &one, o.wd, o.w, o.yd, o.y, pass_desc(e, 1),
@@ -442,8 +529,10 @@ static void conv_bwd_weights(ssd_backend *be, ssd_tensor *dweight, ssd_tensor *d
     conv_entry *e = conv_begin(be, inp, dweight, dout, d, 2, &ws, &o);
     const float one = 1.0f, zero = 0.0f;
     const bool b16 = e->bf16[2];
+    wrote(I, dweight);
+    wrote(I, dbias);
     if (b16) {
-        to_bf16(I, o.x, inp);
+        o.x = bf16_of(I, inp, o.x);
         to_bf16(I, o.y, dout);
         cu_prof_mark(I->prof, "cvt bwd_filter-in");
     }
@@ -503,6 +592,8 @@ static void bn_train_fwd(ssd_backend *be, ssd_tensor *out, ssd_tensor *save_mean
                          ssd_tensor *save_var, ssd_tensor *running_mean, ssd_tensor *running_var,
                          const ssd_tensor *inp, const ssd_tensor *gamma, const ssd_tensor *beta,
                          const ssd_tensor *residual, const ssd_bn_desc *d) {
+    wrote(impl(be), out), wrote(impl(be), save_mean), wrote(impl(be), save_var);
+    wrote(impl(be), running_mean), wrote(impl(be), running_var);
     cuda_impl *I = impl(be);
     int N = (int)inp->shape[0], C = (int)inp->shape[1];
     int64_t HW = inp->shape[2] * inp->shape[3];
@@ -524,6 +615,8 @@ static void bn_bwd(ssd_backend *be, ssd_tensor *dinp, ssd_tensor *dresidual, ssd
                    ssd_tensor *dbeta, const ssd_tensor *dout, const ssd_tensor *out,
                    const ssd_tensor *inp, const ssd_tensor *gamma, const ssd_tensor *save_mean,
                    const ssd_tensor *save_var, const ssd_bn_desc *d) {
+    wrote(impl(be), dinp), wrote(impl(be), dresidual);
+    wrote(impl(be), dgamma), wrote(impl(be), dbeta);
     cuda_impl *I = impl(be);
     int N = (int)inp->shape[0], C = (int)inp->shape[1];
     int64_t HW = inp->shape[2] * inp->shape[3];
@@ -545,6 +638,7 @@ static void bn_infer_fwd(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp
                          const ssd_tensor *gamma, const ssd_tensor *beta,
                          const ssd_tensor *running_mean, const ssd_tensor *running_var,
                          const ssd_tensor *residual, const ssd_bn_desc *d) {
+    wrote(impl(be), out);
     cuda_impl *I = impl(be);
     int N = (int)inp->shape[0], C = (int)inp->shape[1];
     int64_t HW = inp->shape[2] * inp->shape[3];
@@ -562,18 +656,21 @@ static void bn_infer_fwd(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp
 /* ---- the rest ---- */
 
 static void relu_fwd(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp) {
+    wrote(impl(be), out);
     ck_relu_fwd(F(out), CF(inp), ssd_tensor_numel(inp), impl(be)->stream);
     after_op(be, "relu_forward");
 }
 
 static void relu_bwd(ssd_backend *be, ssd_tensor *dinp, const ssd_tensor *dout,
                      const ssd_tensor *out) {
+    wrote(impl(be), dinp);
     ck_relu_bwd(F(dinp), CF(dout), CF(out), ssd_tensor_numel(out), impl(be)->stream);
     after_op(be, "relu_backward");
 }
 
 static void pool_fwd(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp,
                      const ssd_pool_desc *d) {
+    wrote(impl(be), out);
     ck_maxpool_fwd(F(out), CF(inp), inp->shape[0] * inp->shape[1], (int)inp->shape[2],
                    (int)inp->shape[3], (int)out->shape[2], (int)out->shape[3], d->kernel,
                    d->stride, d->pad, impl(be)->stream);
@@ -583,6 +680,7 @@ static void pool_fwd(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp,
 
 static void pool_bwd(ssd_backend *be, ssd_tensor *dinp, const ssd_tensor *dout,
                      const ssd_tensor *inp, const ssd_pool_desc *d) {
+    wrote(impl(be), dinp);
     cuda_impl *I = impl(be);
     SSD_ASSERT(d->kernel * d->kernel <= 127, "maxpool_backward: kernel %d too large for cuda",
                d->kernel);
@@ -595,11 +693,13 @@ static void pool_bwd(ssd_backend *be, ssd_tensor *dinp, const ssd_tensor *dout,
 }
 
 static void cu_add(ssd_backend *be, ssd_tensor *out, const ssd_tensor *a, const ssd_tensor *b) {
+    wrote(impl(be), out);
     ck_add(F(out), CF(a), CF(b), ssd_tensor_numel(a), impl(be)->stream);
     after_op(be, "add");
 }
 
 static void cu_copy(ssd_backend *be, ssd_tensor *dst, const ssd_tensor *src) {
+    wrote(impl(be), dst);
     if (dst->data == src->data) return;
     CU_CHECK(cudaMemcpyAsync(dst->data, src->data, ssd_tensor_nbytes(src),
                              cudaMemcpyDeviceToDevice, impl(be)->stream));
@@ -607,17 +707,20 @@ static void cu_copy(ssd_backend *be, ssd_tensor *dst, const ssd_tensor *src) {
 }
 
 static void cu_fill(ssd_backend *be, ssd_tensor *t, double value) {
+    wrote(impl(be), t);
     ck_fill(F(t), (float)value, ssd_tensor_numel(t), impl(be)->stream);
     after_op(be, "fill");
 }
 
 static void cu_scale(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp, double alpha) {
+    wrote(impl(be), out);
     ck_scale(F(out), CF(inp), alpha, ssd_tensor_numel(inp), impl(be)->stream);
     after_op(be, "scale");
 }
 
 static void cu_sgd(ssd_backend *be, ssd_tensor *param, ssd_tensor *buf, const ssd_tensor *grad,
                    const ssd_sgd_desc *d) {
+    wrote(impl(be), param), wrote(impl(be), buf);
     ck_sgd_args a = {.wd = (float)d->weight_decay,
                      .mom = (float)d->momentum,
                      .damp1 = (float)(1.0 - d->dampening),
@@ -633,6 +736,7 @@ static void cu_sgd(ssd_backend *be, ssd_tensor *param, ssd_tensor *buf, const ss
 static void cu_copy_rows(ssd_backend *be, ssd_tensor *dst, int64_t dst_off, int64_t dst_ld,
                          const ssd_tensor *src, int64_t src_off, int64_t src_ld, int64_t rows,
                          int64_t cols) {
+    wrote(impl(be), dst);
     size_t es = ssd_dtype_size(src->dtype);
     if (rows <= 0 || cols <= 0) return;
     if (rows == 1) {
@@ -653,6 +757,7 @@ static void cu_ssd_loss(ssd_backend *be, ssd_tensor *per_image, ssd_tensor *dloc
                         ssd_tensor *dconf, const ssd_tensor *ploc, const ssd_tensor *pconf,
                         const ssd_tensor *gbox, const ssd_tensor *glabel,
                         const ssd_tensor *anchors, float grad_scale) {
+    wrote(impl(be), per_image), wrote(impl(be), dloc), wrote(impl(be), dconf);
     cuda_impl *I = impl(be);
     int n = (int)ploc->shape[0], A = (int)ploc->shape[2];
     void *scratch = grow(&I->loss_scratch, &I->loss_scratch_bytes, ck_ssd_loss_scratch_bytes(n, A));
@@ -716,6 +821,7 @@ static bool cu_coll_init(ssd_backend *be, int rank, int world,
 }
 
 static void cu_coll_allreduce_mean(ssd_backend *be, ssd_tensor *t) {
+    shadows_drop_all(impl(be));
 #ifdef SSD_HAVE_NCCL
     cuda_impl *I = impl(be);
     SSD_ASSERT(I->nccl, "coll_allreduce_mean before a successful coll_init");
@@ -729,6 +835,7 @@ static void cu_coll_allreduce_mean(ssd_backend *be, ssd_tensor *t) {
 }
 
 static void cu_coll_bcast(ssd_backend *be, ssd_tensor *t, int root) {
+    shadows_drop_all(impl(be));
 #ifdef SSD_HAVE_NCCL
     cuda_impl *I = impl(be);
     SSD_ASSERT(I->nccl, "coll_bcast before a successful coll_init");
@@ -764,6 +871,8 @@ static void cu_destroy(ssd_backend *be) {
         cudaFree(I->loss_scratch);
         cudaFree(I->pool_arg);
         for (int k = 0; k < 3; k++) cudaFree(I->cvt[k]);
+        for (int k = 0; k < I->n_shadows; k++) cudaFree(I->shadows[k].bf16);
+        free(I->shadows);
         cudaFree(I->bad_label);
         cu_prof_destroy(I->prof);
         cudnnDestroy(I->dnn);
@@ -849,6 +958,8 @@ ssd_backend *ssd_backend_cuda_create(ssd_error *err) {
     }
     I->tf32 = math && !strcmp(math, "tf32");
     I->bf16 = math && !strcmp(math, "bf16");
+    const char *shd = getenv("SSD_CUDA_SHADOWS");
+    I->use_shadows = I->bf16 && !(shd && !strcmp(shd, "0"));
     CU_CHECK(cudaStreamCreateWithFlags(&I->stream, cudaStreamNonBlocking));
     cudnnStatus_t ds = cudnnCreate(&I->dnn);
     if (ds != CUDNN_STATUS_SUCCESS) {
