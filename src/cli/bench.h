@@ -14,6 +14,7 @@ typedef struct bench_args {
     bool no_reference;
     /* --what train */
     const char *dtype, *backend;
+    bool pin_threads;
 } bench_args;
 
 /* Runs `python script_args` after checking that python can `import probe`; returns the last line

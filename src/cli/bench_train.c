@@ -29,6 +29,7 @@
 #include "cli/bench.h"
 #include "cli/options.h"
 #include "core/peak.h"
+#include "core/pin.h"
 #include "core/mem.h"
 #include "core/strbuf.h"
 #include "core/timer.h"
@@ -201,8 +202,22 @@ int ssd_bench_train(const bench_args *a) {
     }
     if (ssd_coco_index_load(ann, NULL, &idx, NULL, &err) != SSD_OK) goto cleanup;
     const int B = (int)a->batch, R = (int)a->repeat;
+    ssd_cpus pin_cpus; /* --pin-threads: ours pinned; the loader's workers and the reference
+                          (a child of the main thread) get all of these CPUs */
+    bool pin_done = false;
+    if (a->pin_threads) {
+        char msg[400];
+        int pr = ssd_pin_rank(0, 1, &pin_cpus, msg, sizeof msg);
+        pin_done = pr == 0;
+        if (pr < 0) {
+            ssd_fail(&err, SSD_ERR_ARG, "--pin-threads: %s", msg);
+            goto cleanup;
+        }
+        fprintf(stderr, "ssd bench: %s%s\n", pr ? "--pin-threads does nothing: " : "", msg);
+    }
     ssd_loader_cfg lc;
     ssd_loader_cfg_default(&lc);
+    lc.worker_cpus = pin_done ? &pin_cpus : NULL;
     lc.index = idx;
     lc.image_dir = imgs;
     lc.batch_size = B;
@@ -328,6 +343,7 @@ int ssd_bench_train(const bench_args *a) {
      * the CPU with --dtype bf16: PyTorch's CPU autocast (bf16), and PyTorch f32 beside it */
     double ref_ips = -1, ref32_ips = -1;
     const char *why = NULL, *why32 = NULL;
+    if (pin_done) ssd_bind_thread(&pin_cpus); /* the main thread: all of them again */
     if (!a->no_reference) {
         ref_ips = run_reference(a, wpath, bpath, R, threads,
                                 gpu ? " --device cuda --autocast --channels-last"

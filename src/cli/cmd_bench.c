@@ -324,6 +324,8 @@ int ssd_cmd_bench(int argc, char **argv) {
          "/usr/bin/python3)"},
         {"--no-reference", SSD_OPT_FLAG, &a.no_reference, false, 1, 0, NULL,
          "loader, train: time ours only"},
+        {"--pin-threads", SSD_OPT_FLAG, &a.pin_threads, false, 1, 0, NULL,
+         "train: our OpenMP threads pinned one per CPU (ssd train --pin-threads)"},
     };
     int nopts = (int)(sizeof opts / sizeof opts[0]);
     const char *summary =

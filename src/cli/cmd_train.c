@@ -16,6 +16,7 @@
 #include "cli/commands.h"
 #include "cli/demo.h"
 #include "cli/options.h"
+#include "core/pin.h"
 #include "core/log.h"
 #include "dist/dist.h"
 #include "train/schedule.h"
@@ -120,7 +121,7 @@ int ssd_cmd_train(int argc, char **argv) {
     double lr = SSD_LR_FLAG_DEFAULT, momentum = 0.9, wd = 5e-4, warmup = 0, threshold = 0.23;
     double nms = 0.05;
     bool no_save = false, autocast = false, deterministic = false, no_progress = false;
-    bool winograd = false, no_winograd = false, tf32 = false;
+    bool winograd = false, no_winograd = false, tf32 = false, pin = false;
     const ssd_opt opts[] = {
         {"--data", SSD_OPT_STR, &data, false, 1, 0, "DIR",
          "COCO root: train2017/, val2017/, annotations/ (-d; none: the built-in demo)"},
@@ -183,6 +184,8 @@ int ssd_cmd_train(int argc, char **argv) {
          "cpu: Winograd F(4x4,3x3) for the large 3x3 stride-1 convs (the default on AVX2+FMA)"},
         {"--no-winograd", SSD_OPT_FLAG, &no_winograd, false, 1, 0, NULL,
          "cpu: oneDNN's direct kernels for every conv (= SSD_WINOGRAD=0)"},
+        {"--pin-threads", SSD_OPT_FLAG, &pin, false, 1, 0, NULL,
+         "pin each OpenMP thread to a CPU of this rank's share (docs/train.md)"},
         {"--deterministic", SSD_OPT_FLAG, &deterministic, false, 1, 0, NULL,
          "bit-reproducible run and resume (ref, cpu) (--det)"},
         {"--augment", SSD_OPT_STR, &augment, false, 1, 0, "reference|none",
@@ -271,6 +274,18 @@ int ssd_cmd_train(int argc, char **argv) {
     }
     const int rank = ssd_dist_rank(dist), world = ssd_dist_world(dist);
     if (world > 1 && !getenv("OMP_NUM_THREADS")) omp_set_num_threads(rank_threads(dist));
+    ssd_cpus pin_cpus; /* --pin-threads: this rank's CPUs; the loaders' workers share them */
+    char pin_msg[400] = "";
+    int pinned = -2;
+    if (pin) {
+        pinned = ssd_pin_rank(ssd_dist_local_rank(dist), ssd_dist_local_size(dist), &pin_cpus,
+                              pin_msg, sizeof pin_msg);
+        if (pinned < 0) {
+            char m[512];
+            snprintf(m, sizeof m, "--pin-threads: %s", pin_msg);
+            return fail(dist, m);
+        }
+    }
     if (seed < 0) seed = random_seed();
     {   /* every rank runs with rank 0's seed (the reference broadcasts it) */
         int64_t s64 = seed;
@@ -295,6 +310,9 @@ int ssd_cmd_train(int argc, char **argv) {
         platform = plat;
     }
     ssd_opts_summary(progress, "train", opts, nopts);
+    if (pinned >= 0)
+        fprintf(stderr, "ssd train: rank %d: %s%s\n", rank,
+                pinned ? "--pin-threads does nothing: " : "", pin_msg);
     if (world > 1)
         fprintf(stderr, "ssd train: rank %d of %d (local %d of %d), %d threads, pid %ld\n", rank,
                 world, ssd_dist_local_rank(dist), ssd_dist_local_size(dist),
@@ -333,6 +351,7 @@ int ssd_cmd_train(int argc, char **argv) {
     c.val_interval = (int)val_interval;
     c.log_interval = (int)log_interval;
     c.num_workers = (int)workers;
+    c.loader_cpus = pinned == 0 ? &pin_cpus : NULL;
     c.num_cropping_iterations = (int)crop_iters;
     c.nms_valid_thresh = nms;
     c.deterministic = deterministic;

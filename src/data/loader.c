@@ -6,6 +6,7 @@
  * consumer waits for READY with the right seq, so batches come out strictly in order however the
  * workers interleave. One mutex and two condition variables guard the slot states; nothing
  * else is shared between workers except the read-only index, anchors and configuration. */
+#include "core/pin.h"
 #include "data/loader.h"
 
 #include <errno.h>
@@ -223,6 +224,7 @@ static int build_batch(worker *w, int64_t seq, ssd_batch *b, char *msg) {
 static void *worker_main(void *arg) {
     worker *w = arg;
     ssd_loader *l = w->l;
+    if (l->cfg.worker_cpus) ssd_bind_thread(l->cfg.worker_cpus); /* best effort */
     pthread_mutex_lock(&l->mu);
     for (;;) {
         while (!l->stop && l->next_job < l->end_seq &&

@@ -55,6 +55,10 @@ typedef struct ssd_loader_cfg {
     void *(*host_alloc)(void *ctx, size_t bytes);
     void (*host_free)(void *ctx, void *p);
     void *host_ctx;
+    /* NULL: the workers run where the creating thread may. Else the CPUs they are bound to
+     * (--pin-threads: the rank's share, while the caller's own thread is pinned to one of them);
+     * borrowed, must outlive the loader. */
+    const struct ssd_cpus *worker_cpus;
 } ssd_loader_cfg;
 
 /* Defaults: train, batch 32, 4 workers, default prefetch, rank 0 of 1, seed 1, the reference's

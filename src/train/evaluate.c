@@ -69,6 +69,7 @@ ssd_status ssd_evaluate(ssd_runner *r, const ssd_eval_cfg *cfg, ssd_eval_result 
     lc.host_ctx = ssd_runner_model(r)->be;
     lc.batch_size = cfg->batch_size;
     lc.num_workers = cfg->num_workers;
+    lc.worker_cpus = cfg->loader_cpus;
     lc.shuffle = 0;
     lc.epochs = 1;
     const int rank = ssd_dist_rank(cfg->dist), world = ssd_dist_world(cfg->dist);

@@ -21,6 +21,7 @@ typedef struct ssd_eval_cfg {
     const ssd_coco_gt *gt;       /* the same annotation file, for COCOeval */
     int batch_size;              /* --val-batch-size */
     int num_workers;
+    const struct ssd_cpus *loader_cpus; /* nullable: see ssd_loader_cfg.worker_cpus */
     ssd_post_cfg post;           /* ssd_post_cfg_default(), score_thresh = --nms-valid-thresh */
     const char *dets_path;       /* nullable: also write the detections (COCO results json) */
     int log_interval;            /* progress line every N batches (0: none) */

@@ -303,6 +303,7 @@ static ssd_status evaluate(run *R, int64_t epoch, int64_t it, ssd_train_result *
                        .gt = &R->gt,
                        .batch_size = c->val_batch_size,
                        .num_workers = c->num_workers,
+                       .loader_cpus = c->loader_cpus,
                        .post = ssd_post_cfg_default(),
                        .dets_path = dets,
                        .log_interval = c->live_progress ? 0 : c->log_interval,
@@ -412,6 +413,7 @@ static ssd_status make_loader(run *R, ssd_error *err) {
     lc.train = 1;
     lc.batch_size = c->batch_size;
     lc.num_workers = c->num_workers;
+    lc.worker_cpus = c->loader_cpus;
     lc.rank = R->rank;
     lc.world = R->world;
     lc.seed = R->seed;

@@ -47,6 +47,8 @@ typedef struct ssd_train_cfg {
                               the global batch W x batch_size sets the LR; rank 0 writes the
                               output directory (log, curves, checkpoints, detections) */
     size_t bucket_bytes;   /* gradient all-reduce bucket (0: 16 MiB) */
+    const struct ssd_cpus *loader_cpus; /* nullable: the loaders' workers bound to these CPUs
+                                           (--pin-threads) */
 } ssd_train_cfg;
 
 typedef struct ssd_train_result {
