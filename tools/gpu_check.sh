@@ -3,8 +3,8 @@
 #   tools/gpu_check.sh BUILD_DIR OUT_DIR [BATCH]
 # BUILD_DIR holds `ssd` and the test programs (test_ops_parity, test_model_torch,
 # test_gpu_train). OUT_DIR receives summary.txt (the GPU, then each check's status and last
-# lines) and six logs: ops_parity, gpu_train, sync_debug, bench, model_torch (scratch data goes
-# to ${TMPDIR:-/tmp}). Runs:
+# lines) and six logs: ops_parity, gpu_train, sync_debug, bench, model_torch, profile (scratch
+# data goes to ${TMPDIR:-/tmp}). Runs:
 #   1. the op suite on cuda against ref, in f32, tf32 and bf16 convolution math
 #      (= ctest gpu_ops_parity, gpu_ops_parity_tf32, gpu_ops_parity_bf16)
 #   2. short training runs against the CPU run (= ctest test_gpu_train)
@@ -14,7 +14,9 @@
 #      PyTorch AMP (bf16, channels_last) and f32 references in the same invocation, then TF32
 #      and exact f32 convolutions;
 #   5. the network parity suite on cuda vs PyTorch (= ctest gpu_model_torch; last, because it
-#      first builds its PyTorch oracle when .cache/ has none).
+#      first builds its PyTorch oracle when .cache/ has none);
+#   6. where the bf16 step's GPU time goes: the bf16 bench again under SSD_CUDA_PROFILE=1, and
+#      PyTorch AMP's kernels under SSD_TORCH_PROFILE=1 (profile.log).
 # SSD_PYTHON_TORCH names the python with torch (default: python3 on PATH). GPU_CHECK_SKIP lists
 # check names to leave out (e.g. "bench_tf32 bench_f32"), for a lease already short of time. Each check has a time
 # limit; the script goes on after a failure and ends non-zero if any check failed.
@@ -60,5 +62,8 @@ check bench_tf32 bench 120 "$build/ssd" bench --what train --backend cuda --tf32
 check bench_f32 bench 120 "$build/ssd" bench --what train --backend cuda --batch "$batch" \
     --repeat 5 --json --no-reference
 check model_torch model_torch 300 env SSD_PARITY_BACKENDS=cuda "$build/test_model_torch"
+check profile profile 200 env SSD_CUDA_PROFILE=1 SSD_TORCH_PROFILE=1 "$build/ssd" bench --what \
+    train --backend cuda --dtype bf16 --batch "$batch" --repeat 5 --json \
+    --torch-python "$SSD_PYTHON_TORCH"
 rm -rf "$scratch"
 exit $status
