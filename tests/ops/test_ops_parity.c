@@ -78,6 +78,16 @@ static const char *dut_math(void) {
     return m && *m ? m : "f32";
 }
 
+/* The cpu backend runs oneDNN's native bf16 kernels (SSD_CPU_MATH=bf16 on an avx512_bf16 CPU);
+ * with SSD_CPU_BF16_WGRAD=native for the weight gradients too. */
+static bool native_bf16(void) {
+    return dut_is_cpu() && !strcmp(dut_math(), "bf16") && __builtin_cpu_supports("avx512bf16");
+}
+static bool wgrad_native(void) {
+    const char *w = getenv("SSD_CPU_BF16_WGRAD");
+    return w && !strcmp(w, "native");
+}
+
 static int setup(void **state) {
     static backends b;
     ssd_error err;
@@ -275,6 +285,13 @@ static void test_conv_winograd(void **state) {
         for (int p = 0; p < 3; p++) {
             assert_null(strstr(impl[p], "winograd"));
             assert_non_null(strstr(impl[p], ":bf16"));
+        }
+        /* the native path runs oneDNN's bf16 kernels ("..._bf16:bf16"); its weight gradient
+         * runs as GEMMs on the bf16 matmul unless SSD_CPU_BF16_WGRAD=native */
+        if (native_bf16()) {
+            assert_non_null(strstr(impl[0], "_bf16:bf16"));
+            assert_non_null(strstr(impl[1], "_bf16:bf16"));
+            assert_non_null(strstr(impl[2], wgrad_native() ? "_bf16:bf16" : "_bf16:matmul:bf16"));
         }
         return;
     }
@@ -665,8 +682,7 @@ static void test_conv_backward_fused(void **state) {
         fused_case(bes[i], &r, 2, 32, 48, 15, 3, 2, 1, true, &saved);
         fused_case(bes[i], &r, 2, 24, 40, 10, 1, 1, 0, false, &saved);
         fused_case(bes[i], &r, 3, 9, 10, 7, 5, 2, 2, true, &saved);
-        if (i == 0 && dut_is_cpu() && !strcmp(dut_math(), "bf16") &&
-            __builtin_cpu_supports("avx512bf16"))
+        if (i == 0 && native_bf16() && wgrad_native())
             assert_true(saved > 0); /* the native bf16 kernels share dout's layout */
     }
 }

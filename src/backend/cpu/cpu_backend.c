@@ -176,7 +176,8 @@ static const ssd_backend_ops k_cpu_ops = {
 static bool ssd_cpu_bf16_native(void) { return __builtin_cpu_supports("avx512bf16"); }
 
 ssd_backend *ssd_backend_cpu_create(ssd_error *err) {
-    const char *math = getenv("SSD_CPU_MATH"), *wino = getenv("SSD_WINOGRAD");
+    const char *math = getenv("SSD_CPU_MATH"), *wino = getenv("SSD_WINOGRAD"),
+               *wgrad = getenv("SSD_CPU_BF16_WGRAD");
     if (math && *math && strcmp(math, "f32") && strcmp(math, "bf16") && strcmp(math, "bf16emu")) {
         ssd_fail(err, SSD_ERR_ARG, "SSD_CPU_MATH='%s': expected f32, bf16 or bf16emu", math);
         return NULL;
@@ -185,10 +186,16 @@ ssd_backend *ssd_backend_cpu_create(ssd_error *err) {
         ssd_fail(err, SSD_ERR_ARG, "SSD_WINOGRAD='%s': expected 1 (the default) or 0", wino);
         return NULL;
     }
+    if (wgrad && *wgrad && strcmp(wgrad, "gemm") && strcmp(wgrad, "native")) {
+        ssd_fail(err, SSD_ERR_ARG, "SSD_CPU_BF16_WGRAD='%s': expected gemm (the default) or native",
+                 wgrad);
+        return NULL;
+    }
     ssd_backend *be = ssd_xcalloc(1, sizeof *be);
     cpu_impl *im = ssd_xcalloc(1, sizeof *im);
     im->bf16 = math && (!strcmp(math, "bf16") || !strcmp(math, "bf16emu"));
     im->bf16_native = im->bf16 && !strcmp(math, "bf16") && ssd_cpu_bf16_native();
+    im->bf16_wgrad_native = im->bf16_native && wgrad && !strcmp(wgrad, "native");
     be->name = "cpu";
     be->ops = &k_cpu_ops;
     be->device.kind = SSD_DEVICE_HOST;

@@ -18,7 +18,11 @@
  *   the bf16 results and gradients are widened on the way back.
  * - emulated (elsewhere, or SSD_CPU_MATH=bf16emu): the operands are rounded into f32 copies and
  *   the f32 direct kernels run on them (the products of bf16 values are exact in f32), then the
- *   results are rounded: autocast's numbers at f32 speed. */
+ *   results are rounded: autocast's numbers at f32 speed.
+ * The native path computes the weight gradients as GEMMs on oneDNN's bf16 matmul
+ * (cpu_wgrad_gemm.c) unless SSD_CPU_BF16_WGRAD=native: oneDNN 2.6.3's backward-weights kernel
+ * (jit:avx512_core_amx_bf16) runs at a fraction of its forward's speed. Same rule, other
+ * summation order. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,10 +32,7 @@
 #include "core/mem.h"
 #include "core/par.h"
 
-typedef struct conv_dims {
-    int64_t N, C, H, W, K, R, S, P, Q;
-    int64_t sh, sw, ph, pw;
-} conv_dims;
+typedef cpu_conv_dims conv_dims;
 
 static conv_dims conv_dims_of(const ssd_tensor *inp, const ssd_tensor *w, const ssd_tensor *out,
                               const ssd_conv_desc *d) {
@@ -366,6 +367,9 @@ static ssd_tensor zeroed(cpu_impl *im, int slot, const ssd_tensor *t) {
  * rather than the emulation's rounded copies, and in which type those primitives compute. */
 static bool on_prims(const cpu_impl *im) { return !im->bf16 || im->bf16_native; }
 static ssd_dtype prim_dtype(const cpu_impl *im) { return im->bf16 ? SSD_BF16 : SSD_F32; }
+/* on_prims for the weight gradients: the native bf16 path runs GEMMs instead by default */
+static bool wgrad_gemm(const cpu_impl *im) { return im->bf16_native && !im->bf16_wgrad_native; }
+static bool wgrad_on_prims(const cpu_impl *im) { return on_prims(im) && !wgrad_gemm(im); }
 
 static void note_bf16(ssd_backend *be) {
     size_t l = strlen(be->stats.last_impl);
@@ -405,6 +409,13 @@ void cpu_conv2d_backward_weights(ssd_backend *be, ssd_tensor *dweight, ssd_tenso
                                  const ssd_tensor *dout, const ssd_tensor *inp,
                                  const ssd_conv_desc *d) {
     cpu_impl *im = cpu_impl_of(be);
+    if (wgrad_gemm(im)) {
+        conv_dims c = conv_dims_of(inp, dweight, dout, d);
+        cpu_bf16_wgrad_gemm(be, dweight->data, dbias ? dbias->data : NULL, dout->data, inp->data,
+                            &c);
+        note_bf16(be);
+        return;
+    }
     if (on_prims(im)) {
         conv_backward_weights_dt(be, dweight, dbias, dout, inp, d, prim_dtype(im));
         if (im->bf16) note_bf16(be);
@@ -425,18 +436,18 @@ void cpu_conv2d_backward_weights(ssd_backend *be, ssd_tensor *dweight, ssd_tenso
     note_bf16(be);
 }
 
-/* Both backward passes from one dout. Where oneDNN runs both (not Winograd, not the emulated
- * bf16) and wants dout in the same layout for both, dout is converted once: backward-weights
- * leaves it in slot 0, and backward-data, whose ddst also lives in slot 0 and whose other
- * arguments do not, uses it as it is. The same primitives on the same bits: identical results
- * (test_ops_parity checks bit equality with the two calls). */
+/* Both backward passes from one dout. Where oneDNN runs both (not Winograd, not an emulated
+ * bf16 weight gradient) and wants dout in the same layout for both, dout is converted once:
+ * backward-weights leaves it in slot 0, and backward-data, whose ddst also lives in slot 0 and
+ * whose other arguments do not, uses it as it is. The same primitives on the same bits:
+ * identical results (test_ops_parity checks bit equality with the two calls). */
 void cpu_conv2d_backward(ssd_backend *be, ssd_tensor *dweight, ssd_tensor *dbias, ssd_tensor *dinp,
                          const ssd_tensor *dout, const ssd_tensor *inp, const ssd_tensor *weight,
                          const ssd_conv_desc *d) {
     cpu_impl *im = cpu_impl_of(be);
     conv_dims c = conv_dims_of(inp, weight, dout, d);
     const ssd_dtype pdt = prim_dtype(im);
-    bool share = on_prims(im) &&
+    bool share = wgrad_on_prims(im) &&
                  !cpu_wino_applicable(im, pdt, c.R, c.S, c.sh, c.sw, c.ph, c.pw, c.H, c.W, c.C,
                                       c.K);
     if (share) {

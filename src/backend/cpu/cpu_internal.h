@@ -7,6 +7,7 @@
  *                       tensor arguments with their layout reorders, shared scratch slots
  * - cpu_cache.c         the primitive cache
  * - cpu_conv.c          conv forward / backward-data / backward-weights
+ * - cpu_wgrad_gemm.c    bf16 backward-weights as im2col + oneDNN's bf16 matmul
  * - cpu_bn.c            batch norm train / inference forward and backward
  * - cpu_pool_eltwise.c  relu forward/backward, maxpool forward/backward
  *
@@ -72,9 +73,27 @@ typedef struct cpu_impl {
                       and results, f32 sums (cpu_conv.c); everything else f32 */
     bool bf16_native; /* bf16 on oneDNN's bf16 kernels (CPUs with avx512_bf16, unless
                          SSD_CPU_MATH=bf16emu); otherwise emulated on the f32 kernels */
+    bool bf16_wgrad_native; /* with bf16_native: the weight gradients on oneDNN's bf16
+                               backward-weights convolution too (SSD_CPU_BF16_WGRAD=native);
+                               by default they run as GEMMs (cpu_wgrad_gemm.c): the same rule,
+                               several times faster */
 } cpu_impl;
 
 static inline cpu_impl *cpu_impl_of(ssd_backend *be) { return (cpu_impl *)be->impl; }
+
+/* A convolution's sizes: input N,C,H,W; weight K,C,R,S; output N,K,P,Q; strides; pads. */
+typedef struct cpu_conv_dims {
+    int64_t N, C, H, W, K, R, S, P, Q;
+    int64_t sh, sw, ph, pw;
+} cpu_conv_dims;
+
+/* ---- bf16 weight gradients as GEMMs (cpu_wgrad_gemm.c) ---- */
+
+/* dweight (K,C,R,S) += bf16(the weight gradient), dbias (K) += bf16(the bias gradient) when not
+ * NULL, from dout (N,K,P,Q) and inp (N,C,H,W), with bf16 operands and f32 sums on oneDNN's bf16
+ * matmul. */
+void cpu_bf16_wgrad_gemm(ssd_backend *be, float *dweight, float *dbias, const float *dout,
+                         const float *inp, const cpu_conv_dims *g);
 
 /* ---- Winograd (cpu_winograd.c) ---- */
 
