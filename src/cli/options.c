@@ -182,8 +182,12 @@ const char *ssd_cli_autocast(const char *prog, const char *backend) {
     const bool emu = m && !strcmp(m, "bf16emu");
     if (!emu) setenv("SSD_CPU_MATH", "bf16", 1);
     if (__builtin_cpu_supports("avx512bf16") && !emu) {
-        fprintf(stderr, "%s: cpu bf16: convolutions on oneDNN's native bf16 kernels (bf16 "
-                        "operands and results, f32 sums), as autocast runs them\n", prog);
+        const char *w = getenv("SSD_CPU_BF16_WGRAD");
+        fprintf(stderr,
+                "%s: cpu bf16: convolutions on oneDNN's native bf16 kernels (bf16 operands and "
+                "results, f32 sums), as autocast runs them; weight gradients %s\n",
+                prog, w && !strcmp(w, "native") ? "on its backward-weights kernel"
+                                                : "as GEMMs on its bf16 matmul");
         return NULL;
     }
     fprintf(stderr,

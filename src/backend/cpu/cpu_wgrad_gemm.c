@@ -84,7 +84,16 @@ static inline uint16_t to_bf16(float f) {
 }
 
 static void round_span(uint16_t *dst, const float *src, int64_t n) {
+#pragma omp simd
     for (int64_t i = 0; i < n; i++) dst[i] = to_bf16(src[i]);
+}
+
+/* The f32 sum of a rounded span (in SIMD lanes: f32 sums in another order). */
+static float sum_bf16(const uint16_t *v, int64_t n) {
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t i = 0; i < n; i++) sum += ssd_bf16_to_f32(v[i]);
+    return sum;
 }
 
 /* Row (c, r, s) of the image's im2col from its bf16 channel c (H x W): col[p*Q + q] =
@@ -135,9 +144,7 @@ void cpu_bf16_wgrad_gemm(ssd_backend *be, float *dweight, float *dbias, const fl
         /* A_n, and the bias gradient's f32 sums of the rounded dout (one row per k) */
         SSD_PARALLEL_FOR_IF(K * PQ > 32768, k, K, {
             round_span(a + k * PQ, dy + k * PQ, PQ);
-            float sum = 0.0f;
-            for (int64_t i = 0; i < PQ; i++) sum += ssd_bf16_to_f32(a[k * PQ + i]);
-            bacc[k] += sum;
+            bacc[k] += sum_bf16(a + k * PQ, PQ);
         });
         /* the image in bf16 once, then its im2col by copies */
         SSD_PARALLEL_FOR_IF(g->C * HW > 32768, c, g->C, round_span(xb + c * HW, x + c * HW, HW););
