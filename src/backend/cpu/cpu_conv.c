@@ -436,8 +436,8 @@ void cpu_conv2d_backward_weights(ssd_backend *be, ssd_tensor *dweight, ssd_tenso
     note_bf16(be);
 }
 
-/* Both backward passes from one dout. Where oneDNN runs both (not Winograd, not an emulated
- * bf16 weight gradient) and wants dout in the same layout for both, dout is converted once:
+/* Both backward passes from one dout. Where oneDNN's convolutions run both (not Winograd, not
+ * a bf16 weight gradient as GEMMs or emulated) and want dout in one layout, it is converted once:
  * backward-weights leaves it in slot 0, and backward-data, whose ddst also lives in slot 0 and
  * whose other arguments do not, uses it as it is. The same primitives on the same bits:
  * identical results (test_ops_parity checks bit equality with the two calls). */
