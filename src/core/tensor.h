@@ -56,15 +56,15 @@ ssd_tensor ssd_tensor_alloc_host4(ssd_dtype dt, int64_t n, int64_t c, int64_t h,
                                   const char *name);
 ssd_tensor ssd_tensor_alloc_host1(ssd_dtype dt, int64_t n, const char *name);
 
-/* bfloat16 <-> float: round to nearest even; NaN stays NaN (quiet). Inline, so elementwise
- * loops over them vectorise (the cpu backend's bf16 math rounds whole tensors with them). */
+/* bfloat16 <-> float: round to nearest even; NaN stays NaN (quiet, sign kept). Inline and
+ * branch-free (a select, not an early return), so elementwise loops over them vectorise (the
+ * cpu backend's bf16 math rounds whole tensors with them). */
 static inline uint16_t ssd_f32_to_bf16(float f) {
     uint32_t u;
     memcpy(&u, &f, 4);
-    if ((u & 0x7f800000u) == 0x7f800000u && (u & 0x007fffffu)) /* NaN: keep sign, force quiet */
-        return (uint16_t)((u >> 16) | 0x0040u);
-    uint32_t rounding = 0x7fffu + ((u >> 16) & 1u); /* round half to even */
-    return (uint16_t)((u + rounding) >> 16);
+    const uint16_t rounded = (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16); /* half even */
+    const uint16_t quiet = (uint16_t)((u >> 16) | 0x0040u);
+    return (u & 0x7fffffffu) > 0x7f800000u ? quiet : rounded; /* NaN: all-ones exponent, m != 0 */
 }
 static inline float ssd_bf16_to_f32(uint16_t b) {
     uint32_t u = (uint32_t)b << 16;

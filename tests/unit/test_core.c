@@ -95,6 +95,55 @@ static void test_bf16(void **state) {
     assert_true(isinf(ssd_bf16_to_f32(ssd_f32_to_bf16(3.4028235e38f))));
 }
 
+/* The bf16 of the float with bits u by the definition, in double arithmetic: the nearer of
+ * the two bf16 neighbours (the truncation and the next one away from zero), the even one on a
+ * tie, infinity past the largest finite bf16; NaN quiet with its sign and top mantissa bits. */
+static uint16_t bf16_oracle(uint32_t u) {
+    float f;
+    memcpy(&f, &u, 4);
+    if (isnan(f)) return (uint16_t)((u >> 16) | 0x0040u);
+    const uint16_t lo = (uint16_t)(u >> 16), hi = (uint16_t)(lo + 1);
+    if (isinf(f)) return lo;
+    const double a = fabs((double)ssd_bf16_to_f32(lo));
+    const double b = (hi & 0x7fffu) == 0x7f80u ? ldexp(1.0, 128) /* the next step is 2^128 */
+                                               : fabs((double)ssd_bf16_to_f32(hi));
+    const double x = fabs((double)f);
+    if (x - a < b - x) return lo;
+    if (x - a > b - x) return hi;
+    return (lo & 1u) ? hi : lo;
+}
+
+/* ssd_f32_to_bf16 (branch-free) against the oracle: every tie and its neighbours (each upper
+ * half with the lower halves 0, 1, 0x7fff, 0x8000, 0x8001, 0xffff), NaNs, infinities,
+ * subnormals, and a stride through all 2^32 patterns. */
+static void test_bf16_exhaustive(void **state) {
+    (void)state;
+    static const uint32_t lows[] = {0x0000u, 0x0001u, 0x7fffu, 0x8000u, 0x8001u, 0xffffu};
+    int64_t checked = 0;
+    for (uint32_t hi = 0; hi <= 0xffffu; hi++)
+        for (size_t j = 0; j < sizeof lows / sizeof lows[0]; j++) {
+            const uint32_t u = hi << 16 | lows[j];
+            float f;
+            memcpy(&f, &u, 4);
+            if (ssd_f32_to_bf16(f) != bf16_oracle(u))
+                fail_msg("bits 0x%08x: got 0x%04x, expected 0x%04x", u, ssd_f32_to_bf16(f),
+                         bf16_oracle(u));
+            checked++;
+        }
+    for (uint64_t v = 0; v <= 0xffffffffu; v += 4093) {
+        const uint32_t u = (uint32_t)v;
+        float f;
+        memcpy(&f, &u, 4);
+        if (ssd_f32_to_bf16(f) != bf16_oracle(u))
+            fail_msg("bits 0x%08x: got 0x%04x, expected 0x%04x", u, ssd_f32_to_bf16(f),
+                     bf16_oracle(u));
+        checked++;
+    }
+    assert_true(checked > 1400000);
+    /* a signalling NaN comes back quiet, with its sign */
+    assert_int_equal(ssd_f32_to_bf16(ssd_bf16_to_f32(0xff81u)), 0xffc1u);
+}
+
 static void test_tensor(void **state) {
     (void)state;
     ssd_tensor t = ssd_tensor_alloc_host4(SSD_F32, 2, 3, 4, 5, "x");
@@ -176,6 +225,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_philox_kat), cmocka_unit_test(test_rng_streams),
         cmocka_unit_test(test_rng_distributions), cmocka_unit_test(test_bf16),
+        cmocka_unit_test(test_bf16_exhaustive),
         cmocka_unit_test(test_tensor), cmocka_unit_test(test_f16), cmocka_unit_test(test_arena),
         cmocka_unit_test(test_status), cmocka_unit_test(test_timer),
     };

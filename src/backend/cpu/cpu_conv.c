@@ -371,10 +371,7 @@ static ssd_dtype prim_dtype(const cpu_impl *im) { return im->bf16 ? SSD_BF16 : S
 static bool wgrad_gemm(const cpu_impl *im) { return im->bf16_native && !im->bf16_wgrad_native; }
 static bool wgrad_on_prims(const cpu_impl *im) { return on_prims(im) && !wgrad_gemm(im); }
 
-static void note_bf16(ssd_backend *be) {
-    size_t l = strlen(be->stats.last_impl);
-    snprintf(be->stats.last_impl + l, sizeof be->stats.last_impl - l, ":bf16");
-}
+static void note_bf16(ssd_backend *be) { cpu_note_suffix(be, ":bf16"); }
 
 void cpu_conv2d_forward(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp,
                         const ssd_tensor *weight, const ssd_tensor *bias, const ssd_conv_desc *d) {

@@ -106,6 +106,11 @@ void cpu_prim_note_impl(ssd_backend *be, const cpu_prim *p) {
     snprintf(be->stats.last_impl, sizeof be->stats.last_impl, "onednn:%s", s);
 }
 
+void cpu_note_suffix(ssd_backend *be, const char *suffix) {
+    const size_t l = strlen(be->stats.last_impl);
+    snprintf(be->stats.last_impl + l, sizeof be->stats.last_impl - l, "%s", suffix);
+}
+
 void cpu_prim_destroy(cpu_prim *p) {
     if (p->prim) dnnl_primitive_destroy(p->prim);
     if (p->pd) dnnl_primitive_desc_destroy(p->pd);

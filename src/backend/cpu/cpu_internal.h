@@ -21,7 +21,7 @@
  *
  * Data types: every key carries the ssd_dtype and cpu_dnnl_dtype() maps it, so a bf16 path is
  * new memory descriptors (bf16 compute layouts, f32 user tensors and statistics) plus
- * reorders, not a new structure. Only f32 is enabled today. */
+ * reorders, not a new structure (SSD_CPU_MATH=bf16: cpu_conv.c). */
 #ifndef SSD_BACKEND_CPU_CPU_INTERNAL_H
 #define SSD_BACKEND_CPU_CPU_INTERNAL_H
 
@@ -152,6 +152,8 @@ void cpu_prim_exec(cpu_impl *im, cpu_prim *p, int nargs, const dnnl_exec_arg_t *
 const dnnl_memory_desc_t *cpu_prim_md(const cpu_prim *p, dnnl_query_t what, int index);
 /* Copies the implementation name of p into be->stats.last_impl. */
 void cpu_prim_note_impl(ssd_backend *be, const cpu_prim *p);
+/* Appends suffix (":bf16", ":matmul") to be->stats.last_impl, truncating to its size. */
+void cpu_note_suffix(ssd_backend *be, const char *suffix);
 void cpu_prim_destroy(cpu_prim *p);
 
 /* One tensor argument of a primitive. `user` wraps the caller's plain memory (pointer set per

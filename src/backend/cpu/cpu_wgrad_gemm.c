@@ -15,7 +15,6 @@
  * rounded to bf16, products exact, sums in f32, the gradient rounded to bf16 before it is
  * added; only the summation order differs from the convolution kernels'. */
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -73,19 +72,9 @@ static wgrad_gemm_entry *wgrad_gemm_get(ssd_backend *be, int64_t K, int64_t PQ, 
     return e;
 }
 
-/* f32 -> bf16, nearest even, NaN kept quiet: ssd_f32_to_bf16's rule, written with a select
- * instead of a branch so the loops below vectorize. */
-static inline uint16_t to_bf16(float f) {
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    const uint16_t rounded = (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-    const uint16_t quiet = (uint16_t)((u >> 16) | 0x0040u);
-    return (u & 0x7fffffffu) > 0x7f800000u ? quiet : rounded;
-}
-
 static void round_span(uint16_t *dst, const float *src, int64_t n) {
 #pragma omp simd
-    for (int64_t i = 0; i < n; i++) dst[i] = to_bf16(src[i]);
+    for (int64_t i = 0; i < n; i++) dst[i] = ssd_f32_to_bf16(src[i]);
 }
 
 /* The f32 sum of a rounded span (in SIMD lanes: f32 sums in another order). */
@@ -156,10 +145,9 @@ void cpu_bf16_wgrad_gemm(ssd_backend *be, float *dweight, float *dbias, const fl
         cpu_wait(im);
     }
     SSD_PARALLEL_FOR_IF(K * CRS > 32768, i, K * CRS,
-                        dweight[i] += ssd_bf16_to_f32(to_bf16(acc[i])););
+                        dweight[i] += ssd_bf16_to_f32(ssd_f32_to_bf16(acc[i])););
     if (dbias)
-        for (int64_t k = 0; k < K; k++) dbias[k] += ssd_bf16_to_f32(to_bf16(bacc[k]));
+        for (int64_t k = 0; k < K; k++) dbias[k] += ssd_bf16_to_f32(ssd_f32_to_bf16(bacc[k]));
     cpu_prim_note_impl(be, &e->mm);
-    size_t l = strlen(be->stats.last_impl);
-    snprintf(be->stats.last_impl + l, sizeof be->stats.last_impl - l, ":matmul");
+    cpu_note_suffix(be, ":matmul");
 }
