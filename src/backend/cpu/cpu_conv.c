@@ -433,11 +433,12 @@ void cpu_conv2d_backward_weights(ssd_backend *be, ssd_tensor *dweight, ssd_tenso
     note_bf16(be);
 }
 
-/* Both backward passes from one dout. Where oneDNN's convolutions run both (not Winograd, not
- * a bf16 weight gradient as GEMMs or emulated) and want dout in one layout, it is converted once:
- * backward-weights leaves it in slot 0, and backward-data, whose ddst also lives in slot 0 and
- * whose other arguments do not, uses it as it is. The same primitives on the same bits:
- * identical results (test_ops_parity checks bit equality with the two calls). */
+/* Both backward passes from one dout. Where backward-weights (oneDNN's convolution, or the bf16
+ * GEMMs) and oneDNN's backward-data want dout in one layout (not Winograd, not emulated bf16),
+ * it is converted once: backward-weights leaves it in slot 0, and backward-data, whose ddst
+ * also lives in slot 0 and whose other arguments do not, uses it as it is. The same primitives
+ * on the same bits: identical results (test_ops_parity checks bit equality with the two
+ * calls). */
 void cpu_conv2d_backward(ssd_backend *be, ssd_tensor *dweight, ssd_tensor *dbias, ssd_tensor *dinp,
                          const ssd_tensor *dout, const ssd_tensor *inp, const ssd_tensor *weight,
                          const ssd_conv_desc *d) {
@@ -447,7 +448,13 @@ void cpu_conv2d_backward(ssd_backend *be, ssd_tensor *dweight, ssd_tensor *dbias
     bool share = wgrad_on_prims(im) &&
                  !cpu_wino_applicable(im, pdt, c.R, c.S, c.sh, c.sw, c.ph, c.pw, c.H, c.W, c.C,
                                       c.K);
-    if (share) {
+    if (wgrad_gemm(im)) { /* the GEMM leaves dout in bf16 NHWC in its slot */
+        int slot;
+        const dnnl_memory_desc_t *md = cpu_bf16_wgrad_gemm_dout_md(be, &c, &slot);
+        const conv_bwd_data_entry *ed = conv_bwd_data_get(be, &c, pdt);
+        share = ed->ddst.has_reorder && ed->ddst.slot == slot &&
+                dnnl_memory_desc_equal(md, cpu_prim_md(&ed->conv, dnnl_query_diff_dst_md, 0));
+    } else if (share) {
         const conv_bwd_w_entry *ew = conv_bwd_w_get(be, &c, pdt, dbias != NULL);
         const conv_bwd_data_entry *ed = conv_bwd_data_get(be, &c, pdt);
         share = ew->ddst.has_reorder && ed->ddst.has_reorder &&

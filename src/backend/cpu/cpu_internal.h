@@ -91,9 +91,13 @@ typedef struct cpu_conv_dims {
 
 /* dweight (K,C,R,S) += bf16(the weight gradient), dbias (K) += bf16(the bias gradient) when not
  * NULL, from dout (N,K,P,Q) and inp (N,C,H,W), with bf16 operands and f32 sums on oneDNN's bf16
- * matmul. */
+ * matmul. Leaves dout converted to bf16 NHWC in scratch slot 0. */
 void cpu_bf16_wgrad_gemm(ssd_backend *be, float *dweight, float *dbias, const float *dout,
                          const float *inp, const cpu_conv_dims *g);
+/* The layout (bf16 NHWC) and the scratch slot of the converted dout that cpu_bf16_wgrad_gemm
+ * leaves behind for a backward-data pass of the same convolution. */
+const dnnl_memory_desc_t *cpu_bf16_wgrad_gemm_dout_md(ssd_backend *be, const cpu_conv_dims *g,
+                                                      int *slot);
 
 /* ---- Winograd (cpu_winograd.c) ---- */
 

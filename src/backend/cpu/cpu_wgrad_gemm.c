@@ -6,12 +6,15 @@
  * better (~50-130). The same sums as a matrix product run on the matmul's AMX kernels at
  * 250-500 GFLOP/s (docs/backends.md).
  *
- * What: per image n, with PQ = P*Q output positions and CRS = C*R*S weight entries,
- *   A_n (K x PQ)   = dout[n] rounded to bf16 (NCHW's image n is already K x PQ, row-major)
+ * What: dout (N,K,P,Q) is converted once to bf16 NHWC (a oneDNN reorder into scratch slot 0,
+ * the layout and slot where oneDNN's bf16 backward-data wants it, so cpu_conv2d_backward lets
+ * that pass use it as it is). Then per image n, with PQ = P*Q output positions and CRS = C*R*S
+ * weight entries:
+ *   D_n (PQ x K)   = image n of the NHWC dout (row-major as it lies)
  *   B_n (CRS x PQ) = im2col of inp[n] rounded to bf16 (zero where the window leaves the image)
- *   acc (K x CRS) += A_n . B_n^T   (f32 accumulation of exact bf16 products)
- * then dweight += bf16(acc): acc is OIHW's K x (C,R,S) order. The bias gradient sums the rounded
- * dout in f32 and is rounded the same way. This is the bf16 rule of cpu_conv.c: operands
+ *   acc (CRS x K) += B_n . D_n   (f32 accumulation of exact bf16 products)
+ * then dweight += bf16(acc^T): acc^T is OIHW's K x (C,R,S) order. The bias gradient sums D_n's
+ * columns in f32 and is rounded the same way. This is the bf16 rule of cpu_conv.c: operands
  * rounded to bf16, products exact, sums in f32, the gradient rounded to bf16 before it is
  * added; only the summation order differs from the convolution kernels'. */
 #include <stdint.h>
@@ -23,39 +26,41 @@
 #include "core/par.h"
 
 typedef struct wgrad_gemm_entry {
-    cpu_prim mm;                  /* acc += A . B^T (sum post-op) */
-    dnnl_memory_t a, b, acc;      /* data handles set per call */
+    cpu_prim mm;                  /* acc += B . D (sum post-op) */
+    dnnl_memory_t b, d, acc;      /* data handles set per call */
+    cpu_arg dout;                 /* f32 NCHW -> bf16 NHWC, in CPU_SLOT_0 */
 } wgrad_gemm_entry;
 
 static void wgrad_gemm_free(void *p) {
     wgrad_gemm_entry *e = p;
-    dnnl_memory_destroy(e->a);
     dnnl_memory_destroy(e->b);
+    dnnl_memory_destroy(e->d);
     dnnl_memory_destroy(e->acc);
+    cpu_arg_destroy(&e->dout);
     cpu_prim_destroy(&e->mm);
     free(e);
 }
 
-/* The matmul (K x PQ) . (PQ x CRS) -> K x CRS f32, adding into its destination; B is given as
- * its CRS x PQ transpose (tag ba). */
-static wgrad_gemm_entry *wgrad_gemm_get(ssd_backend *be, int64_t K, int64_t PQ, int64_t CRS) {
+/* The matmul (CRS x PQ) . (PQ x K) -> CRS x K f32, adding into its destination, and dout's
+ * conversion. */
+static wgrad_gemm_entry *wgrad_gemm_get(ssd_backend *be, const cpu_conv_dims *g) {
     cpu_impl *im = cpu_impl_of(be);
+    const int64_t K = g->K, PQ = g->P * g->Q, CRS = g->C * g->R * g->S;
     cpu_key k;
     cpu_key_init(&k, SSD_OP_CONV2D_BWD_WEIGHTS, SSD_BF16);
     cpu_key_add(&k, -1); /* not a convolution entry (those have 12 values) */
-    cpu_key_add(&k, K);
-    cpu_key_add(&k, PQ);
-    cpu_key_add(&k, CRS);
+    const int64_t v[] = {g->N, K, g->P, g->Q, CRS};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) cpu_key_add(&k, v[i]);
     wgrad_gemm_entry *e = cpu_cache_find(&im->cache, &k, &be->stats);
     if (e) return e;
     e = ssd_xcalloc(1, sizeof *e);
-    const dnnl_dims_t da = {K, PQ}, db = {PQ, CRS}, dc = {K, CRS};
-    dnnl_memory_desc_t a, b, c;
-    DNNL_CHECK(dnnl_memory_desc_init_by_tag(&a, 2, da, dnnl_bf16, dnnl_ab));
-    DNNL_CHECK(dnnl_memory_desc_init_by_tag(&b, 2, db, dnnl_bf16, dnnl_ba));
+    const dnnl_dims_t db = {CRS, PQ}, dd = {PQ, K}, dc = {CRS, K};
+    dnnl_memory_desc_t b, d, c;
+    DNNL_CHECK(dnnl_memory_desc_init_by_tag(&b, 2, db, dnnl_bf16, dnnl_ab));
+    DNNL_CHECK(dnnl_memory_desc_init_by_tag(&d, 2, dd, dnnl_bf16, dnnl_ab));
     DNNL_CHECK(dnnl_memory_desc_init_by_tag(&c, 2, dc, dnnl_f32, dnnl_ab));
     dnnl_matmul_desc_t md;
-    DNNL_CHECK(dnnl_matmul_desc_init(&md, &a, &b, NULL, &c));
+    DNNL_CHECK(dnnl_matmul_desc_init(&md, &b, &d, NULL, &c));
     dnnl_primitive_attr_t attr;
     dnnl_post_ops_t po;
     DNNL_CHECK(dnnl_primitive_attr_create(&attr));
@@ -65,11 +70,25 @@ static wgrad_gemm_entry *wgrad_gemm_get(ssd_backend *be, int64_t K, int64_t PQ, 
     cpu_prim_create(im, &e->mm, &md, attr, NULL);
     DNNL_CHECK(dnnl_post_ops_destroy(po));
     DNNL_CHECK(dnnl_primitive_attr_destroy(attr));
-    DNNL_CHECK(dnnl_memory_create(&e->a, &a, im->engine, DNNL_MEMORY_NONE));
     DNNL_CHECK(dnnl_memory_create(&e->b, &b, im->engine, DNNL_MEMORY_NONE));
+    DNNL_CHECK(dnnl_memory_create(&e->d, &d, im->engine, DNNL_MEMORY_NONE));
     DNNL_CHECK(dnnl_memory_create(&e->acc, &c, im->engine, DNNL_MEMORY_NONE));
+    const dnnl_dims_t dy = {g->N, K, g->P, g->Q};
+    dnnl_memory_desc_t nchw, nhwc;
+    DNNL_CHECK(dnnl_memory_desc_init_by_tag(&nchw, 4, dy, dnnl_f32, dnnl_abcd));
+    DNNL_CHECK(dnnl_memory_desc_init_by_tag(&nhwc, 4, dy, dnnl_bf16, dnnl_acdb));
+    cpu_arg_init_in(im, &e->dout, &nchw, &nhwc, CPU_SLOT_0);
     cpu_cache_insert(&im->cache, &k, e, wgrad_gemm_free, &be->stats);
     return e;
+}
+
+const dnnl_memory_desc_t *cpu_bf16_wgrad_gemm_dout_md(ssd_backend *be, const cpu_conv_dims *g,
+                                                      int *slot) {
+    wgrad_gemm_entry *e = wgrad_gemm_get(be, g);
+    *slot = e->dout.slot;
+    const dnnl_memory_desc_t *md = NULL;
+    DNNL_CHECK(dnnl_memory_get_memory_desc(e->dout.inner, &md));
+    return md;
 }
 
 static void round_span(uint16_t *dst, const float *src, int64_t n) {
@@ -77,12 +96,10 @@ static void round_span(uint16_t *dst, const float *src, int64_t n) {
     for (int64_t i = 0; i < n; i++) dst[i] = ssd_f32_to_bf16(src[i]);
 }
 
-/* The f32 sum of a rounded span (in SIMD lanes: f32 sums in another order). */
-static float sum_bf16(const uint16_t *v, int64_t n) {
-    float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-    for (int64_t i = 0; i < n; i++) sum += ssd_bf16_to_f32(v[i]);
-    return sum;
+/* sum[k] += row[k] (bf16 widened) for k < K. */
+static void add_row(float *sum, const uint16_t *row, int64_t K) {
+#pragma omp simd
+    for (int64_t k = 0; k < K; k++) sum[k] += ssd_bf16_to_f32(row[k]);
 }
 
 /* Row (c, r, s) of the image's im2col from its bf16 channel c (H x W): col[p*Q + q] =
@@ -114,38 +131,40 @@ void cpu_bf16_wgrad_gemm(ssd_backend *be, float *dweight, float *dbias, const fl
                          const float *inp, const cpu_conv_dims *g) {
     cpu_impl *im = cpu_impl_of(be);
     const int64_t K = g->K, PQ = g->P * g->Q, RS = g->R * g->S, CRS = g->C * RS;
-    wgrad_gemm_entry *e = wgrad_gemm_get(be, K, PQ, CRS);
-    uint16_t *a = cpu_slot(im, CPU_SLOT_BF16_0, (size_t)(K * PQ) * sizeof *a);
+    wgrad_gemm_entry *e = wgrad_gemm_get(be, g);
+    cpu_arg_in(be, &e->dout, dout); /* dout -> bf16 NHWC in slot 0 (left there for bwd-data) */
+    const uint16_t *d = e->dout.inner_ptr;
     uint16_t *b = cpu_slot(im, CPU_SLOT_BF16_1, (size_t)(CRS * PQ) * sizeof *b);
     const int64_t HW = g->H * g->W;
     uint16_t *xb = cpu_slot(im, CPU_SLOT_4, (size_t)(g->C * HW) * sizeof *xb);
-    float *acc = cpu_slot(im, CPU_SLOT_BF16_2, (size_t)(K * CRS) * sizeof *acc);
+    float *acc = cpu_slot(im, CPU_SLOT_BF16_2, (size_t)(CRS * K) * sizeof *acc);
     float *bacc = cpu_slot(im, CPU_SLOT_BF16_3, (size_t)K * sizeof *bacc);
-    memset(acc, 0, (size_t)(K * CRS) * sizeof *acc);
+    memset(acc, 0, (size_t)(CRS * K) * sizeof *acc);
     memset(bacc, 0, (size_t)K * sizeof *bacc);
-    DNNL_CHECK(dnnl_memory_set_data_handle(e->a, a));
     DNNL_CHECK(dnnl_memory_set_data_handle(e->b, b));
     DNNL_CHECK(dnnl_memory_set_data_handle(e->acc, acc));
     const dnnl_exec_arg_t args[3] = {
-        {DNNL_ARG_SRC, e->a}, {DNNL_ARG_WEIGHTS, e->b}, {DNNL_ARG_DST, e->acc}};
+        {DNNL_ARG_SRC, e->b}, {DNNL_ARG_WEIGHTS, e->d}, {DNNL_ARG_DST, e->acc}};
     for (int64_t n = 0; n < g->N; n++) {
-        const float *dy = dout + n * K * PQ, *x = inp + n * g->C * HW;
-        /* A_n, and the bias gradient's f32 sums of the rounded dout (one row per k) */
-        SSD_PARALLEL_FOR_IF(K * PQ > 32768, k, K, {
-            round_span(a + k * PQ, dy + k * PQ, PQ);
-            bacc[k] += sum_bf16(a + k * PQ, PQ);
-        });
+        const uint16_t *dn = d + n * PQ * K;
+        const float *x = inp + n * g->C * HW;
         /* the image in bf16 once, then its im2col by copies */
         SSD_PARALLEL_FOR_IF(g->C * HW > 32768, c, g->C, round_span(xb + c * HW, x + c * HW, HW););
         SSD_PARALLEL_FOR_IF(CRS * PQ > 32768, row, CRS, {
             const int64_t c = row / RS, r = (row % RS) / g->S, s = row % g->S;
             im2col_row(b + row * PQ, xb + c * HW, g, r, s);
         });
+        DNNL_CHECK(dnnl_memory_set_data_handle(e->d, (void *)dn));
         cpu_prim_exec(im, &e->mm, 3, args);
         cpu_wait(im);
+        if (dbias) /* the bias gradient's f32 sums: row by row, each k in its own lane */
+            for (int64_t p = 0; p < PQ; p++) add_row(bacc, dn + p * K, K);
     }
-    SSD_PARALLEL_FOR_IF(K * CRS > 32768, i, K * CRS,
-                        dweight[i] += ssd_bf16_to_f32(ssd_f32_to_bf16(acc[i])););
+    /* dweight (K x CRS) += bf16(acc^T) */
+    SSD_PARALLEL_FOR_IF(K * CRS > 32768, k, K, {
+        float *dw = dweight + k * CRS;
+        for (int64_t i = 0; i < CRS; i++) dw[i] += ssd_bf16_to_f32(ssd_f32_to_bf16(acc[i * K + k]));
+    });
     if (dbias)
         for (int64_t k = 0; k < K; k++) dbias[k] += ssd_bf16_to_f32(ssd_f32_to_bf16(bacc[k]));
     cpu_prim_note_impl(be, &e->mm);
