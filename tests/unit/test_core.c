@@ -116,29 +116,22 @@ static uint16_t bf16_oracle(uint32_t u) {
 /* ssd_f32_to_bf16 (branch-free) against the oracle: every tie and its neighbours (each upper
  * half with the lower halves 0, 1, 0x7fff, 0x8000, 0x8001, 0xffff), NaNs, infinities,
  * subnormals, and a stride through all 2^32 patterns. */
+static void check_bf16_bits(uint32_t u) {
+    float f;
+    memcpy(&f, &u, 4);
+    if (ssd_f32_to_bf16(f) != bf16_oracle(u))
+        fail_msg("bits 0x%08x: got 0x%04x, expected 0x%04x", u, ssd_f32_to_bf16(f),
+                 bf16_oracle(u));
+}
+
 static void test_bf16_exhaustive(void **state) {
     (void)state;
     static const uint32_t lows[] = {0x0000u, 0x0001u, 0x7fffu, 0x8000u, 0x8001u, 0xffffu};
     int64_t checked = 0;
     for (uint32_t hi = 0; hi <= 0xffffu; hi++)
-        for (size_t j = 0; j < sizeof lows / sizeof lows[0]; j++) {
-            const uint32_t u = hi << 16 | lows[j];
-            float f;
-            memcpy(&f, &u, 4);
-            if (ssd_f32_to_bf16(f) != bf16_oracle(u))
-                fail_msg("bits 0x%08x: got 0x%04x, expected 0x%04x", u, ssd_f32_to_bf16(f),
-                         bf16_oracle(u));
-            checked++;
-        }
-    for (uint64_t v = 0; v <= 0xffffffffu; v += 4093) {
-        const uint32_t u = (uint32_t)v;
-        float f;
-        memcpy(&f, &u, 4);
-        if (ssd_f32_to_bf16(f) != bf16_oracle(u))
-            fail_msg("bits 0x%08x: got 0x%04x, expected 0x%04x", u, ssd_f32_to_bf16(f),
-                     bf16_oracle(u));
-        checked++;
-    }
+        for (size_t j = 0; j < sizeof lows / sizeof lows[0]; j++, checked++)
+            check_bf16_bits(hi << 16 | lows[j]);
+    for (uint64_t v = 0; v <= 0xffffffffu; v += 4093, checked++) check_bf16_bits((uint32_t)v);
     assert_true(checked > 1400000);
     /* a signalling NaN comes back quiet, with its sign */
     assert_int_equal(ssd_f32_to_bf16(ssd_bf16_to_f32(0xff81u)), 0xffc1u);
