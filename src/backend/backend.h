@@ -87,6 +87,8 @@ typedef struct ssd_sgd_desc {
 /* Counters a backend keeps so layout conversions and primitive creation stay visible. */
 typedef struct ssd_backend_stats {
     uint64_t reorders;       /* layout conversions executed */
+    uint64_t weight_reorders; /* of which of weights, biases and their gradients (the rest
+                                 convert activations and their gradients) */
     uint64_t reorder_bytes;  /* bytes they moved (source side) */
     uint64_t prims_created;  /* primitives / plans created (cache misses) */
     uint64_t prims_reused;   /* cache hits */

@@ -305,10 +305,11 @@ int ssd_bench_train(const bench_args *a) {
     t_upd = ssd_xcalloc((size_t)R, sizeof *t_upd);
     t_step = ssd_xcalloc((size_t)R, sizeof *t_step);
     t_up = ssd_xcalloc((size_t)R, sizeof *t_up);
-    uint64_t reorders0 = 0, allocs0 = 0;
+    uint64_t reorders0 = 0, wreorders0 = 0, allocs0 = 0;
     for (int k = -1; k < R; k++) {
         if (k == 0) {
             reorders0 = be->stats.reorders;
+            wreorders0 = be->stats.weight_reorders;
             allocs0 = be->stats.prims_created;
 #ifdef SSD_HAVE_CUDA
             ssd_cuda_profile_reset(be);
@@ -331,6 +332,7 @@ int ssd_bench_train(const bench_args *a) {
     double ips = B / (step / 1e3);
     /* layout conversions per timed step, and whether a timed step still created primitives */
     const double reorders_per_step = (double)(be->stats.reorders - reorders0) / R;
+    const double wreorders_per_step = (double)(be->stats.weight_reorders - wreorders0) / R;
     const uint64_t prims_in_steps = be->stats.prims_created - allocs0;
     double gflop = train_flops_per_image() * B / 1e9;
     /* the peak of what ran: the CPU's measured FMA peak, or the GPU's peak for the math the
@@ -426,8 +428,10 @@ int ssd_bench_train(const bench_args *a) {
         printf("pytorch: skipped (%s)\n", why ? why : "?");
     }
     printf("image upload: %.1f ms per batch (part of forward)\n", up);
-    printf("layout reorders: %.0f per step; primitives created during the timed steps: %llu\n",
-           reorders_per_step, (unsigned long long)prims_in_steps);
+    printf("layout reorders: %.0f per step (%.0f of activations and their gradients, %.0f of "
+           "weights, biases and weight gradients); primitives created during the timed steps: "
+           "%llu\n", reorders_per_step, reorders_per_step - wreorders_per_step,
+           wreorders_per_step, (unsigned long long)prims_in_steps);
     printf("data pipeline: %.1f ms per batch of %d with %ld worker(s), from a cold start (runs "
            "beside the step in training)\n", data_ms, B, a->workers);
     if (a->json) {
@@ -438,9 +442,10 @@ int ssd_bench_train(const bench_args *a) {
                       "\"forward_ms\":%.3f,\"loss_ms\":%.3f,\"backward_ms\":%.3f,"
                       "\"update_ms\":%.3f,\"upload_ms\":%.3f,\"data_ms\":%.3f,\"gflop_per_step\":%.3f,"
                       "\"gflops\":%.3f,\"peak_gflops\":%.3f,\"fraction_of_peak\":%.4f,"
-                      "\"reorders_per_step\":%.1f,\"prims_created_in_steps\":%llu,",
+                      "\"reorders_per_step\":%.1f,\"weight_reorders_per_step\":%.1f,"
+                      "\"prims_created_in_steps\":%llu,",
                       be->name, a->dtype, B, threads, R, ips, step, fwd, lss, bwd, upd, up, data_ms, gflop,
-                      gflops, peak, peak > 0 ? gflops / peak : 0, reorders_per_step,
+                      gflops, peak, peak > 0 ? gflops / peak : 0, reorders_per_step, wreorders_per_step,
                       (unsigned long long)prims_in_steps);
         if (gpu) ssd_sb_printf(&j, "\"gpu\":\"%s\",", gpu_name);
         ssd_sb_printf(&j, "\"conv_math\":\"%s\",",

@@ -133,9 +133,12 @@ static conv_fwd_entry *conv_fwd_get(ssd_backend *be, const conv_dims *c, ssd_dty
     cpu_arg_init_in(im, &e->src, &u.src, cpu_prim_md(&e->conv, dnnl_query_src_md, 0), CPU_SLOT_0);
     cpu_arg_init_in(im, &e->wei, &u.wei, cpu_prim_md(&e->conv, dnnl_query_weights_md, 0),
                     CPU_SLOT_1);
-    if (has_bias)
+    e->wei.weight = true;
+    if (has_bias) {
         cpu_arg_init_in(im, &e->bias, &u.bias, cpu_prim_md(&e->conv, dnnl_query_weights_md, 1),
                         CPU_SLOT_3);
+        e->bias.weight = true;
+    }
     cpu_arg_init_out(im, &e->dst, &u.dst, cpu_prim_md(&e->conv, dnnl_query_dst_md, 0),
                      CPU_SLOT_2, false);
     cpu_cache_insert(&im->cache, &k, e, conv_fwd_free, &be->stats);
@@ -212,6 +215,7 @@ static conv_bwd_data_entry *conv_bwd_data_get(ssd_backend *be, const conv_dims *
                     CPU_SLOT_0);
     cpu_arg_init_in(im, &e->wei, &u.wei, cpu_prim_md(&e->conv, dnnl_query_weights_md, 0),
                     CPU_SLOT_1);
+    e->wei.weight = true;
     cpu_arg_init_out(im, &e->dsrc, &u.src, cpu_prim_md(&e->conv, dnnl_query_diff_src_md, 0),
                      CPU_SLOT_2, false);
     cpu_cache_insert(&im->cache, &k, e, conv_bwd_data_free, &be->stats);
@@ -291,6 +295,7 @@ static conv_bwd_w_entry *conv_bwd_w_get(ssd_backend *be, const conv_dims *c, ssd
                     CPU_SLOT_0);
     cpu_arg_init_out(im, &e->dwei, &u.wei, cpu_prim_md(&e->conv, dnnl_query_diff_weights_md, 0),
                      CPU_SLOT_2, true);
+    e->dwei.weight = true;
     if (has_bias)
         cpu_arg_init_scratch(im, &e->dbias, cpu_prim_md(&e->conv, dnnl_query_diff_weights_md, 1),
                              CPU_SLOT_3);

@@ -188,6 +188,7 @@ static void run_reorder(ssd_backend *be, cpu_arg *a, dnnl_memory_t from, dnnl_me
     dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
     cpu_prim_exec(cpu_impl_of(be), &a->reorder, 2, args);
     be->stats.reorders++;
+    be->stats.weight_reorders += a->weight;
     be->stats.reorder_bytes += a->reorder_src_bytes;
 }
 

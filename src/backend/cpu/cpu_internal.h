@@ -169,6 +169,7 @@ typedef struct cpu_arg {
     dnnl_memory_t inner;
     cpu_prim reorder;
     bool has_reorder;
+    bool weight;           /* a weight, bias or weight gradient (counted apart in be->stats) */
     size_t inner_bytes;
     size_t reorder_src_bytes;
     int slot;
