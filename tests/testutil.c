@@ -54,6 +54,22 @@ ssd_tensor tu_to_backend(ssd_backend *be, const ssd_tensor *host, ssd_dtype dt) 
     return t;
 }
 
+ssd_tensor tu_to_backend_nhwc(ssd_backend *be, const ssd_tensor *host, ssd_dtype dt) {
+    SSD_ASSERT(host->ndim == 4, "tu_to_backend_nhwc: '%s' is not 4-d", host->name);
+    const int64_t N = host->shape[0], C = host->shape[1], HW = host->shape[2] * host->shape[3];
+    ssd_tensor conv = ssd_tensor_alloc_host(dt, 4, host->shape, host->name);
+    conv.layout = SSD_LAYOUT_NHWC;
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t i = 0; i < HW; i++)
+                ssd_tensor_set(&conv, (n * HW + i) * C + c, ssd_tensor_get(host, (n * C + c) * HW + i));
+    ssd_tensor t = ssd_backend_tensor_alloc(be, dt, 4, host->shape, host->name);
+    t.layout = SSD_LAYOUT_NHWC;
+    ssd_backend_upload(be, &t, &conv);
+    ssd_tensor_free(&conv);
+    return t;
+}
+
 ssd_tensor tu_to_host(ssd_backend *be, const ssd_tensor *t, ssd_dtype dt) {
     return ssd_backend_download_as(be, t, dt);
 }

@@ -26,6 +26,8 @@ void tu_fill_uniform(ssd_tensor *t, ssd_rng *r, double lo, double hi);
 /* Copy a host tensor to a new tensor on `be` (and back), converting dtype if needed. */
 ssd_tensor tu_to_backend(ssd_backend *be, const ssd_tensor *host, ssd_dtype dt);
 ssd_tensor tu_to_host(ssd_backend *be, const ssd_tensor *t, ssd_dtype dt);
+/* The same as a channels-last (SSD_LAYOUT_NHWC) tensor of host's 4-d row-major values. */
+ssd_tensor tu_to_backend_nhwc(ssd_backend *be, const ssd_tensor *host, ssd_dtype dt);
 /* A zero tensor on `be` shaped like `like`. */
 ssd_tensor tu_zeros_like(ssd_backend *be, const ssd_tensor *like, ssd_dtype dt);
 

@@ -110,6 +110,8 @@ static void check_same(const ssd_tensor *a, const ssd_tensor *b, const char *wha
                ssd_shape_str(a, sa, sizeof sa), ssd_shape_str(b, sb, sizeof sb), a->name, b->name);
     SSD_ASSERT(a->dtype == b->dtype, "%s: dtype %s vs %s", what, ssd_dtype_name(a->dtype),
                ssd_dtype_name(b->dtype));
+    SSD_ASSERT(a->layout == b->layout, "%s: '%s' and '%s' differ in layout", what, a->name,
+               b->name);
 }
 
 void ssd_backend_upload(ssd_backend *be, ssd_tensor *dst, const ssd_tensor *src_host) {
@@ -126,11 +128,20 @@ void ssd_backend_download(ssd_backend *be, ssd_tensor *dst_host, const ssd_tenso
 
 ssd_tensor ssd_backend_download_as(ssd_backend *be, const ssd_tensor *src, ssd_dtype dt) {
     ssd_tensor raw = ssd_tensor_alloc_host(src->dtype, src->ndim, src->shape, src->name);
+    raw.layout = src->layout;
     ssd_backend_download(be, &raw, src);
-    if (dt == src->dtype) return raw;
+    if (dt == src->dtype && src->layout == SSD_LAYOUT_ROWMAJOR) return raw;
     ssd_tensor out = ssd_tensor_alloc_host(dt, src->ndim, src->shape, src->name);
     int64_t n = ssd_tensor_numel(src);
-    for (int64_t i = 0; i < n; i++) ssd_tensor_set(&out, i, ssd_tensor_get(&raw, i));
+    if (src->layout == SSD_LAYOUT_NHWC) { /* element (n,c,h,w) from ((n*H + h)*W + w)*C + c */
+        const int64_t C = src->shape[1], HW = src->shape[2] * src->shape[3];
+        for (int64_t i = 0; i < n; i++) {
+            const int64_t b = i / (C * HW), c = i / HW % C, hw = i % HW;
+            ssd_tensor_set(&out, i, ssd_tensor_get(&raw, (b * HW + hw) * C + c));
+        }
+    } else {
+        for (int64_t i = 0; i < n; i++) ssd_tensor_set(&out, i, ssd_tensor_get(&raw, i));
+    }
     ssd_tensor_free(&raw);
     return out;
 }
@@ -146,7 +157,13 @@ static void check_tensor(ssd_backend *be, const ssd_tensor *t, const char *op, c
     SSD_ASSERT(t->device.kind == be->device.kind && t->device.index == be->device.index,
                "%s: %s ('%s') lives on another device than backend %s", op, arg, t->name,
                be->name);
+    SSD_ASSERT(t->layout == SSD_LAYOUT_ROWMAJOR || (t->layout == SSD_LAYOUT_NHWC && t->ndim == 4),
+               "%s: %s ('%s') is channels-last but not 4-d", op, arg, t->name);
 }
+
+/* The dtype of the parameters (weights, BN's per-channel tensors) that go with activations of
+ * dtype `act`: bf16 activations keep f32 parameters (the masters, as under autocast). */
+static ssd_dtype param_dtype(ssd_dtype act) { return act == SSD_BF16 ? SSD_F32 : act; }
 
 static void check_op(ssd_backend *be, ssd_op op, ssd_dtype dt) {
     SSD_ASSERT(be->ops->supports(be, op, dt), "backend %s does not run %s in %s", be->name,
@@ -156,6 +173,15 @@ static void check_op(ssd_backend *be, ssd_op op, ssd_dtype dt) {
 static void check_dtype(const ssd_tensor *t, ssd_dtype dt, const char *op, const char *arg) {
     SSD_ASSERT(t->dtype == dt, "%s: %s ('%s') is %s, expected %s", op, arg, t->name,
                ssd_dtype_name(t->dtype), ssd_dtype_name(dt));
+}
+
+/* dtype and layout both those of `like` */
+static void check_form(const ssd_tensor *t, const ssd_tensor *like, const char *op,
+                       const char *arg) {
+    check_dtype(t, like->dtype, op, arg);
+    SSD_ASSERT(t->layout == like->layout, "%s: %s ('%s') is %s, expected %s", op, arg, t->name,
+               t->layout == SSD_LAYOUT_NHWC ? "channels-last" : "row-major",
+               like->layout == SSD_LAYOUT_NHWC ? "channels-last" : "row-major");
 }
 
 static void check_shape(const ssd_tensor *t, int ndim, const int64_t *shape, const char *op,
@@ -179,7 +205,10 @@ static void check_conv(ssd_backend *be, ssd_op op, const ssd_tensor *inp, const 
     check_tensor(be, weight, name, "weight");
     check_tensor(be, out, name, "output");
     check_op(be, op, inp->dtype);
+    check_op(be, op, out->dtype);
     SSD_ASSERT(inp->ndim == 4 && weight->ndim == 4, "%s: input and weight must be 4-d", name);
+    SSD_ASSERT(weight->layout == SSD_LAYOUT_ROWMAJOR, "%s: weight '%s' must be row-major", name,
+               weight->name);
     SSD_ASSERT(d->stride_h >= 1 && d->stride_w >= 1 && d->pad_h >= 0 && d->pad_w >= 0,
                "%s: bad stride/pad", name);
     SSD_ASSERT(weight->shape[1] == inp->shape[1], "%s: weight '%s' has %lld input channels, input has %lld",
@@ -189,12 +218,16 @@ static void check_conv(ssd_backend *be, ssd_op op, const ssd_tensor *inp, const 
     SSD_ASSERT(p >= 1 && q >= 1, "%s: empty output", name);
     int64_t oshape[4] = {inp->shape[0], weight->shape[0], p, q};
     check_shape(out, 4, oshape, name, "output");
-    check_dtype(weight, inp->dtype, name, "weight");
-    check_dtype(out, inp->dtype, name, "output");
+    /* input and output may differ in form (f32 row-major images in, bf16 channels-last out;
+     * the heads the other way); parameters are row-major in the parameter dtype */
+    SSD_ASSERT(param_dtype(inp->dtype) == param_dtype(out->dtype),
+               "%s: input '%s' is %s, output '%s' %s", name, inp->name,
+               ssd_dtype_name(inp->dtype), out->name, ssd_dtype_name(out->dtype));
+    check_dtype(weight, param_dtype(inp->dtype), name, "weight");
     if (bias) {
         check_tensor(be, bias, name, "bias");
         check_shape(bias, 1, &weight->shape[0], name, "bias");
-        check_dtype(bias, inp->dtype, name, "bias");
+        check_dtype(bias, param_dtype(inp->dtype), name, "bias");
     }
 }
 
@@ -240,17 +273,17 @@ static void check_bn(ssd_backend *be, ssd_op op, const ssd_tensor *inp, const ss
     check_op(be, op, inp->dtype);
     SSD_ASSERT(inp->ndim == 4, "%s: input must be (N,C,H,W)", name);
     check_shape(out, 4, inp->shape, name, "output");
-    check_dtype(out, inp->dtype, name, "output");
+    check_form(out, inp, name, "output");
     SSD_ASSERT(d->eps > 0, "%s: eps must be > 0", name);
     for (int i = 0; i < n_pc; i++) {
         check_tensor(be, per_channel[i], name, pc_names[i]);
         check_shape(per_channel[i], 1, &inp->shape[1], name, pc_names[i]);
-        check_dtype(per_channel[i], inp->dtype, name, pc_names[i]);
+        check_dtype(per_channel[i], param_dtype(inp->dtype), name, pc_names[i]);
     }
     if (residual) {
         check_tensor(be, residual, name, "residual");
         check_shape(residual, 4, inp->shape, name, "residual");
-        check_dtype(residual, inp->dtype, name, "residual");
+        check_form(residual, inp, name, "residual");
     }
 }
 
@@ -279,12 +312,12 @@ void ssd_batchnorm_backward(ssd_backend *be, ssd_tensor *dinp, ssd_tensor *dresi
     check_bn(be, SSD_OP_BN_BWD, inp, dinp, pc, pcn, 5, dresidual, d);
     check_tensor(be, dout, "batchnorm_backward", "dout");
     check_shape(dout, 4, inp->shape, "batchnorm_backward", "dout");
-    check_dtype(dout, inp->dtype, "batchnorm_backward", "dout");
+    check_form(dout, inp, "batchnorm_backward", "dout");
     if (d->relu) {
         SSD_ASSERT(out != NULL, "batchnorm_backward with relu needs the forward output");
         check_tensor(be, out, "batchnorm_backward", "out");
         check_shape(out, 4, inp->shape, "batchnorm_backward", "out");
-        check_dtype(out, inp->dtype, "batchnorm_backward", "out");
+        check_form(out, inp, "batchnorm_backward", "out");
     }
     be->ops->batchnorm_backward(be, dinp, dresidual, dgamma, dbeta, dout, out, inp, gamma,
                                 save_mean, save_var, d);
@@ -307,7 +340,7 @@ static void check_unary(ssd_backend *be, ssd_op op, const ssd_tensor *a, const s
     check_tensor(be, b, ssd_op_name(op), bn);
     check_op(be, op, a->dtype);
     check_shape(b, a->ndim, a->shape, ssd_op_name(op), bn);
-    check_dtype(b, a->dtype, ssd_op_name(op), bn);
+    check_form(b, a, ssd_op_name(op), bn);
 }
 
 void ssd_relu_forward(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp) {
@@ -335,7 +368,7 @@ static void check_pool(ssd_backend *be, ssd_op op, const ssd_tensor *inp, const 
                          ssd_conv_out_size(inp->shape[2], d->kernel, d->stride, d->pad),
                          ssd_conv_out_size(inp->shape[3], d->kernel, d->stride, d->pad)};
     check_shape(out, 4, oshape, name, "output");
-    check_dtype(out, inp->dtype, name, "output");
+    check_form(out, inp, name, "output");
 }
 
 void ssd_maxpool_forward(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp,
@@ -390,6 +423,9 @@ void ssd_copy_rows(ssd_backend *be, ssd_tensor *dst, int64_t dst_off, int64_t ds
     check_tensor(be, src, name, "src");
     check_op(be, SSD_OP_COPY_ROWS, src->dtype);
     check_dtype(dst, src->dtype, name, "dst");
+    SSD_ASSERT(src->layout == SSD_LAYOUT_ROWMAJOR && dst->layout == SSD_LAYOUT_ROWMAJOR,
+               "%s: offsets address row-major tensors only ('%s', '%s')", name, src->name,
+               dst->name);
     SSD_ASSERT(rows >= 0 && cols >= 0 && dst_off >= 0 && src_off >= 0, "%s: negative extent",
                name);
     if (rows == 0 || cols == 0) return;

@@ -8,8 +8,17 @@
  * - Activation outputs and activation gradients are OVERWRITTEN.
  * - Parameter gradients (conv dweight/dbias, BN dgamma/dbeta) ACCUMULATE (+=), so a caller
  *   zeroes them once per step and every op adds its share.
- * - All tensors of one call share one dtype. `ref` runs f32 and f64; `cpu` runs f32 (bf16 is
- *   part of the interface and filled by the bf16 work).
+ * - All tensors of one call share one dtype and layout. `ref` runs f32 and f64; `cpu` runs f32.
+ * - Except for activations in the backend's activation form (be->act_custom): the `cpu`
+ *   backend with native bf16 math also runs the activation ops (conv, batch norm, ReLU,
+ *   maxpool, add, copy, fill, scale) on bf16 channels-last tensors (SSD_LAYOUT_NHWC; on `cpu`
+ *   a bf16 activation is always NHWC). With them the parameters (weights, biases, BN's
+ *   per-channel tensors and all their gradients) stay f32 row-major, and a convolution's input
+ *   and output may differ in form (f32 row-major images in, bf16 NHWC out; bf16 NHWC features
+ *   in, f32 row-major head outputs out). The rounding: each op computes in f32 from the
+ *   widened operands and rounds its activation outputs once to bf16 (nearest even); maxpool's
+ *   backward adds each routed gradient into the bf16 dinp with a rounding per addition, in
+ *   output order (PyTorch's bf16 kernel).
  *
  * Op semantics (PyTorch's, which the reference runs):
  * - conv2d: cross-correlation, groups 1, dilation 1, symmetric zero padding; weight (K,C,R,S),
@@ -196,6 +205,13 @@ struct ssd_backend {
     /* how the convolutions compute, for reports (NULL: f32): cpu "f32+winograd", "f32",
      * "bf16-native", "bf16-emulated" */
     const char *conv_math;
+    /* The form the model keeps activations and their gradients in between layers when
+     * act_custom is set (else the model's own dtype, row-major): cpu with native bf16 math
+     * sets bf16 NHWC, so nothing is converted between the convolutions and the layers around
+     * them. */
+    bool act_custom;
+    ssd_dtype act_dtype;
+    ssd_layout act_layout;
     void *impl; /* backend-private state (caches, engine, scratch) */
 };
 
@@ -223,7 +239,7 @@ void ssd_backend_tensor_free(ssd_backend *be, ssd_tensor *t);
 /* Host <-> backend copies of whole tensors of equal shape and dtype. */
 void ssd_backend_upload(ssd_backend *be, ssd_tensor *dst, const ssd_tensor *src_host);
 void ssd_backend_download(ssd_backend *be, ssd_tensor *dst_host, const ssd_tensor *src);
-/* A new host tensor (same shape and name) holding src converted to dtype dt. */
+/* A new row-major host tensor (same shape and name) holding src converted to dtype dt. */
 ssd_tensor ssd_backend_download_as(ssd_backend *be, const ssd_tensor *src, ssd_dtype dt);
 
 /* ---- shape helpers ---- */

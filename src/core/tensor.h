@@ -1,6 +1,7 @@
 /* The tensor type: a typed, shaped view of memory on one device. A tensor either owns its
  * memory (allocated by a backend or ssd_tensor_alloc_host) or is a view of someone else's.
- * Layout is dense row-major (NCHW for images), unless a backend says otherwise in its docs. */
+ * Layout is dense row-major (NCHW for images) unless `layout` says channels-last; the shape is
+ * the logical one, (N,C,H,W), either way. */
 #ifndef SSD_CORE_TENSOR_H
 #define SSD_CORE_TENSOR_H
 
@@ -21,9 +22,16 @@ typedef struct ssd_device {
 #define SSD_MAX_DIMS 6
 #define SSD_TENSOR_NAME_LEN 96
 
+/* How a tensor's elements lie in memory. ROWMAJOR (0, what every constructor gives): dense
+ * row-major in the order of `shape`. NHWC: a 4-d tensor of logical shape (N,C,H,W) whose element
+ * (n,c,h,w) lies at ((n*H + h)*W + w)*C + c -- the channels-last activations a backend may ask
+ * for (ssd_backend.act_layout). */
+typedef enum ssd_layout { SSD_LAYOUT_ROWMAJOR = 0, SSD_LAYOUT_NHWC = 1 } ssd_layout;
+
 typedef struct ssd_tensor {
     void *data;
     ssd_dtype dtype;
+    ssd_layout layout;
     ssd_device device;
     int ndim;
     int64_t shape[SSD_MAX_DIMS];

@@ -18,6 +18,9 @@ typedef struct or_outputs {
 
 void or_free(or_outputs *o);
 
+/* dt SSD_BF16 runs the backend's bf16 activations (backend.h): activations bf16 channels-last,
+ * parameters and their gradients f32. */
+
 /* conv: x (N,C,H,W), w (K,C,R,S), b (K) or NULL, dy (N,K,P,Q).
  * outputs: y, dx, dw, db (db only when b != NULL). dw/db are checked to ACCUMULATE: the runner
  * pre-fills them with `acc0` and subtracts it again. */

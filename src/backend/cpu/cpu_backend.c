@@ -14,9 +14,18 @@
 #define CPU_OMP_MIN 32768
 
 static bool cpu_supports(ssd_backend *be, ssd_op op, ssd_dtype dt) {
-    (void)be;
-    (void)op;
-    return dt == SSD_F32; /* bf16 math rounds f32 tensors (SSD_CPU_MATH=bf16, cpu_conv.c) */
+    if (dt == SSD_F32) return true; /* bf16 math also rounds f32 tensors (cpu_conv.c) */
+    /* bf16 NHWC activations (backend.h, cpu_nhwc.c) with native bf16 math */
+    if (dt != SSD_BF16 || !cpu_impl_of(be)->bf16_native) return false;
+    switch (op) {
+    case SSD_OP_CONV2D_FWD: case SSD_OP_CONV2D_BWD_DATA: case SSD_OP_CONV2D_BWD_WEIGHTS:
+    case SSD_OP_BN_TRAIN_FWD: case SSD_OP_BN_BWD: case SSD_OP_BN_INFER_FWD:
+    case SSD_OP_RELU_FWD: case SSD_OP_RELU_BWD: case SSD_OP_MAXPOOL_FWD: case SSD_OP_MAXPOOL_BWD:
+    case SSD_OP_ADD: case SSD_OP_COPY: case SSD_OP_FILL: case SSD_OP_SCALE:
+        return true;
+    default:
+        return false;
+    }
 }
 
 void cpu_accumulate_f32(float *dst, const float *src, int64_t n) {
@@ -24,6 +33,10 @@ void cpu_accumulate_f32(float *dst, const float *src, int64_t n) {
 }
 
 static void cpu_add(ssd_backend *be, ssd_tensor *out, const ssd_tensor *a, const ssd_tensor *b) {
+    if (a->dtype == SSD_BF16) {
+        cpu_bf16_add(out, a, b);
+        return;
+    }
     (void)be;
     int64_t n = ssd_tensor_numel(a);
     float *o = out->data;
@@ -51,6 +64,10 @@ static void cpu_copy(ssd_backend *be, ssd_tensor *dst, const ssd_tensor *src) {
 }
 
 static void cpu_fill(ssd_backend *be, ssd_tensor *t, double value) {
+    if (t->dtype == SSD_BF16) {
+        cpu_bf16_fill(t, value);
+        return;
+    }
     (void)be;
     int64_t n = ssd_tensor_numel(t);
     float *p = t->data, v = (float)value;
@@ -58,6 +75,10 @@ static void cpu_fill(ssd_backend *be, ssd_tensor *t, double value) {
 }
 
 static void cpu_scale(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp, double alpha) {
+    if (inp->dtype == SSD_BF16) {
+        cpu_bf16_scale(out, inp, alpha);
+        return;
+    }
     (void)be;
     int64_t n = ssd_tensor_numel(inp);
     float *o = out->data;

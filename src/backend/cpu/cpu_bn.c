@@ -113,6 +113,11 @@ void cpu_bn_train_forward(ssd_backend *be, ssd_tensor *out, ssd_tensor *save_mea
                           ssd_tensor *running_var, const ssd_tensor *inp, const ssd_tensor *gamma,
                           const ssd_tensor *beta, const ssd_tensor *residual,
                           const ssd_bn_desc *d) {
+    if (inp->dtype == SSD_BF16) {
+        cpu_nhwc_bn_train_forward(be, out, save_mean, save_var, running_mean, running_var, inp, gamma,
+                                  beta, residual, d);
+        return;
+    }
     const bn_geom g = bn_geom_of(inp);
     const float *x = inp->data, *gm = gamma->data, *bt = beta->data;
     const float *res = residual ? residual->data : NULL;
@@ -137,6 +142,11 @@ void cpu_bn_infer_forward(ssd_backend *be, ssd_tensor *out, const ssd_tensor *in
                           const ssd_tensor *gamma, const ssd_tensor *beta,
                           const ssd_tensor *running_mean, const ssd_tensor *running_var,
                           const ssd_tensor *residual, const ssd_bn_desc *d) {
+    if (inp->dtype == SSD_BF16) {
+        cpu_nhwc_bn_infer_forward(be, out, inp, gamma, beta, running_mean, running_var, residual,
+                                  d);
+        return;
+    }
     const bn_geom g = bn_geom_of(inp);
     const float *gm = gamma->data, *bt = beta->data, *rm = running_mean->data,
                 *rv = running_var->data;
@@ -201,6 +211,11 @@ void cpu_bn_backward(ssd_backend *be, ssd_tensor *dinp, ssd_tensor *dresidual, s
                      ssd_tensor *dbeta, const ssd_tensor *dout, const ssd_tensor *out,
                      const ssd_tensor *inp, const ssd_tensor *gamma, const ssd_tensor *save_mean,
                      const ssd_tensor *save_var, const ssd_bn_desc *d) {
+    if (inp->dtype == SSD_BF16) {
+        cpu_nhwc_bn_backward(be, dinp, dresidual, dgamma, dbeta, dout, out, inp, gamma, save_mean,
+                             save_var, d);
+        return;
+    }
     const bn_geom g = bn_geom_of(inp);
     const float *x = inp->data, *dy_in = dout->data, *y = out->data, *gm = gamma->data;
     const float *sm = save_mean->data, *sv = save_var->data;

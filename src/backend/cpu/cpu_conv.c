@@ -38,14 +38,14 @@ static conv_dims conv_dims_of(const ssd_tensor *inp, const ssd_tensor *w, const 
                               const ssd_conv_desc *d) {
     conv_dims c = {inp->shape[0], inp->shape[1], inp->shape[2], inp->shape[3], w->shape[0],
                    w->shape[2],   w->shape[3],   out->shape[2], out->shape[3], d->stride_h,
-                   d->stride_w,   d->pad_h,      d->pad_w};
+                   d->stride_w,   d->pad_h,      d->pad_w,      inp->dtype,    out->dtype};
     return c;
 }
 
 static void conv_key(cpu_key *k, ssd_op op, ssd_dtype dt, const conv_dims *c, bool has_bias) {
     cpu_key_init(k, op, dt);
-    const int64_t v[] = {c->N, c->C, c->H, c->W, c->K, c->R, c->S,
-                         c->sh, c->sw, c->ph, c->pw, has_bias};
+    const int64_t v[] = {c->N,  c->C,  c->H,  c->W,  c->K,     c->R,   c->S,
+                         c->sh, c->sw, c->ph, c->pw, has_bias, c->xdt, c->ydt};
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) cpu_key_add(k, v[i]);
 }
 
@@ -65,6 +65,18 @@ static void conv_make_mds(conv_mds *m, const conv_dims *c, dnnl_data_type_t dt, 
     /* the bias stays plain, in the primitive's type (bf16 in the native bf16 path: autocast
      * casts it too) */
     cpu_md_plain(&m->bias, 1, &c->K, dt);
+    /* bf16 NHWC activations are taken as they lie: the primitive is made for that layout, so
+     * nothing is converted (oneDNN's bf16 kernels choose it anyway) */
+    if (any && c->xdt == SSD_BF16) cpu_md_act(&m->src, s, SSD_BF16);
+    if (any && c->ydt == SSD_BF16) cpu_md_act(&m->dst, o, SSD_BF16);
+}
+
+/* The caller's tensors: activations in their forms (c->xdt, c->ydt), parameters f32 plain. */
+static void conv_user_mds(conv_mds *m, const conv_dims *c) {
+    conv_make_mds(m, c, dnnl_f32, false);
+    const int64_t s[4] = {c->N, c->C, c->H, c->W}, o[4] = {c->N, c->K, c->P, c->Q};
+    cpu_md_act(&m->src, s, c->xdt);
+    cpu_md_act(&m->dst, o, c->ydt);
 }
 
 static void conv_geometry(const conv_dims *c, dnnl_dims_t strides, dnnl_dims_t pad_l,
@@ -129,7 +141,7 @@ static conv_fwd_entry *conv_fwd_get(ssd_backend *be, const conv_dims *c, ssd_dty
     dnnl_convolution_desc_t cd;
     cpu_prim_from_pd(im, &e->conv, conv_fwd_pd(im, c, cpu_dnnl_dtype(dt), has_bias, &cd));
     conv_mds u;
-    conv_make_mds(&u, c, dnnl_f32, false); /* the user's tensors are f32 */
+    conv_user_mds(&u, c);
     cpu_arg_init_in(im, &e->src, &u.src, cpu_prim_md(&e->conv, dnnl_query_src_md, 0), CPU_SLOT_0);
     cpu_arg_init_in(im, &e->wei, &u.wei, cpu_prim_md(&e->conv, dnnl_query_weights_md, 0),
                     CPU_SLOT_1);
@@ -205,7 +217,7 @@ static conv_bwd_data_entry *conv_bwd_data_get(ssd_backend *be, const conv_dims *
     e->hint = conv_fwd_pd(im, c, ddt, false, &fd);
     conv_mds a, u;
     conv_make_mds(&a, c, ddt, true);
-    conv_make_mds(&u, c, dnnl_f32, false); /* the user's tensors are f32 */
+    conv_user_mds(&u, c);
     dnnl_dims_t st, pl, pr;
     conv_geometry(c, st, pl, pr);
     DNNL_CHECK(dnnl_convolution_backward_data_desc_init(&bd, dnnl_convolution_direct, &a.src,
@@ -281,7 +293,7 @@ static conv_bwd_w_entry *conv_bwd_w_get(ssd_backend *be, const conv_dims *c, ssd
     e->hint = conv_fwd_pd(im, c, ddt, has_bias, &fd);
     conv_mds a, u;
     conv_make_mds(&a, c, ddt, true);
-    conv_make_mds(&u, c, dnnl_f32, false); /* the user's tensors are f32 */
+    conv_user_mds(&u, c);
     dnnl_dims_t st, pl, pr;
     conv_geometry(c, st, pl, pr);
     DNNL_CHECK(dnnl_convolution_backward_weights_desc_init(

@@ -81,19 +81,26 @@ typedef struct cpu_impl {
 
 static inline cpu_impl *cpu_impl_of(ssd_backend *be) { return (cpu_impl *)be->impl; }
 
-/* A convolution's sizes: input N,C,H,W; weight K,C,R,S; output N,K,P,Q; strides; pads. */
+/* A convolution's sizes: input N,C,H,W; weight K,C,R,S; output N,K,P,Q; strides; pads; and the
+ * forms of the caller's input- and output-side activations (xdt: inp/dinp, ydt: out/dout):
+ * SSD_F32 row-major NCHW, or SSD_BF16 NHWC (backend.h). */
 typedef struct cpu_conv_dims {
     int64_t N, C, H, W, K, R, S, P, Q;
     int64_t sh, sw, ph, pw;
+    ssd_dtype xdt, ydt;
 } cpu_conv_dims;
+
+/* The caller's form of an activation: f32 NCHW (abcd) or bf16 NHWC (acdb). */
+void cpu_md_act(dnnl_memory_desc_t *md, const int64_t *dims, ssd_dtype dt);
 
 /* ---- bf16 weight gradients as GEMMs (cpu_wgrad_gemm.c) ---- */
 
 /* dweight (K,C,R,S) += bf16(the weight gradient), dbias (K) += bf16(the bias gradient) when not
- * NULL, from dout (N,K,P,Q) and inp (N,C,H,W), with bf16 operands and f32 sums on oneDNN's bf16
- * matmul. Leaves dout converted to bf16 NHWC in scratch slot 0. */
-void cpu_bf16_wgrad_gemm(ssd_backend *be, float *dweight, float *dbias, const float *dout,
-                         const float *inp, const cpu_conv_dims *g);
+ * NULL, from dout (N,K,P,Q) and inp (N,C,H,W) (each f32 NCHW or bf16 NHWC: g->ydt, g->xdt), with
+ * bf16 operands and f32 sums on oneDNN's bf16 matmul. An f32 dout is left converted to bf16
+ * NHWC in scratch slot 0. */
+void cpu_bf16_wgrad_gemm(ssd_backend *be, float *dweight, float *dbias, const void *dout,
+                         const void *inp, const cpu_conv_dims *g);
 /* The layout (bf16 NHWC) and the scratch slot of the converted dout that cpu_bf16_wgrad_gemm
  * leaves behind for a backward-data pass of the same convolution. */
 const dnnl_memory_desc_t *cpu_bf16_wgrad_gemm_dout_md(ssd_backend *be, const cpu_conv_dims *g,
@@ -238,6 +245,33 @@ void cpu_maxpool_forward(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp
                          const ssd_pool_desc *d);
 void cpu_maxpool_backward(ssd_backend *be, ssd_tensor *dinp, const ssd_tensor *dout,
                           const ssd_tensor *inp, const ssd_pool_desc *d);
+
+/* ---- bf16 NHWC activations (cpu_nhwc.c; native bf16 math, backend.h) ---- */
+
+void cpu_nhwc_bn_train_forward(ssd_backend *be, ssd_tensor *out, ssd_tensor *save_mean,
+                               ssd_tensor *save_var, ssd_tensor *running_mean,
+                               ssd_tensor *running_var, const ssd_tensor *inp,
+                               const ssd_tensor *gamma, const ssd_tensor *beta,
+                               const ssd_tensor *residual, const ssd_bn_desc *d);
+void cpu_nhwc_bn_infer_forward(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp,
+                               const ssd_tensor *gamma, const ssd_tensor *beta,
+                               const ssd_tensor *running_mean, const ssd_tensor *running_var,
+                               const ssd_tensor *residual, const ssd_bn_desc *d);
+void cpu_nhwc_bn_backward(ssd_backend *be, ssd_tensor *dinp, ssd_tensor *dresidual,
+                          ssd_tensor *dgamma, ssd_tensor *dbeta, const ssd_tensor *dout,
+                          const ssd_tensor *out, const ssd_tensor *inp, const ssd_tensor *gamma,
+                          const ssd_tensor *save_mean, const ssd_tensor *save_var,
+                          const ssd_bn_desc *d);
+void cpu_nhwc_maxpool_forward(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp,
+                              const ssd_pool_desc *d);
+void cpu_nhwc_maxpool_backward(ssd_backend *be, ssd_tensor *dinp, const ssd_tensor *dout,
+                               const ssd_tensor *inp, const ssd_pool_desc *d);
+/* elementwise on bf16 tensors of any layout */
+void cpu_bf16_relu_forward(ssd_tensor *out, const ssd_tensor *inp);
+void cpu_bf16_relu_backward(ssd_tensor *dinp, const ssd_tensor *dout, const ssd_tensor *out);
+void cpu_bf16_add(ssd_tensor *out, const ssd_tensor *a, const ssd_tensor *b);
+void cpu_bf16_fill(ssd_tensor *t, double value);
+void cpu_bf16_scale(ssd_tensor *out, const ssd_tensor *inp, double alpha);
 
 /* dst[i] += src[i] (f32, OpenMP); used for parameter-gradient accumulation. */
 void cpu_accumulate_f32(float *dst, const float *src, int64_t n);

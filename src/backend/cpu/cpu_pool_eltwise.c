@@ -73,6 +73,10 @@ static relu_entry *relu_get(ssd_backend *be, ssd_op op, const ssd_tensor *t) {
 }
 
 void cpu_relu_forward(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp) {
+    if (inp->dtype == SSD_BF16) {
+        cpu_bf16_relu_forward(out, inp);
+        return;
+    }
     cpu_impl *im = cpu_impl_of(be);
     relu_entry *e = relu_get(be, SSD_OP_RELU_FWD, inp);
     dnnl_exec_arg_t args[2] = {
@@ -85,6 +89,10 @@ void cpu_relu_forward(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp) {
 
 void cpu_relu_backward(ssd_backend *be, ssd_tensor *dinp, const ssd_tensor *dout,
                        const ssd_tensor *out) {
+    if (out->dtype == SSD_BF16) {
+        cpu_bf16_relu_backward(dinp, dout, out);
+        return;
+    }
     cpu_impl *im = cpu_impl_of(be);
     relu_entry *e = relu_get(be, SSD_OP_RELU_BWD, out);
     dnnl_exec_arg_t args[3] = {
@@ -122,6 +130,10 @@ static inline int64_t window_argmax(const float *ip, int64_t H, int64_t W, int64
 
 void cpu_maxpool_forward(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp,
                          const ssd_pool_desc *d) {
+    if (inp->dtype == SSD_BF16) {
+        cpu_nhwc_maxpool_forward(be, out, inp, d);
+        return;
+    }
     const int64_t NC = inp->shape[0] * inp->shape[1], H = inp->shape[2], W = inp->shape[3];
     const int64_t P = out->shape[2], Q = out->shape[3];
     const float *x = inp->data;
@@ -141,6 +153,10 @@ void cpu_maxpool_forward(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp
 /* dinp = 0, then each output's gradient is added to its window's argmax, in output order. */
 void cpu_maxpool_backward(ssd_backend *be, ssd_tensor *dinp, const ssd_tensor *dout,
                           const ssd_tensor *inp, const ssd_pool_desc *d) {
+    if (inp->dtype == SSD_BF16) {
+        cpu_nhwc_maxpool_backward(be, dinp, dout, inp, d);
+        return;
+    }
     const int64_t NC = inp->shape[0] * inp->shape[1], H = inp->shape[2], W = inp->shape[3];
     const int64_t P = dout->shape[2], Q = dout->shape[3];
     const float *x = inp->data, *dy = dout->data;

@@ -6,9 +6,11 @@
  * better (~50-130). The same sums as a matrix product run on the matmul's AMX kernels at
  * 250-500 GFLOP/s (docs/backends.md).
  *
- * What: dout (N,K,P,Q) is converted once to bf16 NHWC (a oneDNN reorder into scratch slot 0,
- * the layout and slot where oneDNN's bf16 backward-data wants it, so cpu_conv2d_backward lets
- * that pass use it as it is). Then per image n, with PQ = P*Q output positions and CRS = C*R*S
+ * What: an f32 NCHW dout (N,K,P,Q) is converted once to bf16 NHWC (a oneDNN reorder into
+ * scratch slot 0, the layout and slot where oneDNN's bf16 backward-data wants it, so
+ * cpu_conv2d_backward lets that pass use it as it is); a bf16 NHWC dout (the activation form,
+ * backend.h) is used as it lies, and a bf16 NHWC input is transposed per image to the NCHW
+ * order the im2col reads. Then per image n, with PQ = P*Q output positions and CRS = C*R*S
  * weight entries:
  *   D_n (PQ x K)   = image n of the NHWC dout (row-major as it lies)
  *   B_n (CRS x PQ) = im2col of inp[n] rounded to bf16 (zero where the window leaves the image)
@@ -127,13 +129,28 @@ static void im2col_row(uint16_t *col, const uint16_t *xc, const cpu_conv_dims *g
     }
 }
 
-void cpu_bf16_wgrad_gemm(ssd_backend *be, float *dweight, float *dbias, const float *dout,
-                         const float *inp, const cpu_conv_dims *g) {
+/* xb (C x HW) = the transpose of one bf16 NHWC image x (HW x C), in tiles of TT x TT */
+#define TT 32
+static void transpose_image(uint16_t *xb, const uint16_t *x, int64_t HW, int64_t C) {
+    const int64_t tiles_c = (C + TT - 1) / TT, tiles_hw = (HW + TT - 1) / TT;
+    SSD_PARALLEL_FOR_IF(HW * C > 32768, t, tiles_c * tiles_hw, {
+        const int64_t c0 = t / tiles_hw * TT, h0 = t % tiles_hw * TT;
+        const int64_t c1 = c0 + TT < C ? c0 + TT : C, h1 = h0 + TT < HW ? h0 + TT : HW;
+        for (int64_t c = c0; c < c1; c++)
+            for (int64_t i = h0; i < h1; i++) xb[c * HW + i] = x[i * C + c];
+    });
+}
+
+void cpu_bf16_wgrad_gemm(ssd_backend *be, float *dweight, float *dbias, const void *dout,
+                         const void *inp, const cpu_conv_dims *g) {
     cpu_impl *im = cpu_impl_of(be);
     const int64_t K = g->K, PQ = g->P * g->Q, RS = g->R * g->S, CRS = g->C * RS;
     wgrad_gemm_entry *e = wgrad_gemm_get(be, g);
-    cpu_arg_in(be, &e->dout, dout); /* dout -> bf16 NHWC in slot 0 (left there for bwd-data) */
-    const uint16_t *d = e->dout.inner_ptr;
+    const uint16_t *d = dout; /* a bf16 NHWC dout is D as it lies */
+    if (g->ydt != SSD_BF16) {
+        cpu_arg_in(be, &e->dout, dout); /* f32 -> bf16 NHWC in slot 0 (left for bwd-data) */
+        d = e->dout.inner_ptr;
+    }
     uint16_t *b = cpu_slot(im, CPU_SLOT_BF16_1, (size_t)(CRS * PQ) * sizeof *b);
     const int64_t HW = g->H * g->W;
     uint16_t *xb = cpu_slot(im, CPU_SLOT_4, (size_t)(g->C * HW) * sizeof *xb);
@@ -147,9 +164,15 @@ void cpu_bf16_wgrad_gemm(ssd_backend *be, float *dweight, float *dbias, const fl
         {DNNL_ARG_SRC, e->b}, {DNNL_ARG_WEIGHTS, e->d}, {DNNL_ARG_DST, e->acc}};
     for (int64_t n = 0; n < g->N; n++) {
         const uint16_t *dn = d + n * PQ * K;
-        const float *x = inp + n * g->C * HW;
-        /* the image in bf16 once, then its im2col by copies */
-        SSD_PARALLEL_FOR_IF(g->C * HW > 32768, c, g->C, round_span(xb + c * HW, x + c * HW, HW););
+        /* the image in bf16 NCHW once (rounded, or transposed from NHWC), then its im2col by
+         * copies */
+        if (g->xdt == SSD_BF16) {
+            transpose_image(xb, (const uint16_t *)inp + n * g->C * HW, HW, g->C);
+        } else {
+            const float *x = (const float *)inp + n * g->C * HW;
+            SSD_PARALLEL_FOR_IF(g->C * HW > 32768, c, g->C,
+                                round_span(xb + c * HW, x + c * HW, HW););
+        }
         SSD_PARALLEL_FOR_IF(CRS * PQ > 32768, row, CRS, {
             const int64_t c = row / RS, r = (row % RS) / g->S, s = row % g->S;
             im2col_row(b + row * PQ, xb + c * HW, g, r, s);
