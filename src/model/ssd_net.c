@@ -11,26 +11,42 @@
 #include "core/mem.h"
 #include "model/ssd_model.h"
 
-/* ---- activation planning ---- */
+/* ---- activation planning ----
+ *
+ * Activations and their gradients take the backend's activation form when it has one
+ * (be->act_custom: the cpu backend's native bf16 math keeps them bf16 NHWC, so the layers pass
+ * them on without conversions); otherwise, and always for the images, the head outputs
+ * (gathered into loc/conf by copy_rows), their gradients and the per-channel tensors, the
+ * model's dtype, row-major. */
+
+static bool custom_acts(const ssd_model *m) { return m->be->act_custom && m->dtype == SSD_F32; }
 
 static ssd_tensor act4(ssd_model *m, int64_t n, int64_t c, int64_t h, int64_t w,
                        const char *name) {
     int64_t shape[4] = {n, c, h, w};
-    return ssd_backend_tensor_alloc(m->be, m->dtype, 4, shape, name);
+    if (!custom_acts(m)) return ssd_backend_tensor_alloc(m->be, m->dtype, 4, shape, name);
+    ssd_tensor t = ssd_backend_tensor_alloc(m->be, m->be->act_dtype, 4, shape, name);
+    t.layout = m->be->act_layout;
+    return t;
 }
 
+/* a new tensor in the form (dtype, layout) and shape of `like` */
 static ssd_tensor act_like(ssd_model *m, const ssd_tensor *like, const char *name) {
-    return ssd_backend_tensor_alloc(m->be, m->dtype, like->ndim, like->shape, name);
+    ssd_tensor t = ssd_backend_tensor_alloc(m->be, like->dtype, like->ndim, like->shape, name);
+    t.layout = like->layout;
+    return t;
 }
 
 static ssd_tensor vec(ssd_model *m, int64_t c, const char *name) {
     return ssd_backend_tensor_alloc(m->be, m->dtype, 1, &c, name);
 }
 
-/* A shaped view of raw scratch memory. */
+/* A view of raw scratch memory in the form and shape of `like` (scratch is sized in the
+ * model's dtype, never smaller than the activation form's). */
 static ssd_tensor sview(ssd_model *m, void *mem, const ssd_tensor *like, const char *name) {
-    ssd_tensor t = ssd_tensor_view(mem, m->dtype, like->ndim, like->shape, name);
+    ssd_tensor t = ssd_tensor_view(mem, like->dtype, like->ndim, like->shape, name);
     t.device = m->be->device;
+    t.layout = like->layout;
     return t;
 }
 
@@ -41,6 +57,16 @@ static ssd_tensor conv_act(ssd_model *m, const ssd_tensor *x, const ssd_conv_lay
     int64_t p = ssd_conv_out_size(x->shape[2], w->shape[2], l->desc.stride_h, l->desc.pad_h);
     int64_t q = ssd_conv_out_size(x->shape[3], w->shape[3], l->desc.stride_w, l->desc.pad_w);
     return act4(m, x->shape[0], w->shape[0], p, q, name);
+}
+
+/* A head's output: the model's dtype, row-major (copy_rows gathers it into loc/conf). */
+static ssd_tensor head_act(ssd_model *m, const ssd_tensor *x, const ssd_conv_layer *l,
+                           const char *name) {
+    ssd_tensor t = conv_act(m, x, l, name);
+    if (t.dtype == m->dtype && t.layout == SSD_LAYOUT_ROWMAJOR) return t;
+    ssd_tensor h = ssd_backend_tensor_alloc(m->be, m->dtype, 4, t.shape, name);
+    ssd_backend_tensor_free(m->be, &t);
+    return h;
 }
 
 static void plan_block(ssd_model *m, ssd_block_acts *b, const ssd_block_layers *l,
@@ -102,8 +128,8 @@ ssd_acts *ssd_acts_create(ssd_model *m, int n) {
         const ssd_tensor *f = i == 0 ? &a->blk[SSD_NUM_BLOCKS - 1].out : &a->ex_br[i - 1];
         SSD_ASSERT(f->shape[1] == ssd_level(i)->channels && f->shape[2] == ssd_level(i)->size,
                    "feature map %d has the wrong shape", i);
-        a->head_loc[i] = conv_act(m, f, &net->loc[i], "head_loc");
-        a->head_conf[i] = conv_act(m, f, &net->conf[i], "head_conf");
+        a->head_loc[i] = head_act(m, f, &net->loc[i], "head_loc");
+        a->head_conf[i] = head_act(m, f, &net->conf[i], "head_conf");
         head_max = numel_max(head_max, &a->head_conf[i]);
         if (i > 0) a->dfeat[i] = act_like(m, f, "d_feature");
     }

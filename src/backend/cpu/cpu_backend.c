@@ -198,13 +198,18 @@ static bool ssd_cpu_bf16_native(void) { return __builtin_cpu_supports("avx512bf1
 
 ssd_backend *ssd_backend_cpu_create(ssd_error *err) {
     const char *math = getenv("SSD_CPU_MATH"), *wino = getenv("SSD_WINOGRAD"),
-               *wgrad = getenv("SSD_CPU_BF16_WGRAD");
+               *wgrad = getenv("SSD_CPU_BF16_WGRAD"), *acts = getenv("SSD_CPU_BF16_ACTS");
     if (math && *math && strcmp(math, "f32") && strcmp(math, "bf16") && strcmp(math, "bf16emu")) {
         ssd_fail(err, SSD_ERR_ARG, "SSD_CPU_MATH='%s': expected f32, bf16 or bf16emu", math);
         return NULL;
     }
     if (wino && *wino && strcmp(wino, "0") && strcmp(wino, "1")) {
         ssd_fail(err, SSD_ERR_ARG, "SSD_WINOGRAD='%s': expected 1 (the default) or 0", wino);
+        return NULL;
+    }
+    if (acts && *acts && strcmp(acts, "bf16") && strcmp(acts, "f32")) {
+        ssd_fail(err, SSD_ERR_ARG, "SSD_CPU_BF16_ACTS='%s': expected bf16 (the default) or f32",
+                 acts);
         return NULL;
     }
     if (wgrad && *wgrad && strcmp(wgrad, "gemm") && strcmp(wgrad, "native")) {
@@ -217,6 +222,11 @@ ssd_backend *ssd_backend_cpu_create(ssd_error *err) {
     im->bf16 = math && (!strcmp(math, "bf16") || !strcmp(math, "bf16emu"));
     im->bf16_native = im->bf16 && !strcmp(math, "bf16") && ssd_cpu_bf16_native();
     im->bf16_wgrad_native = im->bf16_native && wgrad && !strcmp(wgrad, "native");
+    /* the model's activations in bf16 NHWC between layers (backend.h; SSD_CPU_BF16_ACTS=f32
+     * keeps them f32 NCHW, converted around each convolution: the path before) */
+    be->act_custom = im->bf16_native && !(acts && !strcmp(acts, "f32"));
+    be->act_dtype = SSD_BF16;
+    be->act_layout = SSD_LAYOUT_NHWC;
     be->name = "cpu";
     be->ops = &k_cpu_ops;
     be->device.kind = SSD_DEVICE_HOST;
