@@ -182,12 +182,14 @@ const char *ssd_cli_autocast(const char *prog, const char *backend) {
     const bool emu = m && !strcmp(m, "bf16emu");
     if (!emu) setenv("SSD_CPU_MATH", "bf16", 1);
     if (__builtin_cpu_supports("avx512bf16") && !emu) {
-        const char *w = getenv("SSD_CPU_BF16_WGRAD");
+        const char *w = getenv("SSD_CPU_BF16_WGRAD"), *a = getenv("SSD_CPU_BF16_ACTS");
         fprintf(stderr,
                 "%s: cpu bf16: convolutions on oneDNN's native bf16 kernels (bf16 operands and "
-                "results, f32 sums), as autocast runs them; weight gradients %s\n",
+                "results, f32 sums), as autocast runs them; weight gradients %s; activations %s\n",
                 prog, w && !strcmp(w, "native") ? "on its backward-weights kernel"
-                                                : "as GEMMs on its bf16 matmul");
+                                                : "as GEMMs on its bf16 matmul",
+                a && !strcmp(a, "f32") ? "f32 NCHW between layers (SSD_CPU_BF16_ACTS=f32)"
+                                       : "bf16 NHWC end to end (batch norm, ReLU, pooling in bf16)");
         return NULL;
     }
     fprintf(stderr,
