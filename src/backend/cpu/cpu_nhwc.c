@@ -321,32 +321,36 @@ void cpu_bf16_scale(ssd_tensor *out, const ssd_tensor *inp, double alpha) {
 
 /* For output row (n, p, q), channels c0..c0+cw-1: the input row of each channel's first
  * maximum in row-major window order (a later value wins only when strictly greater, a NaN wins
- * at once and stays), -1 where the window is padding only. */
-static void window_argmax_rows(int64_t *arg, const bf16 *x, int64_t n, int64_t H, int64_t W,
-                               int64_t C, int64_t c0, int cw, int64_t p, int64_t q,
+ * at once and stays), -1 where the window is padding only; best[] gets the maxima. Selects, not
+ * branches, so the channel loop vectorises. */
+static void window_argmax_rows(int64_t *arg, float *best, const bf16 *x, int64_t n, int64_t H,
+                               int64_t W, int64_t C, int64_t c0, int cw, int64_t p, int64_t q,
                                const ssd_pool_desc *d) {
     const int64_t h0 = p * d->stride - d->pad, w0 = q * d->stride - d->pad;
     const int64_t ha = h0 < 0 ? 0 : h0, hb = h0 + d->kernel < H ? h0 + d->kernel : H;
     const int64_t wa = w0 < 0 ? 0 : w0, wb = w0 + d->kernel < W ? w0 + d->kernel : W;
-    float best[CB];
-    bool nan[CB];
+    if (ha >= hb || wa >= wb) {
+        for (int j = 0; j < cw; j++) arg[j] = -1;
+        return;
+    }
+    const int64_t row0 = (n * H + ha) * W + wa;
+    const bf16 *p0 = x + row0 * C + c0;
+#pragma omp simd
     for (int j = 0; j < cw; j++) {
-        arg[j] = -1;
-        best[j] = 0.0f;
-        nan[j] = false;
+        arg[j] = row0;
+        best[j] = ld(p0[j]);
     }
     for (int64_t h = ha; h < hb; h++)
-        for (int64_t w = wa; w < wb; w++) {
+        for (int64_t w = h == ha ? wa + 1 : wa; w < wb; w++) {
             const int64_t row = (n * H + h) * W + w;
             const bf16 *px = x + row * C + c0;
+#pragma omp simd
             for (int j = 0; j < cw; j++) {
-                const float v = ld(px[j]);
-                if (nan[j]) continue;
-                if (isnan(v) || arg[j] < 0 || v > best[j]) {
-                    arg[j] = row;
-                    best[j] = v;
-                    nan[j] = isnan(v);
-                }
+                const float v = ld(px[j]), b = best[j];
+                /* b == b: the best so far is no NaN (a NaN stays); v != v: v is a NaN */
+                const bool take = b == b && (v != v || v > b);
+                arg[j] = take ? row : arg[j];
+                best[j] = take ? v : b;
             }
         }
 }
@@ -362,9 +366,10 @@ void cpu_nhwc_maxpool_forward(ssd_backend *be, ssd_tensor *out, const ssd_tensor
         const int64_t n = t / NB, c0 = t % NB * CB;
         const int cw = (int)(C - c0 < CB ? C - c0 : CB);
         int64_t arg[CB];
+        float best[CB];
         for (int64_t p = 0; p < P; p++)
             for (int64_t q = 0; q < Q; q++) {
-                window_argmax_rows(arg, x, n, H, W, C, c0, cw, p, q, d);
+                window_argmax_rows(arg, best, x, n, H, W, C, c0, cw, p, q, d);
                 bf16 *py = y + ((n * P + p) * Q + q) * C + c0;
                 for (int j = 0; j < cw; j++) py[j] = arg[j] < 0 ? ninf : x[arg[j] * C + c0 + j];
             }
@@ -385,11 +390,12 @@ void cpu_nhwc_maxpool_backward(ssd_backend *be, ssd_tensor *dinp, const ssd_tens
         const int64_t n = t / NB, c0 = t % NB * CB;
         const int cw = (int)(C - c0 < CB ? C - c0 : CB);
         int64_t arg[CB];
+        float best[CB];
         for (int64_t r = n * H * W; r < (n + 1) * H * W; r++)
             memset(dx + r * C + c0, 0, (size_t)cw * sizeof(bf16));
         for (int64_t p = 0; p < P; p++)
             for (int64_t q = 0; q < Q; q++) {
-                window_argmax_rows(arg, x, n, H, W, C, c0, cw, p, q, d);
+                window_argmax_rows(arg, best, x, n, H, W, C, c0, cw, p, q, d);
                 const bf16 *pg = dy + ((n * P + p) * Q + q) * C + c0;
                 for (int j = 0; j < cw; j++)
                     if (arg[j] >= 0) {
