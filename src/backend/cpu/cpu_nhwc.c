@@ -174,6 +174,56 @@ static inline float masked(const bf16 *v, const bf16 *y, int64_t i) {
     return !y || ld(y[i]) > 0.0f ? vi : 0.0f;
 }
 
+/* sdy[j], sdyx[j]: the sums of dy and dy * (x - mean) over the rows for channels c0..c0+cw-1,
+ * dy = v masked where y <= 0 (y given); also written to wr when wr is not NULL. Always inlined:
+ * each call has wr NULL or not, so each copy is one plain loop. */
+static inline __attribute__((always_inline)) void bwd_sums(const bf16 *x, const bf16 *v,
+                                                            const bf16 *y, bf16 *wr,
+                                                            nhwc_geom g, int64_t c0, int cw,
+                                                            const float *mean, double *sdy,
+                                                            double *sdyx) {
+    for (int j = 0; j < cw; j++) sdy[j] = sdyx[j] = 0.0;
+    for (int64_t r0 = 0; r0 < g.M; r0 += BLOCK) {
+        const int64_t r1 = r0 + BLOCK < g.M ? r0 + BLOCK : g.M;
+        float a[LANES][CB], b[LANES][CB], ta[CB], tb[CB];
+        memset(a, 0, sizeof a);
+        memset(b, 0, sizeof b);
+        memset(ta, 0, sizeof ta);
+        memset(tb, 0, sizeof tb);
+        int64_t r = r0;
+        for (; r + LANES <= r1; r += LANES)
+            for (int l = 0; l < LANES; l++) {
+                const int64_t o = (r + l) * g.C + c0;
+#pragma omp simd
+                for (int j = 0; j < cw; j++) {
+                    const float gv = masked(v, y, o + j);
+                    if (wr) wr[o + j] = st(gv);
+                    a[l][j] += gv;
+                    b[l][j] += gv * (ld(x[o + j]) - mean[j]);
+                }
+            }
+        for (; r < r1; r++) {
+            const int64_t o = r * g.C + c0;
+#pragma omp simd
+            for (int j = 0; j < cw; j++) {
+                const float gv = masked(v, y, o + j);
+                if (wr) wr[o + j] = st(gv);
+                ta[j] += gv;
+                tb[j] += gv * (ld(x[o + j]) - mean[j]);
+            }
+        }
+        for (int j = 0; j < cw; j++) {
+            float la[LANES], lb[LANES];
+            for (int l = 0; l < LANES; l++) {
+                la[l] = a[l][j];
+                lb[l] = b[l][j];
+            }
+            sdy[j] += (double)lanes_total(la, ta[j]);
+            sdyx[j] += (double)lanes_total(lb, tb[j]);
+        }
+    }
+}
+
 /* batch norm backward over channels c0..c0+cw-1 (cpu_nhwc_bn_backward) */
 typedef struct bn_bwd_args {
     nhwc_geom g;
@@ -195,54 +245,14 @@ static void bn_bwd_block(const bn_bwd_args *A, int64_t blk) {
     const int cw = block_width(g, blk);
     float mean[CB];
     for (int j = 0; j < cw; j++) mean[j] = sm[c0 + j];
-    /* the masked gradient is an output when dresidual is given: written (exact: a bf16
-     * value or zero), then read back as dy */
-    if (dres)
-        for (int64_t r = 0; r < g.M; r++) {
-            const int64_t o = r * g.C + c0;
-#pragma omp simd
-            for (int j = 0; j < cw; j++) dres[o + j] = st(masked(dy_in, y, o + j));
-        }
-    const bf16 *v = dres ? dres : dy_in, *ym = dres ? NULL : y;
+    /* the masked gradient is an output when dresidual is given: written by the sums' pass
+     * (exact: a bf16 value or zero), then read back as dy */
     double sdy[CB], sdyx[CB];
-    for (int j = 0; j < cw; j++) sdy[j] = sdyx[j] = 0.0;
-    for (int64_t r0 = 0; r0 < g.M; r0 += BLOCK) {
-        const int64_t r1 = r0 + BLOCK < g.M ? r0 + BLOCK : g.M;
-        float a[LANES][CB], b[LANES][CB], ta[CB], tb[CB];
-        memset(a, 0, sizeof a);
-        memset(b, 0, sizeof b);
-        memset(ta, 0, sizeof ta);
-        memset(tb, 0, sizeof tb);
-        int64_t r = r0;
-        for (; r + LANES <= r1; r += LANES)
-            for (int l = 0; l < LANES; l++) {
-                const int64_t o = (r + l) * g.C + c0;
-#pragma omp simd
-                for (int j = 0; j < cw; j++) {
-                    const float gv = masked(v, ym, o + j);
-                    a[l][j] += gv;
-                    b[l][j] += gv * (ld(x[o + j]) - mean[j]);
-                }
-            }
-        for (; r < r1; r++) {
-            const int64_t o = r * g.C + c0;
-#pragma omp simd
-            for (int j = 0; j < cw; j++) {
-                const float gv = masked(v, ym, o + j);
-                ta[j] += gv;
-                tb[j] += gv * (ld(x[o + j]) - mean[j]);
-            }
-        }
-        for (int j = 0; j < cw; j++) {
-            float la[LANES], lb[LANES];
-            for (int l = 0; l < LANES; l++) {
-                la[l] = a[l][j];
-                lb[l] = b[l][j];
-            }
-            sdy[j] += (double)lanes_total(la, ta[j]);
-            sdyx[j] += (double)lanes_total(lb, tb[j]);
-        }
-    }
+    if (dres)
+        bwd_sums(x, dy_in, y, dres, g, c0, cw, mean, sdy, sdyx);
+    else
+        bwd_sums(x, dy_in, y, NULL, g, c0, cw, mean, sdy, sdyx);
+    const bf16 *v = dres ? dres : dy_in, *ym = dres ? NULL : y;
     float ka[CB], kb[CB], kk[CB];
     for (int j = 0; j < cw; j++) {
         const int64_t c = c0 + j;
