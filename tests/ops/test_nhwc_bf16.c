@@ -14,7 +14,9 @@
  * - convolutions: the same convolution on f32 NCHW tensors in the bf16 math (cpu_ops_parity_bf16
  *   checks that rule against ref) on the same bf16 values, bit for bit, for each mix of forms
  *   the network uses (bf16 NHWC in and out; f32 images in; f32 head outputs out), with the weight
- *   gradients on the default GEMMs and on oneDNN's kernel, and through the fused backward. */
+ *   gradients on the default GEMMs and on oneDNN's kernel, and through the fused backward; where
+ *   backward-data runs as a forward convolution (256+ channels), its dx against ref's f64 result
+ *   as above. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -302,6 +304,37 @@ static void test_conv(void **state) {
     }
 }
 
+/* Backward-data of a 3x3 stride-1 convolution with 256 channels each side runs as the forward
+ * convolution of dout with the rotated, transposed weights when dout is bf16 NHWC: the same
+ * products in another summation order, so dx is checked against ref's f64 result (rounded to
+ * bf16); y and the parameter gradients stay bit for bit those of the f32-tensor path. */
+static void test_conv_bwd_data_as_forward(void **state) {
+    fixture *f = *state;
+    ssd_rng r = ssd_rng_stream(46, SSD_RNG_DOMAIN_TEST, 0, 0, 0);
+    const int64_t N = 2, C = 256, K = 272, H = 7, W = 6;
+    ssd_conv_desc d = {1, 1, 1, 1};
+    ssd_tensor x = rand_bf16(&r, N, C, H, W, -1, 1, "x"), dy = rand_bf16(&r, N, K, H, W, -1, 1, "dy");
+    ssd_tensor w = rand_bf16(&r, K, C, 3, 3, -.5, .5, "w");
+    const int64_t ks[1] = {K};
+    ssd_tensor b = or_rand(&r, 1, ks, -.5, .5, "b");
+    ssd_tensor want[4], got[4];
+    conv_run(f->cpu, want, SSD_F32, SSD_F32, &x, &w, &b, &dy, &d, false);
+    or_outputs exact = or_conv(f->ref, SSD_F64, &x, &w, &b, &dy, &d);
+    for (int fused = 0; fused < 2; fused++) {
+        conv_run(f->cpu, got, SSD_BF16, SSD_BF16, &x, &w, &b, &dy, &d, fused);
+        assert_non_null(strstr(f->cpu->stats.last_impl, "bwd-as-fwd"));
+        check_bits(&got[0], &want[0], "conv 256 y");
+        check_bf16(&got[1], &exact.t[1], fused ? "conv 256 dx (fused)" : "conv 256 dx", 0.0);
+        check_bits(&got[2], &want[2], "conv 256 dw");
+        check_bits(&got[3], &want[3], "conv 256 db");
+        for (int i = 0; i < 4; i++) ssd_tensor_free(&got[i]);
+    }
+    for (int i = 0; i < 4; i++) ssd_tensor_free(&want[i]);
+    or_free(&exact);
+    ssd_tensor *t[] = {&x, &w, &dy, &b};
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) ssd_tensor_free(t[i]);
+}
+
 /* No conversion runs for a convolution between bf16 NHWC activations but the weights'. */
 static void test_conv_no_activation_reorders(void **state) {
     fixture *f = *state;
@@ -347,6 +380,7 @@ int main(void) {
         cmocka_unit_test(test_relu_eltwise),
         cmocka_unit_test(test_maxpool),
         cmocka_unit_test(test_conv),
+        cmocka_unit_test(test_conv_bwd_data_as_forward),
         cmocka_unit_test(test_conv_no_activation_reorders),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -234,6 +234,17 @@ static conv_bwd_data_entry *conv_bwd_data_get(ssd_backend *be, const conv_dims *
     return e;
 }
 
+/* Whether a bf16 backward-data pass runs as the forward convolution of dout with the rotated,
+ * transposed weights: 3x3, stride 1, pad 1 (then dinp = conv3x3 pad 1 of dout with w'[c][k][r][s]
+ * = w[k][c][2-r][2-s]), dout in the bf16 NHWC activation form, and 256 channels or more on both
+ * sides. There oneDNN 2.6.3's forward (brgconv:avx512_core_amx_bf16) ran at ~770 GFLOP/s against
+ * ~500 for its backward-data (jit:avx512_core_amx_bf16) on the 38x38 layers at batch 8; on the
+ * 64- and 128-channel layers the backward-data kernel is the faster one (docs/backends.md). */
+static bool bwd_data_as_fwd(const cpu_impl *im, ssd_dtype pdt, const conv_dims *c) {
+    return im->bf16_native && pdt == SSD_BF16 && c->ydt == SSD_BF16 && c->R == 3 && c->S == 3 &&
+           c->sh == 1 && c->sw == 1 && c->ph == 1 && c->pw == 1 && c->C >= 256 && c->K >= 256;
+}
+
 /* With ddst_ready the converted dout is already in slot 0 (cpu_conv2d_backward). */
 static void conv_backward_data_dt(ssd_backend *be, ssd_tensor *dinp, const ssd_tensor *dout,
                                   const ssd_tensor *weight, const ssd_conv_desc *d, ssd_dtype pdt,
@@ -244,6 +255,22 @@ static void conv_backward_data_dt(ssd_backend *be, ssd_tensor *dinp, const ssd_t
         /* dinp = conv3x3 of dout (K channels) with the rotated, transposed weights */
         cpu_wino_conv3x3(be, dinp->data, dout->data, weight->data, NULL, c.N, c.K, c.P, c.Q,
                          c.C, true);
+        return;
+    }
+    if (!ddst_ready && bwd_data_as_fwd(im, pdt, &c)) {
+        /* w' (C,K,3,3) in f32 (a permutation: the forward's weight reorder rounds it to bf16
+         * as backward-data's would) */
+        const int64_t C = c.C, K = c.K;
+        float *wt = cpu_slot(im, CPU_SLOT_BF16_0, (size_t)(C * K * 9) * sizeof *wt);
+        const float *w = weight->data;
+        SSD_PARALLEL_FOR_IF(C * K * 9 > 32768, ci, C, {
+            for (int64_t k = 0; k < K; k++)
+                for (int rs = 0; rs < 9; rs++) wt[(ci * K + k) * 9 + rs] = w[(k * C + ci) * 9 + 8 - rs];
+        });
+        const int64_t ws[4] = {C, K, 3, 3};
+        ssd_tensor tw = ssd_tensor_view(wt, SSD_F32, 4, ws, "rotated weight");
+        conv_forward_dt(be, dinp, dout, &tw, NULL, d, pdt);
+        cpu_note_suffix(be, ":bwd-as-fwd");
         return;
     }
     conv_bwd_data_entry *e = conv_bwd_data_get(be, &c, pdt);
