@@ -411,9 +411,8 @@ static ssd_tensor zeroed(cpu_impl *im, int slot, const ssd_tensor *t) {
  * rather than the emulation's rounded copies, and in which type those primitives compute. */
 static bool on_prims(const cpu_impl *im) { return !im->bf16 || im->bf16_native; }
 static ssd_dtype prim_dtype(const cpu_impl *im) { return im->bf16 ? SSD_BF16 : SSD_F32; }
-/* on_prims for the weight gradients: the native bf16 path runs GEMMs instead by default */
+/* the native bf16 path runs the weight gradients as GEMMs by default */
 static bool wgrad_gemm(const cpu_impl *im) { return im->bf16_native && !im->bf16_wgrad_native; }
-static bool wgrad_on_prims(const cpu_impl *im) { return on_prims(im) && !wgrad_gemm(im); }
 
 static void note_bf16(ssd_backend *be) { cpu_note_suffix(be, ":bf16"); }
 
@@ -489,22 +488,30 @@ void cpu_conv2d_backward(ssd_backend *be, ssd_tensor *dweight, ssd_tensor *dbias
     cpu_impl *im = cpu_impl_of(be);
     conv_dims c = conv_dims_of(inp, weight, dout, d);
     const ssd_dtype pdt = prim_dtype(im);
-    bool share = wgrad_on_prims(im) &&
-                 !cpu_wino_applicable(im, pdt, c.R, c.S, c.sh, c.sw, c.ph, c.pw, c.H, c.W, c.C,
-                                      c.K);
-    if (wgrad_gemm(im)) { /* the GEMM leaves dout in bf16 NHWC in its slot */
+    /* Backward-data takes the dout that backward-weights converted when both want it in one
+     * layout in one slot: the GEMM's bf16 NHWC copy of an f32 dout, or the reorder of oneDNN's
+     * backward-weights. Not for Winograd, the emulation, or a dout already in the bf16
+     * activation form (nothing to convert). The lookups here are probes, not uses: they are
+     * not counted as cache reuses. */
+    bool share = false;
+    if (on_prims(im) && c.ydt != SSD_BF16 &&
+        !cpu_wino_applicable(im, pdt, c.R, c.S, c.sh, c.sw, c.ph, c.pw, c.H, c.W, c.C, c.K)) {
+        const uint64_t reused = be->stats.prims_reused;
+        const dnnl_memory_desc_t *md;
         int slot;
-        const dnnl_memory_desc_t *md = cpu_bf16_wgrad_gemm_dout_md(be, &c, &slot);
+        bool converted = true; /* the GEMM always converts an f32 dout */
+        if (wgrad_gemm(im)) {
+            md = cpu_bf16_wgrad_gemm_dout_md(be, &c, &slot);
+        } else {
+            const conv_bwd_w_entry *ew = conv_bwd_w_get(be, &c, pdt, dbias != NULL);
+            md = cpu_prim_md(&ew->conv, dnnl_query_diff_dst_md, 0);
+            slot = ew->ddst.slot;
+            converted = ew->ddst.has_reorder;
+        }
         const conv_bwd_data_entry *ed = conv_bwd_data_get(be, &c, pdt);
-        share = ed->ddst.has_reorder && ed->ddst.slot == slot &&
+        share = converted && ed->ddst.has_reorder && ed->ddst.slot == slot &&
                 dnnl_memory_desc_equal(md, cpu_prim_md(&ed->conv, dnnl_query_diff_dst_md, 0));
-    } else if (share) {
-        const conv_bwd_w_entry *ew = conv_bwd_w_get(be, &c, pdt, dbias != NULL);
-        const conv_bwd_data_entry *ed = conv_bwd_data_get(be, &c, pdt);
-        share = ew->ddst.has_reorder && ed->ddst.has_reorder &&
-                ew->ddst.slot == ed->ddst.slot &&
-                dnnl_memory_desc_equal(cpu_prim_md(&ew->conv, dnnl_query_diff_dst_md, 0),
-                                       cpu_prim_md(&ed->conv, dnnl_query_diff_dst_md, 0));
+        be->stats.prims_reused = reused;
     }
     cpu_conv2d_backward_weights(be, dweight, dbias, dout, inp, d);
     if (!share) {
