@@ -157,8 +157,16 @@ static void check_tensor(ssd_backend *be, const ssd_tensor *t, const char *op, c
     SSD_ASSERT(t->device.kind == be->device.kind && t->device.index == be->device.index,
                "%s: %s ('%s') lives on another device than backend %s", op, arg, t->name,
                be->name);
-    SSD_ASSERT(t->layout == SSD_LAYOUT_ROWMAJOR || (t->layout == SSD_LAYOUT_NHWC && t->ndim == 4),
-               "%s: %s ('%s') is channels-last but not 4-d", op, arg, t->name);
+    /* channels-last only as the backend's activation form, and a backend's activation dtype
+     * (other than f32) only in its activation layout: the cpu backend reads a bf16 tensor as
+     * NHWC */
+    const bool act_dt = be->act_custom && be->act_dtype != SSD_F32 && t->dtype == be->act_dtype;
+    if (t->layout != SSD_LAYOUT_ROWMAJOR || act_dt)
+        SSD_ASSERT(be->act_custom && t->dtype == be->act_dtype && t->layout == be->act_layout &&
+                       t->ndim == 4,
+                   "%s: %s ('%s') is a %d-d %s %s tensor, not backend %s's activation form", op,
+                   arg, t->name, t->ndim, ssd_dtype_name(t->dtype),
+                   t->layout == SSD_LAYOUT_NHWC ? "channels-last" : "row-major", be->name);
 }
 
 /* The dtype of the parameters (weights, BN's per-channel tensors) that go with activations of

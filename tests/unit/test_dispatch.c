@@ -81,6 +81,15 @@ static void bf16_on_ref(void) {
     ssd_fill(be, &a, 1.0);
 }
 
+/* a channels-last tensor on ref, which has no activation form */
+static void nhwc_on_ref(void) {
+    ssd_backend *be = ssd_backend_ref_create();
+    int64_t s[4] = {1, 4, 2, 2};
+    ssd_tensor a = ssd_backend_tensor_alloc(be, SSD_F32, 4, s, "act");
+    a.layout = SSD_LAYOUT_NHWC;
+    ssd_relu_forward(be, &a, &a);
+}
+
 /* copy_rows whose last row would end past dst / whose ranges overlap. */
 static void copy_rows_past_end(void) {
     ssd_backend *be = ssd_backend_ref_create();
@@ -110,6 +119,8 @@ static void test_dispatch_aborts(void **state) {
     assert_non_null(strstr(m, "gamma ('bn.weight') has shape (7), expected (8)"));
     m = run_dying(bf16_on_ref);
     assert_non_null(strstr(m, "backend ref does not run fill in bf16"));
+    m = run_dying(nhwc_on_ref);
+    assert_non_null(strstr(m, "input ('act') is a 4-d f32 channels-last tensor, not backend ref's activation form"));
     m = run_dying(copy_rows_past_end);
     assert_non_null(strstr(m, "copy_rows: writes past dst ('loc', 100 elements)"));
     m = run_dying(copy_rows_overlap);

@@ -16,7 +16,7 @@
 static bool cpu_supports(ssd_backend *be, ssd_op op, ssd_dtype dt) {
     if (dt == SSD_F32) return true; /* bf16 math also rounds f32 tensors (cpu_conv.c) */
     /* bf16 NHWC activations (backend.h, cpu_nhwc.c) with native bf16 math */
-    if (dt != SSD_BF16 || !cpu_impl_of(be)->bf16_native) return false;
+    if (dt != SSD_BF16 || !be->act_custom) return false; /* set with native bf16 math */
     switch (op) {
     case SSD_OP_CONV2D_FWD: case SSD_OP_CONV2D_BWD_DATA: case SSD_OP_CONV2D_BWD_WEIGHTS:
     case SSD_OP_BN_TRAIN_FWD: case SSD_OP_BN_BWD: case SSD_OP_BN_INFER_FWD:
