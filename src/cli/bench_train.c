@@ -403,6 +403,9 @@ int ssd_bench_train(const bench_args *a) {
         printf("SSD300-ResNet34 training step, batch %d, %s, %d threads; %.1f GFLOP per step "
                "(conv, direct-equivalent); f32 FMA peak %.1f GFLOP/s (%s)\n",
                B, !bf16 ? "f32"
+                  : be->act_custom
+                      ? "bf16 convolutions (oneDNN's bf16 kernels) and bf16 NHWC activations; "
+                        "%peak against the f32 peak"
                   : be->conv_math && !strcmp(be->conv_math, "bf16-native")
                       ? "bf16 convolutions (oneDNN's bf16 kernels), the rest f32; %peak against the "
                         "f32 peak"

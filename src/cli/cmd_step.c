@@ -211,7 +211,7 @@ int ssd_cmd_step(int argc, char **argv) {
         {"--repeat", SSD_OPT_INT, &a.repeat, false, 0, 100000, "K",
          "then time K more steps on the same batch and print the median"},
         {"--autocast", SSD_OPT_FLAG, &a.autocast, false, 1, 0, NULL,
-         "bf16 convolutions as PyTorch autocast runs them, the rest f32 (cpu, cuda)"},
+         "bf16 as PyTorch autocast runs it (cpu, cuda; as ssd train --autocast)"},
     };
     int nopts = (int)(sizeof opts / sizeof opts[0]);
     const char *summary = "One training-mode forward, loss and backward of SSD300-ResNet34 on a given\n"

@@ -173,9 +173,10 @@ int ssd_cmd_train(int argc, char **argv) {
         {"--batch-splits", SSD_OPT_INT, &batch_splits, false, 1, 4096, "K",
          "gradient accumulation: K fragments per batch, one optimizer step (divides the batch)"},
         {"--autocast", SSD_OPT_FLAG, &autocast, false, 1, 0, NULL,
-         "bf16 convolutions as PyTorch autocast runs them, the rest f32: cuda on tensor cores "
-         "(NHWC; = SSD_CUDA_MATH=bf16), cpu rounded to bf16 on the f32 kernels "
-         "(= SSD_CPU_MATH=bf16)"},
+         "bf16 as PyTorch autocast runs it (bf16 convolutions; f32 master weights, BN "
+         "statistics, loss and update): cuda on tensor cores (NHWC; = SSD_CUDA_MATH=bf16), cpu "
+         "on oneDNN's bf16 kernels with bf16 NHWC activations where the CPU has avx512_bf16, "
+         "else emulated on the f32 kernels (= SSD_CPU_MATH=bf16)"},
         {"--backend", SSD_OPT_STR, &backend, false, 1, 0, "NAME",
          "compute backend (ssd backends lists them)"},
         {"--tf32", SSD_OPT_FLAG, &tf32, false, 1, 0, NULL,
