@@ -70,6 +70,17 @@ ssd_tensor tu_to_backend_nhwc(ssd_backend *be, const ssd_tensor *host, ssd_dtype
     return t;
 }
 
+ssd_tensor tu_to_backend_act(ssd_backend *be, const ssd_tensor *host, ssd_dtype dt) {
+    return dt == SSD_BF16 ? tu_to_backend_nhwc(be, host, dt) : tu_to_backend(be, host, dt);
+}
+
+ssd_tensor tu_zeros_act(ssd_backend *be, const ssd_tensor *like, ssd_dtype dt) {
+    ssd_tensor t = ssd_backend_tensor_alloc(be, dt, like->ndim, like->shape, like->name);
+    if (dt == SSD_BF16) t.layout = SSD_LAYOUT_NHWC;
+    ssd_fill(be, &t, 0.0);
+    return t;
+}
+
 ssd_tensor tu_to_host(ssd_backend *be, const ssd_tensor *t, ssd_dtype dt) {
     return ssd_backend_download_as(be, t, dt);
 }

@@ -28,6 +28,10 @@ ssd_tensor tu_to_backend(ssd_backend *be, const ssd_tensor *host, ssd_dtype dt);
 ssd_tensor tu_to_host(ssd_backend *be, const ssd_tensor *t, ssd_dtype dt);
 /* The same as a channels-last (SSD_LAYOUT_NHWC) tensor of host's 4-d row-major values. */
 ssd_tensor tu_to_backend_nhwc(ssd_backend *be, const ssd_tensor *host, ssd_dtype dt);
+/* In the activation form of dt: bf16 channels-last (the cpu backend's bf16 activations), else
+ * row-major; the values of host / zeros. */
+ssd_tensor tu_to_backend_act(ssd_backend *be, const ssd_tensor *host, ssd_dtype dt);
+ssd_tensor tu_zeros_act(ssd_backend *be, const ssd_tensor *like, ssd_dtype dt);
 /* A zero tensor on `be` shaped like `like`. */
 ssd_tensor tu_zeros_like(ssd_backend *be, const ssd_tensor *like, ssd_dtype dt);
 

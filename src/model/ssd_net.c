@@ -51,22 +51,28 @@ static ssd_tensor sview(ssd_model *m, void *mem, const ssd_tensor *like, const c
 }
 
 /* Output shape of conv layer l on input x. */
+static void conv_out_shape(const ssd_model *m, const ssd_tensor *x, const ssd_conv_layer *l,
+                           int64_t shape[4]) {
+    const ssd_tensor *w = &m->p[l->w];
+    shape[0] = x->shape[0];
+    shape[1] = w->shape[0];
+    shape[2] = ssd_conv_out_size(x->shape[2], w->shape[2], l->desc.stride_h, l->desc.pad_h);
+    shape[3] = ssd_conv_out_size(x->shape[3], w->shape[3], l->desc.stride_w, l->desc.pad_w);
+}
+
 static ssd_tensor conv_act(ssd_model *m, const ssd_tensor *x, const ssd_conv_layer *l,
                            const char *name) {
-    const ssd_tensor *w = &m->p[l->w];
-    int64_t p = ssd_conv_out_size(x->shape[2], w->shape[2], l->desc.stride_h, l->desc.pad_h);
-    int64_t q = ssd_conv_out_size(x->shape[3], w->shape[3], l->desc.stride_w, l->desc.pad_w);
-    return act4(m, x->shape[0], w->shape[0], p, q, name);
+    int64_t s[4];
+    conv_out_shape(m, x, l, s);
+    return act4(m, s[0], s[1], s[2], s[3], name);
 }
 
 /* A head's output: the model's dtype, row-major (copy_rows gathers it into loc/conf). */
 static ssd_tensor head_act(ssd_model *m, const ssd_tensor *x, const ssd_conv_layer *l,
                            const char *name) {
-    ssd_tensor t = conv_act(m, x, l, name);
-    if (t.dtype == m->dtype && t.layout == SSD_LAYOUT_ROWMAJOR) return t;
-    ssd_tensor h = ssd_backend_tensor_alloc(m->be, m->dtype, 4, t.shape, name);
-    ssd_backend_tensor_free(m->be, &t);
-    return h;
+    int64_t s[4];
+    conv_out_shape(m, x, l, s);
+    return ssd_backend_tensor_alloc(m->be, m->dtype, 4, s, name);
 }
 
 static void plan_block(ssd_model *m, ssd_block_acts *b, const ssd_block_layers *l,

@@ -46,24 +46,13 @@ ssd_tensor or_rand4(ssd_rng *r, int64_t n, int64_t c, int64_t h, int64_t w, doub
  * bf16 activations: the masters). */
 static ssd_dtype par(ssd_dtype dt) { return dt == SSD_BF16 ? SSD_F32 : dt; }
 
-static ssd_tensor act(ssd_backend *be, const ssd_tensor *host, ssd_dtype dt) {
-    return dt == SSD_BF16 ? tu_to_backend_nhwc(be, host, dt) : tu_to_backend(be, host, dt);
-}
-
-static ssd_tensor act_zeros(ssd_backend *be, const ssd_tensor *like, ssd_dtype dt) {
-    ssd_tensor t = ssd_backend_tensor_alloc(be, dt, like->ndim, like->shape, like->name);
-    if (dt == SSD_BF16) t.layout = SSD_LAYOUT_NHWC;
-    ssd_fill(be, &t, 0.0);
-    return t;
-}
-
 or_outputs or_conv(ssd_backend *be, ssd_dtype dt, const ssd_tensor *x, const ssd_tensor *w,
                    const ssd_tensor *b, const ssd_tensor *dy, const ssd_conv_desc *d) {
     or_outputs o = {0};
-    ssd_tensor bx = act(be, x, dt), bw = tu_to_backend(be, w, par(dt));
-    ssd_tensor bdy = act(be, dy, dt);
+    ssd_tensor bx = tu_to_backend_act(be, x, dt), bw = tu_to_backend(be, w, par(dt));
+    ssd_tensor bdy = tu_to_backend_act(be, dy, dt);
     ssd_tensor bb = b ? tu_to_backend(be, b, par(dt)) : (ssd_tensor){0};
-    ssd_tensor by = act_zeros(be, dy, dt), bdx = act_zeros(be, x, dt);
+    ssd_tensor by = tu_zeros_act(be, dy, dt), bdx = tu_zeros_act(be, x, dt);
     ssd_tensor bdw = tu_zeros_like(be, w, par(dt));
     ssd_tensor bdb = b ? tu_zeros_like(be, b, par(dt)) : (ssd_tensor){0};
     ssd_fill(be, &bdw, ACC0);
@@ -88,12 +77,12 @@ or_outputs or_bn_train(ssd_backend *be, ssd_dtype dt, const ssd_tensor *x, const
                        const ssd_tensor *res, const ssd_tensor *dy, const ssd_bn_desc *d) {
     or_outputs o = {0};
     const ssd_dtype pt = par(dt);
-    ssd_tensor bx = act(be, x, dt), bg = tu_to_backend(be, gamma, pt);
+    ssd_tensor bx = tu_to_backend_act(be, x, dt), bg = tu_to_backend(be, gamma, pt);
     ssd_tensor bbeta = tu_to_backend(be, beta, pt), brm = tu_to_backend(be, rmean, pt);
-    ssd_tensor brv = tu_to_backend(be, rvar, pt), bdy = act(be, dy, dt);
-    ssd_tensor bres = res ? act(be, res, dt) : (ssd_tensor){0};
-    ssd_tensor by = act_zeros(be, x, dt), bdx = act_zeros(be, x, dt);
-    ssd_tensor bdres = res ? act_zeros(be, x, dt) : (ssd_tensor){0};
+    ssd_tensor brv = tu_to_backend(be, rvar, pt), bdy = tu_to_backend_act(be, dy, dt);
+    ssd_tensor bres = res ? tu_to_backend_act(be, res, dt) : (ssd_tensor){0};
+    ssd_tensor by = tu_zeros_act(be, x, dt), bdx = tu_zeros_act(be, x, dt);
+    ssd_tensor bdres = res ? tu_zeros_act(be, x, dt) : (ssd_tensor){0};
     ssd_tensor bsm = tu_zeros_like(be, gamma, pt), bsv = tu_zeros_like(be, gamma, pt);
     ssd_tensor bdg = tu_zeros_like(be, gamma, pt), bdb = tu_zeros_like(be, gamma, pt);
     ssd_fill(be, &bdg, ACC0);
@@ -122,11 +111,11 @@ or_outputs or_bn_infer(ssd_backend *be, ssd_dtype dt, const ssd_tensor *x, const
                        const ssd_tensor *res, const ssd_bn_desc *d) {
     or_outputs o = {0};
     const ssd_dtype pt = par(dt);
-    ssd_tensor bx = act(be, x, dt), bg = tu_to_backend(be, gamma, pt);
+    ssd_tensor bx = tu_to_backend_act(be, x, dt), bg = tu_to_backend(be, gamma, pt);
     ssd_tensor bbeta = tu_to_backend(be, beta, pt), brm = tu_to_backend(be, rmean, pt);
     ssd_tensor brv = tu_to_backend(be, rvar, pt);
-    ssd_tensor bres = res ? act(be, res, dt) : (ssd_tensor){0};
-    ssd_tensor by = act_zeros(be, x, dt);
+    ssd_tensor bres = res ? tu_to_backend_act(be, res, dt) : (ssd_tensor){0};
+    ssd_tensor by = tu_zeros_act(be, x, dt);
     ssd_batchnorm_infer_forward(be, &by, &bx, &bg, &bbeta, &brm, &brv, res ? &bres : NULL, d);
     put(&o, be, "y", &by, 0);
     ssd_tensor *all[] = {&bx, &bg, &bbeta, &brm, &brv, &bres, &by};
@@ -136,8 +125,8 @@ or_outputs or_bn_infer(ssd_backend *be, ssd_dtype dt, const ssd_tensor *x, const
 
 or_outputs or_relu(ssd_backend *be, ssd_dtype dt, const ssd_tensor *x, const ssd_tensor *dy) {
     or_outputs o = {0};
-    ssd_tensor bx = act(be, x, dt), bdy = act(be, dy, dt);
-    ssd_tensor by = act_zeros(be, x, dt), bdx = act_zeros(be, x, dt);
+    ssd_tensor bx = tu_to_backend_act(be, x, dt), bdy = tu_to_backend_act(be, dy, dt);
+    ssd_tensor by = tu_zeros_act(be, x, dt), bdx = tu_zeros_act(be, x, dt);
     ssd_relu_forward(be, &by, &bx);
     ssd_relu_backward(be, &bdx, &bdy, &by);
     put(&o, be, "y", &by, 0);
@@ -150,8 +139,8 @@ or_outputs or_relu(ssd_backend *be, ssd_dtype dt, const ssd_tensor *x, const ssd
 or_outputs or_maxpool(ssd_backend *be, ssd_dtype dt, const ssd_tensor *x, const ssd_tensor *dy,
                       const ssd_pool_desc *d) {
     or_outputs o = {0};
-    ssd_tensor bx = act(be, x, dt), bdy = act(be, dy, dt);
-    ssd_tensor by = act_zeros(be, dy, dt), bdx = act_zeros(be, x, dt);
+    ssd_tensor bx = tu_to_backend_act(be, x, dt), bdy = tu_to_backend_act(be, dy, dt);
+    ssd_tensor by = tu_zeros_act(be, dy, dt), bdx = tu_zeros_act(be, x, dt);
     ssd_fill(be, &bdx, 7.0); /* dinp must be overwritten, not accumulated */
     ssd_maxpool_forward(be, &by, &bx, d);
     ssd_maxpool_backward(be, &bdx, &bdy, &bx, d);
@@ -165,8 +154,8 @@ or_outputs or_maxpool(ssd_backend *be, ssd_dtype dt, const ssd_tensor *x, const 
 or_outputs or_eltwise(ssd_backend *be, ssd_dtype dt, const ssd_tensor *a, const ssd_tensor *b,
                       double value, double alpha) {
     or_outputs o = {0};
-    ssd_tensor ba = act(be, a, dt), bb = act(be, b, dt);
-    ssd_tensor t = act_zeros(be, a, dt);
+    ssd_tensor ba = tu_to_backend_act(be, a, dt), bb = tu_to_backend_act(be, b, dt);
+    ssd_tensor t = tu_zeros_act(be, a, dt);
     ssd_add(be, &t, &ba, &bb);
     put(&o, be, "add", &t, 0);
     ssd_copy(be, &t, &ba);

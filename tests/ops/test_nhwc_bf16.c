@@ -220,26 +220,14 @@ static void test_maxpool(void **state) {
     ssd_tensor_free(&dx);
 }
 
-/* A tensor on the backend in form dt (bf16 NHWC or f32 row-major) from host values. */
-static ssd_tensor in_form(ssd_backend *be, const ssd_tensor *h, ssd_dtype dt) {
-    return dt == SSD_BF16 ? tu_to_backend_nhwc(be, h, dt) : tu_to_backend(be, h, dt);
-}
-
-static ssd_tensor zeros_form(ssd_backend *be, const ssd_tensor *like, ssd_dtype dt) {
-    ssd_tensor t = ssd_backend_tensor_alloc(be, dt, 4, like->shape, like->name);
-    if (dt == SSD_BF16) t.layout = SSD_LAYOUT_NHWC;
-    ssd_fill(be, &t, 0.0);
-    return t;
-}
-
 /* y, dx, dw, db of one convolution with input-side form xdt and output-side form ydt; fused:
  * both backward passes through ssd_conv2d_backward */
 static void conv_run(ssd_backend *be, ssd_tensor out[4], ssd_dtype xdt, ssd_dtype ydt,
                      const ssd_tensor *x, const ssd_tensor *w, const ssd_tensor *b,
                      const ssd_tensor *dy, const ssd_conv_desc *d, bool fused) {
-    ssd_tensor bx = in_form(be, x, xdt), bdy = in_form(be, dy, ydt);
+    ssd_tensor bx = tu_to_backend_act(be, x, xdt), bdy = tu_to_backend_act(be, dy, ydt);
     ssd_tensor bw = tu_to_backend(be, w, SSD_F32), bb = tu_to_backend(be, b, SSD_F32);
-    ssd_tensor by = zeros_form(be, dy, ydt), bdx = zeros_form(be, x, xdt);
+    ssd_tensor by = tu_zeros_act(be, dy, ydt), bdx = tu_zeros_act(be, x, xdt);
     ssd_tensor bdw = tu_zeros_like(be, w, SSD_F32), bdb = tu_zeros_like(be, b, SSD_F32);
     ssd_conv2d_forward(be, &by, &bx, &bw, &bb, d);
     if (fused) {

@@ -369,12 +369,13 @@ void cpu_nhwc_maxpool_forward(ssd_backend *be, ssd_tensor *out, const ssd_tensor
                               const ssd_pool_desc *d) {
     const int64_t N = inp->shape[0], C = inp->shape[1], H = inp->shape[2], W = inp->shape[3];
     const int64_t P = out->shape[2], Q = out->shape[3], NB = nblocks(C);
+    const nhwc_geom g = geom_of(inp);
     const bf16 *x = inp->data;
     bf16 *y = out->data;
     const bf16 ninf = 0xff80; /* -inf */
     SSD_PARALLEL_FOR(t, N * NB, {
         const int64_t n = t / NB, c0 = t % NB * CB;
-        const int cw = (int)(C - c0 < CB ? C - c0 : CB);
+        const int cw = block_width(g, t % NB);
         int64_t arg[CB];
         float best[CB];
         for (int64_t p = 0; p < P; p++)
@@ -394,11 +395,12 @@ void cpu_nhwc_maxpool_backward(ssd_backend *be, ssd_tensor *dinp, const ssd_tens
                                const ssd_tensor *inp, const ssd_pool_desc *d) {
     const int64_t N = inp->shape[0], C = inp->shape[1], H = inp->shape[2], W = inp->shape[3];
     const int64_t P = dout->shape[2], Q = dout->shape[3], NB = nblocks(C);
+    const nhwc_geom g = geom_of(inp);
     const bf16 *x = inp->data, *dy = dout->data;
     bf16 *dx = dinp->data;
     SSD_PARALLEL_FOR(t, N * NB, {
         const int64_t n = t / NB, c0 = t % NB * CB;
-        const int cw = (int)(C - c0 < CB ? C - c0 : CB);
+        const int cw = block_width(g, t % NB);
         int64_t arg[CB];
         float best[CB];
         for (int64_t r = n * H * W; r < (n + 1) * H * W; r++)
