@@ -54,31 +54,50 @@ ssd_tensor tu_to_backend(ssd_backend *be, const ssd_tensor *host, ssd_dtype dt) 
     return t;
 }
 
-ssd_tensor tu_to_backend_nhwc(ssd_backend *be, const ssd_tensor *host, ssd_dtype dt) {
-    SSD_ASSERT(host->ndim == 4, "tu_to_backend_nhwc: '%s' is not 4-d", host->name);
-    const int64_t N = host->shape[0], C = host->shape[1], HW = host->shape[2] * host->shape[3];
+ssd_tensor tu_to_backend_layout(ssd_backend *be, const ssd_tensor *host, ssd_dtype dt,
+                                ssd_layout layout) {
+    if (layout == SSD_LAYOUT_ROWMAJOR) return tu_to_backend(be, host, dt);
+    SSD_ASSERT(host->ndim == 4, "tu_to_backend_layout: '%s' is not 4-d", host->name);
+    const int64_t N = host->shape[0], C = host->shape[1], H = host->shape[2], W = host->shape[3];
     ssd_tensor conv = ssd_tensor_alloc_host(dt, 4, host->shape, host->name);
-    conv.layout = SSD_LAYOUT_NHWC;
+    conv.layout = layout;
     for (int64_t n = 0; n < N; n++)
         for (int64_t c = 0; c < C; c++)
-            for (int64_t i = 0; i < HW; i++)
-                ssd_tensor_set(&conv, (n * HW + i) * C + c, ssd_tensor_get(host, (n * C + c) * HW + i));
+            for (int64_t h = 0; h < H; h++)
+                for (int64_t w = 0; w < W; w++)
+                    ssd_tensor_set(&conv, ssd_layout_offset(layout, host->shape, n, c, h, w),
+                                   ssd_tensor_get(host, ((n * C + c) * H + h) * W + w));
     ssd_tensor t = ssd_backend_tensor_alloc(be, dt, 4, host->shape, host->name);
-    t.layout = SSD_LAYOUT_NHWC;
+    t.layout = layout;
     ssd_backend_upload(be, &t, &conv);
     ssd_tensor_free(&conv);
     return t;
 }
 
+ssd_tensor tu_to_backend_nhwc(ssd_backend *be, const ssd_tensor *host, ssd_dtype dt) {
+    return tu_to_backend_layout(be, host, dt, SSD_LAYOUT_NHWC);
+}
+
+ssd_layout tu_act_layout(const ssd_backend *be, const ssd_tensor *like, ssd_dtype dt) {
+    if (!be->act_custom || dt != be->act_dtype || like->ndim != 4) return SSD_LAYOUT_ROWMAJOR;
+    if (be->act_layout == SSD_LAYOUT_NCHW16C && like->shape[1] % 16 != 0) return SSD_LAYOUT_ROWMAJOR;
+    return be->act_layout;
+}
+
 ssd_tensor tu_to_backend_act(ssd_backend *be, const ssd_tensor *host, ssd_dtype dt) {
-    return dt == SSD_BF16 ? tu_to_backend_nhwc(be, host, dt) : tu_to_backend(be, host, dt);
+    return tu_to_backend_layout(be, host, dt, tu_act_layout(be, host, dt));
+}
+
+ssd_tensor tu_zeros_layout(ssd_backend *be, const ssd_tensor *like, ssd_dtype dt,
+                           ssd_layout layout) {
+    ssd_tensor t = ssd_backend_tensor_alloc(be, dt, like->ndim, like->shape, like->name);
+    t.layout = layout;
+    ssd_fill(be, &t, 0.0);
+    return t;
 }
 
 ssd_tensor tu_zeros_act(ssd_backend *be, const ssd_tensor *like, ssd_dtype dt) {
-    ssd_tensor t = ssd_backend_tensor_alloc(be, dt, like->ndim, like->shape, like->name);
-    if (dt == SSD_BF16) t.layout = SSD_LAYOUT_NHWC;
-    ssd_fill(be, &t, 0.0);
-    return t;
+    return tu_zeros_layout(be, like, dt, tu_act_layout(be, like, dt));
 }
 
 ssd_tensor tu_to_host(ssd_backend *be, const ssd_tensor *t, ssd_dtype dt) {

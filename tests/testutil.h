@@ -26,12 +26,20 @@ void tu_fill_uniform(ssd_tensor *t, ssd_rng *r, double lo, double hi);
 /* Copy a host tensor to a new tensor on `be` (and back), converting dtype if needed. */
 ssd_tensor tu_to_backend(ssd_backend *be, const ssd_tensor *host, ssd_dtype dt);
 ssd_tensor tu_to_host(ssd_backend *be, const ssd_tensor *t, ssd_dtype dt);
-/* The same as a channels-last (SSD_LAYOUT_NHWC) tensor of host's 4-d row-major values. */
+/* The same in `layout` (of host's 4-d row-major values when not row-major); channels-last. */
+ssd_tensor tu_to_backend_layout(ssd_backend *be, const ssd_tensor *host, ssd_dtype dt,
+                                ssd_layout layout);
 ssd_tensor tu_to_backend_nhwc(ssd_backend *be, const ssd_tensor *host, ssd_dtype dt);
-/* In the activation form of dt: bf16 channels-last (the cpu backend's bf16 activations), else
- * row-major; the values of host / zeros. */
+/* The layout a dt tensor shaped like `like` takes as an activation on be: the backend's
+ * activation layout when dt is its activation dtype and the layout holds the shape (bf16 NHWC
+ * on cpu with native bf16 math; f32 nChw16c on cpu's f32 math on AVX-512 CPUs, for channel
+ * counts that are multiples of 16), else row-major. */
+ssd_layout tu_act_layout(const ssd_backend *be, const ssd_tensor *like, ssd_dtype dt);
+/* In that form: the values of host / zeros (/ zeros in `layout`). */
 ssd_tensor tu_to_backend_act(ssd_backend *be, const ssd_tensor *host, ssd_dtype dt);
 ssd_tensor tu_zeros_act(ssd_backend *be, const ssd_tensor *like, ssd_dtype dt);
+ssd_tensor tu_zeros_layout(ssd_backend *be, const ssd_tensor *like, ssd_dtype dt,
+                           ssd_layout layout);
 /* A zero tensor on `be` shaped like `like`. */
 ssd_tensor tu_zeros_like(ssd_backend *be, const ssd_tensor *like, ssd_dtype dt);
 

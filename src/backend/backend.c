@@ -133,11 +133,12 @@ ssd_tensor ssd_backend_download_as(ssd_backend *be, const ssd_tensor *src, ssd_d
     if (dt == src->dtype && src->layout == SSD_LAYOUT_ROWMAJOR) return raw;
     ssd_tensor out = ssd_tensor_alloc_host(dt, src->ndim, src->shape, src->name);
     int64_t n = ssd_tensor_numel(src);
-    if (src->layout == SSD_LAYOUT_NHWC) { /* element (n,c,h,w) from ((n*H + h)*W + w)*C + c */
-        const int64_t C = src->shape[1], HW = src->shape[2] * src->shape[3];
+    if (src->layout != SSD_LAYOUT_ROWMAJOR) { /* element (n,c,h,w) from its place in the layout */
+        const int64_t C = src->shape[1], H = src->shape[2], W = src->shape[3];
         for (int64_t i = 0; i < n; i++) {
-            const int64_t b = i / (C * HW), c = i / HW % C, hw = i % HW;
-            ssd_tensor_set(&out, i, ssd_tensor_get(&raw, (b * HW + hw) * C + c));
+            const int64_t b = i / (C * H * W), c = i / (H * W) % C, h = i / W % H, w = i % W;
+            ssd_tensor_set(&out, i,
+                           ssd_tensor_get(&raw, ssd_layout_offset(src->layout, src->shape, b, c, h, w)));
         }
     } else {
         for (int64_t i = 0; i < n; i++) ssd_tensor_set(&out, i, ssd_tensor_get(&raw, i));
@@ -157,16 +158,19 @@ static void check_tensor(ssd_backend *be, const ssd_tensor *t, const char *op, c
     SSD_ASSERT(t->device.kind == be->device.kind && t->device.index == be->device.index,
                "%s: %s ('%s') lives on another device than backend %s", op, arg, t->name,
                be->name);
-    /* channels-last only as the backend's activation form, and a backend's activation dtype
-     * (other than f32) only in its activation layout: the cpu backend reads a bf16 tensor as
-     * NHWC */
+    /* a layout other than row-major only as the backend's activation form, and a backend's
+     * activation dtype (other than f32) only in its activation layout: the cpu backend reads a
+     * bf16 tensor as NHWC */
     const bool act_dt = be->act_custom && be->act_dtype != SSD_F32 && t->dtype == be->act_dtype;
     if (t->layout != SSD_LAYOUT_ROWMAJOR || act_dt)
         SSD_ASSERT(be->act_custom && t->dtype == be->act_dtype && t->layout == be->act_layout &&
                        t->ndim == 4,
                    "%s: %s ('%s') is a %d-d %s %s tensor, not backend %s's activation form", op,
-                   arg, t->name, t->ndim, ssd_dtype_name(t->dtype),
-                   t->layout == SSD_LAYOUT_NHWC ? "channels-last" : "row-major", be->name);
+                   arg, t->name, t->ndim, ssd_dtype_name(t->dtype), ssd_layout_name(t->layout),
+                   be->name);
+    const bool whole_blocks = t->layout != SSD_LAYOUT_NCHW16C || t->shape[1] % 16 == 0;
+    SSD_ASSERT(whole_blocks, "%s: %s ('%s') is nChw16c with %lld channels, not a multiple of 16",
+                   op, arg, t->name, (long long)t->shape[1]);
 }
 
 /* The dtype of the parameters (weights, BN's per-channel tensors) that go with activations of
@@ -188,8 +192,7 @@ static void check_form(const ssd_tensor *t, const ssd_tensor *like, const char *
                        const char *arg) {
     check_dtype(t, like->dtype, op, arg);
     SSD_ASSERT(t->layout == like->layout, "%s: %s ('%s') is %s, expected %s", op, arg, t->name,
-               t->layout == SSD_LAYOUT_NHWC ? "channels-last" : "row-major",
-               like->layout == SSD_LAYOUT_NHWC ? "channels-last" : "row-major");
+               ssd_layout_name(t->layout), ssd_layout_name(like->layout));
 }
 
 static void check_shape(const ssd_tensor *t, int ndim, const int64_t *shape, const char *op,

@@ -28,6 +28,26 @@ const char *ssd_dtype_name(ssd_dtype dt) {
     return "?";
 }
 
+const char *ssd_layout_name(ssd_layout l) {
+    switch (l) {
+    case SSD_LAYOUT_ROWMAJOR: return "row-major";
+    case SSD_LAYOUT_NHWC: return "channels-last";
+    case SSD_LAYOUT_NCHW16C: return "nChw16c";
+    }
+    return "?";
+}
+
+int64_t ssd_layout_offset(ssd_layout l, const int64_t *shape, int64_t n, int64_t c, int64_t h,
+                          int64_t w) {
+    const int64_t C = shape[1], H = shape[2], W = shape[3];
+    switch (l) {
+    case SSD_LAYOUT_NHWC: return ((n * H + h) * W + w) * C + c;
+    case SSD_LAYOUT_NCHW16C: return (((n * (C / 16) + c / 16) * H + h) * W + w) * 16 + c % 16;
+    case SSD_LAYOUT_ROWMAJOR: break;
+    }
+    return ((n * C + c) * H + h) * W + w;
+}
+
 bool ssd_dtype_parse(const char *s, ssd_dtype *out) {
     static const struct { const char *name; ssd_dtype dt; } names[] = {
         {"f32", SSD_F32}, {"F32", SSD_F32}, {"bf16", SSD_BF16}, {"BF16", SSD_BF16},

@@ -23,10 +23,22 @@ typedef struct ssd_device {
 #define SSD_TENSOR_NAME_LEN 96
 
 /* How a tensor's elements lie in memory. ROWMAJOR (0, what every constructor gives): dense
- * row-major in the order of `shape`. NHWC: a 4-d tensor of logical shape (N,C,H,W) whose element
- * (n,c,h,w) lies at ((n*H + h)*W + w)*C + c -- the channels-last activations a backend may ask
- * for (ssd_backend.act_layout). */
-typedef enum ssd_layout { SSD_LAYOUT_ROWMAJOR = 0, SSD_LAYOUT_NHWC = 1 } ssd_layout;
+ * row-major in the order of `shape`. The others are 4-d activation layouts a backend may ask
+ * for (ssd_backend.act_layout), of logical shape (N,C,H,W):
+ * - NHWC (channels-last): element (n,c,h,w) at ((n*H + h)*W + w)*C + c;
+ * - NCHW16C (oneDNN's nChw16c, blocks of 16 channels; C a multiple of 16, so no padding):
+ *   element (n,c,h,w) at (((n*C/16 + c/16)*H + h)*W + w)*16 + c%16. */
+typedef enum ssd_layout {
+    SSD_LAYOUT_ROWMAJOR = 0,
+    SSD_LAYOUT_NHWC = 1,
+    SSD_LAYOUT_NCHW16C = 2
+} ssd_layout;
+
+/* "row-major", "channels-last", "nChw16c" */
+const char *ssd_layout_name(ssd_layout l);
+/* The offset of logical element (n,c,h,w) of a 4-d tensor of shape `shape` in layout l. */
+int64_t ssd_layout_offset(ssd_layout l, const int64_t *shape, int64_t n, int64_t c, int64_t h,
+                          int64_t w);
 
 typedef struct ssd_tensor {
     void *data;

@@ -14,17 +14,24 @@
 /* ---- activation planning ----
  *
  * Activations and their gradients take the backend's activation form when it has one
- * (be->act_custom: the cpu backend's native bf16 math keeps them bf16 NHWC, so the layers pass
- * them on without conversions); otherwise, and always for the images, the head outputs
+ * (be->act_custom: the cpu backend's native bf16 math keeps them bf16 NHWC, its f32 math f32
+ * nChw16c on AVX-512 CPUs, so the layers pass them on without conversions); otherwise, and always for the images, the head outputs
  * (gathered into loc/conf by copy_rows), their gradients and the per-channel tensors, the
  * model's dtype, row-major. */
 
 static bool custom_acts(const ssd_model *m) { return m->be->act_custom && m->dtype == SSD_F32; }
 
+/* Whether the activation layout holds c channels (nChw16c: a multiple of 16; every activation
+ * of this network is). */
+static bool act_holds(const ssd_model *m, int64_t c) {
+    return m->be->act_layout != SSD_LAYOUT_NCHW16C || c % 16 == 0;
+}
+
 static ssd_tensor act4(ssd_model *m, int64_t n, int64_t c, int64_t h, int64_t w,
                        const char *name) {
     int64_t shape[4] = {n, c, h, w};
-    if (!custom_acts(m)) return ssd_backend_tensor_alloc(m->be, m->dtype, 4, shape, name);
+    if (!custom_acts(m) || !act_holds(m, c))
+        return ssd_backend_tensor_alloc(m->be, m->dtype, 4, shape, name);
     ssd_tensor t = ssd_backend_tensor_alloc(m->be, m->be->act_dtype, 4, shape, name);
     t.layout = m->be->act_layout;
     return t;

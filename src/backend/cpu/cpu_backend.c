@@ -16,7 +16,8 @@
 static bool cpu_supports(ssd_backend *be, ssd_op op, ssd_dtype dt) {
     if (dt == SSD_F32) return true; /* bf16 math also rounds f32 tensors (cpu_conv.c) */
     /* bf16 NHWC activations (backend.h, cpu_nhwc.c) with native bf16 math */
-    if (dt != SSD_BF16 || !be->act_custom) return false; /* set with native bf16 math */
+    if (dt != SSD_BF16 || !be->act_custom || be->act_dtype != SSD_BF16)
+        return false; /* set with native bf16 math */
     switch (op) {
     case SSD_OP_CONV2D_FWD: case SSD_OP_CONV2D_BWD_DATA: case SSD_OP_CONV2D_BWD_WEIGHTS:
     case SSD_OP_BN_TRAIN_FWD: case SSD_OP_BN_BWD: case SSD_OP_BN_INFER_FWD:
@@ -198,7 +199,8 @@ static bool ssd_cpu_bf16_native(void) { return __builtin_cpu_supports("avx512bf1
 
 ssd_backend *ssd_backend_cpu_create(ssd_error *err) {
     const char *math = getenv("SSD_CPU_MATH"), *wino = getenv("SSD_WINOGRAD"),
-               *wgrad = getenv("SSD_CPU_BF16_WGRAD"), *acts = getenv("SSD_CPU_BF16_ACTS");
+               *wgrad = getenv("SSD_CPU_BF16_WGRAD"), *acts = getenv("SSD_CPU_BF16_ACTS"),
+               *f32acts = getenv("SSD_CPU_F32_ACTS");
     if (math && *math && strcmp(math, "f32") && strcmp(math, "bf16") && strcmp(math, "bf16emu")) {
         ssd_fail(err, SSD_ERR_ARG, "SSD_CPU_MATH='%s': expected f32, bf16 or bf16emu", math);
         return NULL;
@@ -210,6 +212,11 @@ ssd_backend *ssd_backend_cpu_create(ssd_error *err) {
     if (acts && *acts && strcmp(acts, "bf16") && strcmp(acts, "f32")) {
         ssd_fail(err, SSD_ERR_ARG, "SSD_CPU_BF16_ACTS='%s': expected bf16 (the default) or f32",
                  acts);
+        return NULL;
+    }
+    if (f32acts && *f32acts && strcmp(f32acts, "blocked") && strcmp(f32acts, "nchw")) {
+        ssd_fail(err, SSD_ERR_ARG, "SSD_CPU_F32_ACTS='%s': expected blocked (the default) or nchw",
+                 f32acts);
         return NULL;
     }
     if (wgrad && *wgrad && strcmp(wgrad, "gemm") && strcmp(wgrad, "native")) {
@@ -227,6 +234,15 @@ ssd_backend *ssd_backend_cpu_create(ssd_error *err) {
     be->act_custom = im->bf16_native && !(acts && !strcmp(acts, "f32"));
     be->act_dtype = SSD_BF16;
     be->act_layout = SSD_LAYOUT_NHWC;
+    /* f32 math: the activations in nChw16c, the layout oneDNN's f32 kernels use on AVX-512
+     * CPUs; our batch norm, max-pool and Winograd read and write it too (cpu_blocked.c,
+     * cpu_winograd.c), with the row-major loops' bits. SSD_CPU_F32_ACTS=nchw keeps them
+     * row-major, reordered around each oneDNN convolution (the path before). */
+    if (!im->bf16 && __builtin_cpu_supports("avx512f") && !(f32acts && !strcmp(f32acts, "nchw"))) {
+        be->act_custom = true;
+        be->act_dtype = SSD_F32;
+        be->act_layout = SSD_LAYOUT_NCHW16C;
+    }
     be->name = "cpu";
     be->ops = &k_cpu_ops;
     be->device.kind = SSD_DEVICE_HOST;

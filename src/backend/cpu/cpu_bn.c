@@ -1,4 +1,5 @@
-/* Batch normalization on plain NCHW float tensors: our own loops, not oneDNN's.
+/* Batch normalization on plain NCHW float tensors: our own loops, not oneDNN's. (bf16 NHWC
+ * tensors go to cpu_nhwc.c, f32 nChw16c ones to cpu_blocked.c, which computes these bits.)
  *
  * Why not oneDNN: on plain NCHW data oneDNN 2.6 runs its `ncsp_bnorm` kernel, which measured
  * 1.2 GB/s in training forward on the 2-core Zen 3 (bench_ops, docs/benchmarks.md): 75 ms for
@@ -118,6 +119,11 @@ void cpu_bn_train_forward(ssd_backend *be, ssd_tensor *out, ssd_tensor *save_mea
                                   beta, residual, d);
         return;
     }
+    if (inp->layout == SSD_LAYOUT_NCHW16C) {
+        cpu_blk_bn_train_forward(be, out, save_mean, save_var, running_mean, running_var, inp,
+                                 gamma, beta, residual, d);
+        return;
+    }
     const bn_geom g = bn_geom_of(inp);
     const float *x = inp->data, *gm = gamma->data, *bt = beta->data;
     const float *res = residual ? residual->data : NULL;
@@ -145,6 +151,11 @@ void cpu_bn_infer_forward(ssd_backend *be, ssd_tensor *out, const ssd_tensor *in
     if (inp->dtype == SSD_BF16) {
         cpu_nhwc_bn_infer_forward(be, out, inp, gamma, beta, running_mean, running_var, residual,
                                   d);
+        return;
+    }
+    if (inp->layout == SSD_LAYOUT_NCHW16C) {
+        cpu_blk_bn_infer_forward(be, out, inp, gamma, beta, running_mean, running_var, residual,
+                                 d);
         return;
     }
     const bn_geom g = bn_geom_of(inp);
@@ -214,6 +225,11 @@ void cpu_bn_backward(ssd_backend *be, ssd_tensor *dinp, ssd_tensor *dresidual, s
     if (inp->dtype == SSD_BF16) {
         cpu_nhwc_bn_backward(be, dinp, dresidual, dgamma, dbeta, dout, out, inp, gamma, save_mean,
                              save_var, d);
+        return;
+    }
+    if (inp->layout == SSD_LAYOUT_NCHW16C) {
+        cpu_blk_bn_backward(be, dinp, dresidual, dgamma, dbeta, dout, out, inp, gamma, save_mean,
+                            save_var, d);
         return;
     }
     const bn_geom g = bn_geom_of(inp);

@@ -38,14 +38,15 @@ static conv_dims conv_dims_of(const ssd_tensor *inp, const ssd_tensor *w, const 
                               const ssd_conv_desc *d) {
     conv_dims c = {inp->shape[0], inp->shape[1], inp->shape[2], inp->shape[3], w->shape[0],
                    w->shape[2],   w->shape[3],   out->shape[2], out->shape[3], d->stride_h,
-                   d->stride_w,   d->pad_h,      d->pad_w,      inp->dtype,    out->dtype};
+                   d->stride_w,   d->pad_h,      d->pad_w,      inp->dtype,    out->dtype,
+                   inp->layout,   out->layout};
     return c;
 }
 
 static void conv_key(cpu_key *k, ssd_op op, ssd_dtype dt, const conv_dims *c, bool has_bias) {
     cpu_key_init(k, op, dt);
     const int64_t v[] = {c->N,  c->C,  c->H,  c->W,  c->K,     c->R,   c->S,
-                         c->sh, c->sw, c->ph, c->pw, has_bias, c->xdt, c->ydt};
+                         c->sh, c->sw, c->ph, c->pw, has_bias, c->xdt, c->ydt, c->xl, c->yl};
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) cpu_key_add(k, v[i]);
 }
 
@@ -67,16 +68,19 @@ static void conv_make_mds(conv_mds *m, const conv_dims *c, dnnl_data_type_t dt, 
     cpu_md_plain(&m->bias, 1, &c->K, dt);
     /* bf16 NHWC activations are taken as they lie: the primitive is made for that layout, so
      * nothing is converted (oneDNN's bf16 kernels choose it anyway) */
-    if (any && c->xdt == SSD_BF16) cpu_md_act(&m->src, s, SSD_BF16);
-    if (any && c->ydt == SSD_BF16) cpu_md_act(&m->dst, o, SSD_BF16);
+    if (any && c->xdt == SSD_BF16) cpu_md_act(&m->src, s, SSD_BF16, c->xl);
+    if (any && c->ydt == SSD_BF16) cpu_md_act(&m->dst, o, SSD_BF16, c->yl);
 }
 
-/* The caller's tensors: activations in their forms (c->xdt, c->ydt), parameters f32 plain. */
+/* The caller's tensors: activations in their forms (c->xdt/xl, c->ydt/yl), parameters f32
+ * plain. f32 nChw16c activations are what oneDNN's f32 kernels choose on AVX-512 for all but
+ * the first layer's input, so they pass without a reorder (the primitives still choose: a
+ * reorder runs, and is counted, where one prefers another layout). */
 static void conv_user_mds(conv_mds *m, const conv_dims *c) {
     conv_make_mds(m, c, dnnl_f32, false);
     const int64_t s[4] = {c->N, c->C, c->H, c->W}, o[4] = {c->N, c->K, c->P, c->Q};
-    cpu_md_act(&m->src, s, c->xdt);
-    cpu_md_act(&m->dst, o, c->ydt);
+    cpu_md_act(&m->src, s, c->xdt, c->xl);
+    cpu_md_act(&m->dst, o, c->ydt, c->yl);
 }
 
 static void conv_geometry(const conv_dims *c, dnnl_dims_t strides, dnnl_dims_t pad_l,
@@ -165,8 +169,8 @@ static void conv_forward_dt(ssd_backend *be, ssd_tensor *out, const ssd_tensor *
     cpu_impl *im = cpu_impl_of(be);
     conv_dims c = conv_dims_of(inp, weight, out, d);
     if (cpu_wino_applicable(im, pdt, c.R, c.S, c.sh, c.sw, c.ph, c.pw, c.H, c.W, c.C, c.K)) {
-        cpu_wino_conv3x3(be, out->data, inp->data, weight->data, bias ? bias->data : NULL, c.N,
-                         c.C, c.H, c.W, c.K, false);
+        cpu_wino_conv3x3(be, out->data, c.yl, inp->data, c.xl, weight->data,
+                         bias ? bias->data : NULL, c.N, c.C, c.H, c.W, c.K, false);
         return;
     }
     conv_fwd_entry *e = conv_fwd_get(be, &c, pdt, bias != NULL);
@@ -253,8 +257,8 @@ static void conv_backward_data_dt(ssd_backend *be, ssd_tensor *dinp, const ssd_t
     conv_dims c = conv_dims_of(dinp, weight, dout, d);
     if (cpu_wino_applicable(im, pdt, c.R, c.S, c.sh, c.sw, c.ph, c.pw, c.H, c.W, c.C, c.K)) {
         /* dinp = conv3x3 of dout (K channels) with the rotated, transposed weights */
-        cpu_wino_conv3x3(be, dinp->data, dout->data, weight->data, NULL, c.N, c.K, c.P, c.Q,
-                         c.C, true);
+        cpu_wino_conv3x3(be, dinp->data, c.xl, dout->data, c.yl, weight->data, NULL, c.N, c.K,
+                         c.P, c.Q, c.C, true);
         return;
     }
     if (!ddst_ready && bwd_data_as_fwd(im, pdt, &c)) {
@@ -351,7 +355,7 @@ static void conv_backward_weights_dt(ssd_backend *be, ssd_tensor *dweight, ssd_t
     conv_dims c = conv_dims_of(inp, dweight, dout, d);
     if (cpu_wino_applicable(im, pdt, c.R, c.S, c.sh, c.sw, c.ph, c.pw, c.H, c.W, c.C, c.K)) {
         cpu_wino_conv3x3_bwd_weights(be, dweight->data, dbias ? dbias->data : NULL, dout->data,
-                                     inp->data, c.N, c.C, c.H, c.W, c.K);
+                                     c.yl, inp->data, c.xl, c.N, c.C, c.H, c.W, c.K);
         return;
     }
     conv_bwd_w_entry *e = conv_bwd_w_get(be, &c, pdt, dbias != NULL);

@@ -42,9 +42,11 @@ void cpu_md_plain(dnnl_memory_desc_t *md, int ndims, const int64_t *dims, dnnl_d
     DNNL_CHECK(dnnl_memory_desc_init_by_tag(md, ndims, d, dt, plain_tag(ndims)));
 }
 
-void cpu_md_act(dnnl_memory_desc_t *md, const int64_t *dims, ssd_dtype dt) {
-    DNNL_CHECK(dnnl_memory_desc_init_by_tag(md, 4, dims, cpu_dnnl_dtype(dt),
-                                            dt == SSD_BF16 ? dnnl_acdb : dnnl_abcd));
+void cpu_md_act(dnnl_memory_desc_t *md, const int64_t *dims, ssd_dtype dt, ssd_layout l) {
+    const dnnl_format_tag_t tag = l == SSD_LAYOUT_NHWC      ? dnnl_acdb
+                                  : l == SSD_LAYOUT_NCHW16C ? dnnl_aBcd16b
+                                                            : dnnl_abcd;
+    DNNL_CHECK(dnnl_memory_desc_init_by_tag(md, 4, dims, cpu_dnnl_dtype(dt), tag));
 }
 
 void cpu_md_any(dnnl_memory_desc_t *md, int ndims, const int64_t *dims, dnnl_data_type_t dt) {

@@ -82,16 +82,18 @@ typedef struct cpu_impl {
 static inline cpu_impl *cpu_impl_of(ssd_backend *be) { return (cpu_impl *)be->impl; }
 
 /* A convolution's sizes: input N,C,H,W; weight K,C,R,S; output N,K,P,Q; strides; pads; and the
- * forms of the caller's input- and output-side activations (xdt: inp/dinp, ydt: out/dout):
- * SSD_F32 row-major NCHW, or SSD_BF16 NHWC (backend.h). */
+ * forms of the caller's input- and output-side activations (xdt/xl: inp/dinp, ydt/yl:
+ * out/dout): f32 row-major NCHW, f32 nChw16c, or bf16 NHWC (backend.h). */
 typedef struct cpu_conv_dims {
     int64_t N, C, H, W, K, R, S, P, Q;
     int64_t sh, sw, ph, pw;
     ssd_dtype xdt, ydt;
+    ssd_layout xl, yl;
 } cpu_conv_dims;
 
-/* The caller's form of an activation: f32 NCHW (abcd) or bf16 NHWC (acdb). */
-void cpu_md_act(dnnl_memory_desc_t *md, const int64_t *dims, ssd_dtype dt);
+/* The caller's form of an activation: row-major NCHW (abcd), NHWC (acdb) or nChw16c
+ * (aBcd16b), in dtype dt. */
+void cpu_md_act(dnnl_memory_desc_t *md, const int64_t *dims, ssd_dtype dt, ssd_layout l);
 
 /* ---- bf16 weight gradients as GEMMs (cpu_wgrad_gemm.c) ---- */
 
@@ -119,16 +121,17 @@ static inline bool cpu_wino_applicable(const cpu_impl *im, ssd_dtype dt, int64_t
            pw == 1 && H >= 19 && W >= 19 && C >= 64 && K >= 64;
 }
 /* out (N,K,H,W) = conv3x3 pad 1 of inp (N,C,H,W) with w (K,C,3,3) (+ bias (K)), or with bwd
- * the backward-data form: w is the forward's (C,K,3,3) weight, used transposed and rotated. */
-void cpu_wino_conv3x3(ssd_backend *be, float *out, const float *inp, const float *w,
-                      const float *bias, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K,
-                      bool bwd);
+ * the backward-data form: w is the forward's (C,K,3,3) weight, used transposed and rotated.
+ * inp and out are f32 in layout il / ol (row-major or nChw16c). */
+void cpu_wino_conv3x3(ssd_backend *be, float *out, ssd_layout ol, const float *inp, ssd_layout il,
+                      const float *w, const float *bias, int64_t N, int64_t C, int64_t H,
+                      int64_t W, int64_t K, bool bwd);
 /* The backward-weights pass of the same convolution: dw (K,C,3,3) += the weight gradient and,
- * when dbias is not NULL, dbias (K) += the bias gradient, from dout (N,K,H,W) and inp
- * (N,C,H,W). */
+ * when dbias is not NULL, dbias (K) += the bias gradient, from dout (N,K,H,W) in layout yl and
+ * inp (N,C,H,W) in layout xl. */
 void cpu_wino_conv3x3_bwd_weights(ssd_backend *be, float *dw, float *dbias, const float *dout,
-                                  const float *inp, int64_t N, int64_t C, int64_t H, int64_t W,
-                                  int64_t K);
+                                  ssd_layout yl, const float *inp, ssd_layout xl, int64_t N,
+                                  int64_t C, int64_t H, int64_t W, int64_t K);
 
 /* ---- helpers (cpu_dnnl.c) ---- */
 
@@ -266,6 +269,28 @@ void cpu_nhwc_maxpool_forward(ssd_backend *be, ssd_tensor *out, const ssd_tensor
                               const ssd_pool_desc *d);
 void cpu_nhwc_maxpool_backward(ssd_backend *be, ssd_tensor *dinp, const ssd_tensor *dout,
                                const ssd_tensor *inp, const ssd_pool_desc *d);
+/* ---- f32 nChw16c activations (cpu_blocked.c; backend.h) ----
+ * The same results, bit for bit, as the row-major f32 loops (cpu_bn.c, cpu_pool_eltwise.c). */
+
+void cpu_blk_bn_train_forward(ssd_backend *be, ssd_tensor *out, ssd_tensor *save_mean,
+                              ssd_tensor *save_var, ssd_tensor *running_mean,
+                              ssd_tensor *running_var, const ssd_tensor *inp,
+                              const ssd_tensor *gamma, const ssd_tensor *beta,
+                              const ssd_tensor *residual, const ssd_bn_desc *d);
+void cpu_blk_bn_infer_forward(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp,
+                              const ssd_tensor *gamma, const ssd_tensor *beta,
+                              const ssd_tensor *running_mean, const ssd_tensor *running_var,
+                              const ssd_tensor *residual, const ssd_bn_desc *d);
+void cpu_blk_bn_backward(ssd_backend *be, ssd_tensor *dinp, ssd_tensor *dresidual,
+                         ssd_tensor *dgamma, ssd_tensor *dbeta, const ssd_tensor *dout,
+                         const ssd_tensor *out, const ssd_tensor *inp, const ssd_tensor *gamma,
+                         const ssd_tensor *save_mean, const ssd_tensor *save_var,
+                         const ssd_bn_desc *d);
+void cpu_blk_maxpool_forward(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp,
+                             const ssd_pool_desc *d);
+void cpu_blk_maxpool_backward(ssd_backend *be, ssd_tensor *dinp, const ssd_tensor *dout,
+                              const ssd_tensor *inp, const ssd_pool_desc *d);
+
 /* elementwise on bf16 tensors of any layout */
 void cpu_bf16_relu_forward(ssd_tensor *out, const ssd_tensor *inp);
 void cpu_bf16_relu_backward(ssd_tensor *dinp, const ssd_tensor *dout, const ssd_tensor *out);

@@ -134,6 +134,10 @@ void cpu_maxpool_forward(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp
         cpu_nhwc_maxpool_forward(be, out, inp, d);
         return;
     }
+    if (inp->layout == SSD_LAYOUT_NCHW16C) {
+        cpu_blk_maxpool_forward(be, out, inp, d);
+        return;
+    }
     const int64_t NC = inp->shape[0] * inp->shape[1], H = inp->shape[2], W = inp->shape[3];
     const int64_t P = out->shape[2], Q = out->shape[3];
     const float *x = inp->data;
@@ -155,6 +159,10 @@ void cpu_maxpool_backward(ssd_backend *be, ssd_tensor *dinp, const ssd_tensor *d
                           const ssd_tensor *inp, const ssd_pool_desc *d) {
     if (inp->dtype == SSD_BF16) {
         cpu_nhwc_maxpool_backward(be, dinp, dout, inp, d);
+        return;
+    }
+    if (inp->layout == SSD_LAYOUT_NCHW16C) {
+        cpu_blk_maxpool_backward(be, dinp, dout, inp, d);
         return;
     }
     const int64_t NC = inp->shape[0] * inp->shape[1], H = inp->shape[2], W = inp->shape[3];

@@ -10,7 +10,8 @@
  *     M[xi] (T x K) = V[xi] (T x C) * U[xi] (C x K),   xi = 0..35,
  * over the T = N * ceil(P/4) * ceil(Q/4) tiles, run by oneDNN's sgemm; we write only the three
  * transforms (weights -> U, input tiles -> V, M -> output tiles), which are memory-bound
- * loops over plain NCHW / OIHW tensors (no layout reorders at all).
+ * loops that read and write the activations in their own layout (plain NCHW, or the nChw16c
+ * of the f32 activation form: no layout reorders at all) and OIHW weights.
  *
  * Backward-data of a 3x3 pad-1 stride-1 convolution is the same convolution of dout with the
  * weights transposed (K <-> C) and rotated by 180 degrees, pad 1: the weight transform reads
@@ -113,20 +114,29 @@ static inline void a6(const v8 *x, int sx, v8 *y, int sy) {
     y[5 * sy] = x3;
 }
 
-/* xb[n][cb][y][x][8] (Hp x Wp per block, zero border and zero channels beyond C) from the NCHW
- * x: xb row y + off, column x + off holds image row y, column x (off = 1: the pad of 1 around a
- * conv input; off = 0: an output gradient, zero-extended to whole 4x4 tiles). */
-static void pad_block(float *xb, const float *x, int64_t N, int64_t C, int64_t CB, int64_t H,
-                      int64_t W, int64_t Hp, int64_t Wp, int64_t off) {
+/* xb[n][cb][y][x][8] (Hp x Wp per block, zero border and zero channels beyond C) from x, f32 in
+ * layout xl (row-major NCHW, or nChw16c: C a multiple of 16, each 8-channel block one half of a
+ * 16-channel one): xb row y + off, column x + off holds image row y, column x (off = 1: the
+ * pad of 1 around a conv input; off = 0: an output gradient, zero-extended to whole 4x4
+ * tiles). */
+static void pad_block(float *xb, const float *x, ssd_layout xl, int64_t N, int64_t C, int64_t CB,
+                      int64_t H, int64_t W, int64_t Hp, int64_t Wp, int64_t off) {
     SSD_PARALLEL_FOR(ncb, N * CB, {
             const int64_t n = ncb / CB, cb = ncb % CB;
             float *dst = xb + (n * CB + cb) * Hp * Wp * 8;
             memset(dst, 0, (size_t)(Hp * Wp * 8) * sizeof(float));
-            for (int l = 0; l < 8 && cb * 8 + l < C; l++) {
-                const float *plane = x + (n * C + cb * 8 + l) * H * W;
+            if (xl == SSD_LAYOUT_NCHW16C) {
+                const float *blk = x + ((n * (C / 16) + cb / 2) * H * W) * 16 + (cb % 2) * 8;
                 for (int64_t yy = 0; yy < H; yy++)
                     for (int64_t xx = 0; xx < W; xx++)
-                        dst[((yy + off) * Wp + xx + off) * 8 + l] = plane[yy * W + xx];
+                        memcpy(dst + ((yy + off) * Wp + xx + off) * 8, blk + (yy * W + xx) * 16, 32);
+            } else {
+                for (int l = 0; l < 8 && cb * 8 + l < C; l++) {
+                    const float *plane = x + (n * C + cb * 8 + l) * H * W;
+                    for (int64_t yy = 0; yy < H; yy++)
+                        for (int64_t xx = 0; xx < W; xx++)
+                            dst[((yy + off) * Wp + xx + off) * 8 + l] = plane[yy * W + xx];
+                }
             }
         });
 }
@@ -149,9 +159,10 @@ static void input_transform(float *V, const float *xb, int64_t N, int64_t CB, in
     });
 }
 
-/* out[n][k] tiles = A^T M A (+ bias), clipped to P x Q; 8 output channels at a time. */
-static void output_transform(float *out, const float *M, const float *bias, int64_t N, int64_t K,
-                             int64_t P, int64_t Q, int64_t th, int64_t tw) {
+/* out[n][k] tiles = A^T M A (+ bias), clipped to P x Q; 8 output channels at a time. out is f32
+ * in layout ol (row-major, or nChw16c with K a multiple of 16). */
+static void output_transform(float *out, ssd_layout ol, const float *M, const float *bias,
+                             int64_t N, int64_t K, int64_t P, int64_t Q, int64_t th, int64_t tw) {
     const int64_t T = N * th * tw;
     SSD_PARALLEL_FOR(t, T, {
         const int64_t n = t / (th * tw), ti = (t / tw) % th, tj = t % tw;
@@ -169,6 +180,17 @@ static void output_transform(float *out, const float *M, const float *bias, int6
             }
             for (int j = 0; j < 6; j++) at6(m + j, 6, u + j, 6);      /* A^T m: 4 x 6 */
             for (int i = 0; i < 4; i++) at6(u + 6 * i, 1, y + 4 * i, 1); /* (A^T m) A: 4 x 4 */
+            if (ol == SSD_LAYOUT_NCHW16C) { /* nk == 8: 8 consecutive floats of a 16-block */
+                v8 b = {0};
+                if (bias) memcpy(&b, bias + k0, 32);
+                float *blk = out + (n * (K / 16) + k0 / 16) * P * Q * 16 + k0 % 16;
+                for (int i = 0; i < 4 && 4 * ti + i < P; i++)
+                    for (int j = 0; j < 4 && 4 * tj + j < Q; j++) {
+                        const v8 v = y[i * 4 + j] + b;
+                        memcpy(blk + ((4 * ti + i) * Q + 4 * tj + j) * 16, &v, 32);
+                    }
+                continue;
+            }
             for (int l = 0; l < nk; l++) {
                 const float b = bias ? bias[k0 + l] : 0.0f;
                 float *plane = out + (n * K + k0 + l) * P * Q;
@@ -194,9 +216,9 @@ static void gemm36(char ta, int64_t M, int64_t Nn, int64_t Kk, const float *A, i
                               C + xi * sc, ldc)););
 }
 
-void cpu_wino_conv3x3(ssd_backend *be, float *out, const float *inp, const float *w,
-                      const float *bias, int64_t N, int64_t C, int64_t H, int64_t W, int64_t K,
-                      bool bwd) {
+void cpu_wino_conv3x3(ssd_backend *be, float *out, ssd_layout ol, const float *inp, ssd_layout il,
+                      const float *w, const float *bias, int64_t N, int64_t C, int64_t H,
+                      int64_t W, int64_t K, bool bwd) {
     cpu_impl *im = cpu_impl_of(be);
     const int64_t th = (H + 3) / 4, tw = (W + 3) / 4, T = N * th * tw;
     const int64_t CB = (C + 7) / 8, Cp = CB * 8, Hp = 4 * th + 2, Wp = 4 * tw + 2;
@@ -205,10 +227,10 @@ void cpu_wino_conv3x3(ssd_backend *be, float *out, const float *inp, const float
     float *Mt = cpu_slot(im, CPU_SLOT_2, (size_t)36 * T * K * sizeof(float));
     float *xb = cpu_slot(im, CPU_SLOT_3, (size_t)N * Cp * Hp * Wp * sizeof(float));
     weight_transform(U, w, C, Cp, K, bwd);
-    pad_block(xb, inp, N, C, CB, H, W, Hp, Wp, 1);
+    pad_block(xb, inp, il, N, C, CB, H, W, Hp, Wp, 1);
     input_transform(V, xb, N, CB, Hp, Wp, th, tw);
     gemm36('N', T, K, Cp, V, Cp, T * Cp, U, K, Cp * K, Mt, K, T * K);
-    output_transform(out, Mt, bias, N, K, H, W, th, tw);
+    output_transform(out, ol, Mt, bias, N, K, H, W, th, tw);
     snprintf(be->stats.last_impl, sizeof be->stats.last_impl, "own:winograd_4x4_3x3+dnnl_sgemm");
 }
 
@@ -271,8 +293,8 @@ static void weight_grad_transform(float *dw, const float *Mw, int64_t C, int64_t
 }
 
 void cpu_wino_conv3x3_bwd_weights(ssd_backend *be, float *dw, float *dbias, const float *dout,
-                                  const float *inp, int64_t N, int64_t C, int64_t H, int64_t W,
-                                  int64_t K) {
+                                  ssd_layout yl, const float *inp, ssd_layout xl, int64_t N,
+                                  int64_t C, int64_t H, int64_t W, int64_t K) {
     cpu_impl *im = cpu_impl_of(be);
     const int64_t th = (H + 3) / 4, tw = (W + 3) / 4, T = N * th * tw;
     const int64_t CB = (C + 7) / 8, Cp = CB * 8, Hp = 4 * th + 2, Wp = 4 * tw + 2;
@@ -282,9 +304,9 @@ void cpu_wino_conv3x3_bwd_weights(ssd_backend *be, float *dw, float *dbias, cons
     float *D = cpu_slot(im, CPU_SLOT_2, (size_t)36 * T * Kp * sizeof(float));
     float *xb = cpu_slot(im, CPU_SLOT_3, (size_t)N * Cp * Hp * Wp * sizeof(float));
     float *yb = cpu_slot(im, CPU_SLOT_4, (size_t)N * Kp * 16 * th * tw * sizeof(float));
-    pad_block(xb, inp, N, C, CB, H, W, Hp, Wp, 1);
+    pad_block(xb, inp, xl, N, C, CB, H, W, Hp, Wp, 1);
     input_transform(V, xb, N, CB, Hp, Wp, th, tw);
-    pad_block(yb, dout, N, K, KB, H, W, 4 * th, 4 * tw, 0);
+    pad_block(yb, dout, yl, N, K, KB, H, W, 4 * th, 4 * tw, 0);
     dout_transform(D, yb, N, KB, 4 * th, 4 * tw, th, tw);
     gemm36('T', Cp, Kp, T, V, Cp, T * Cp, D, Kp, T * Kp, Mw, Kp, Cp * Kp);
     weight_grad_transform(dw, Mw, C, Cp, K, Kp);
@@ -292,8 +314,13 @@ void cpu_wino_conv3x3_bwd_weights(ssd_backend *be, float *dw, float *dbias, cons
         SSD_PARALLEL_FOR(k, K, {
             double acc = 0;
             for (int64_t n = 0; n < N; n++) {
-                const float *plane = dout + (n * K + k) * H * W;
-                for (int64_t i = 0; i < H * W; i++) acc += plane[i];
+                if (yl == SSD_LAYOUT_NCHW16C) {
+                    const float *blk = dout + (n * (K / 16) + k / 16) * H * W * 16 + k % 16;
+                    for (int64_t i = 0; i < H * W; i++) acc += blk[i * 16];
+                } else {
+                    const float *plane = dout + (n * K + k) * H * W;
+                    for (int64_t i = 0; i < H * W; i++) acc += plane[i];
+                }
             }
             dbias[k] += (float)acc;
         });
