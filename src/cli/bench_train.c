@@ -402,7 +402,7 @@ int ssd_bench_train(const bench_args *a) {
     else
         printf("SSD300-ResNet34 training step, batch %d, %s, %d threads; %.1f GFLOP per step "
                "(conv, direct-equivalent); f32 FMA peak %.1f GFLOP/s (%s)\n",
-               B, !bf16 ? "f32"
+               B, !bf16 ? (be->act_custom ? "f32, activations in nChw16c" : "f32, activations NCHW")
                   : be->act_custom
                       ? "bf16 convolutions (oneDNN's bf16 kernels) and bf16 NHWC activations; "
                         "%peak against the f32 peak"

@@ -90,6 +90,36 @@ static void nhwc_on_ref(void) {
     ssd_relu_forward(be, &a, &a);
 }
 
+/* an nChw16c tensor on ref; one whose channels do not fill whole blocks on cpu's f32 form */
+static void blocked_on_ref(void) {
+    ssd_backend *be = ssd_backend_ref_create();
+    int64_t s[4] = {1, 16, 2, 2};
+    ssd_tensor a = ssd_backend_tensor_alloc(be, SSD_F32, 4, s, "act16");
+    a.layout = SSD_LAYOUT_NCHW16C;
+    ssd_relu_forward(be, &a, &a);
+}
+
+#ifdef SSD_HAVE_CPU
+static bool cpu_blocked(void) {
+    ssd_backend *be = NULL;
+    ssd_error err;
+    if (ssd_backend_create("cpu", &be, &err) != SSD_OK) return false;
+    const bool b = be->act_custom && be->act_layout == SSD_LAYOUT_NCHW16C;
+    ssd_backend_destroy(be);
+    return b;
+}
+
+static void blocked_partial(void) {
+    ssd_backend *be = NULL;
+    ssd_error err;
+    if (ssd_backend_create("cpu", &be, &err) != SSD_OK) return;
+    int64_t s[4] = {1, 24, 2, 2};
+    ssd_tensor a = ssd_backend_tensor_alloc(be, SSD_F32, 4, s, "act24");
+    a.layout = SSD_LAYOUT_NCHW16C;
+    ssd_relu_forward(be, &a, &a);
+}
+#endif
+
 /* copy_rows whose last row would end past dst / whose ranges overlap. */
 static void copy_rows_past_end(void) {
     ssd_backend *be = ssd_backend_ref_create();
@@ -121,6 +151,14 @@ static void test_dispatch_aborts(void **state) {
     assert_non_null(strstr(m, "backend ref does not run fill in bf16"));
     m = run_dying(nhwc_on_ref);
     assert_non_null(strstr(m, "input ('act') is a 4-d f32 channels-last tensor, not backend ref's activation form"));
+    m = run_dying(blocked_on_ref);
+    assert_non_null(strstr(m, "input ('act16') is a 4-d f32 nChw16c tensor, not backend ref's activation form"));
+#ifdef SSD_HAVE_CPU
+    if (cpu_blocked()) {
+        m = run_dying(blocked_partial);
+        assert_non_null(strstr(m, "input ('act24') is nChw16c with 24 channels, not a multiple of 16"));
+    }
+#endif
     m = run_dying(copy_rows_past_end);
     assert_non_null(strstr(m, "copy_rows: writes past dst ('loc', 100 elements)"));
     m = run_dying(copy_rows_overlap);
