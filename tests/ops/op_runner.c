@@ -188,3 +188,51 @@ or_outputs or_sgd(ssd_backend *be, ssd_dtype dt, const ssd_tensor *p0, const ssd
     ssd_backend_tensor_free(be, &bm);
     return o;
 }
+
+void or_conv_forms(ssd_backend *be, ssd_tensor out[4], ssd_dtype xdt, ssd_layout xl,
+                   ssd_dtype ydt, ssd_layout yl, const ssd_tensor *x, const ssd_tensor *w,
+                   const ssd_tensor *b, const ssd_tensor *dy, const ssd_conv_desc *d, bool fused) {
+    ssd_tensor bx = tu_to_backend_layout(be, x, xdt, xl), bdy = tu_to_backend_layout(be, dy, ydt, yl);
+    ssd_tensor bw = tu_to_backend(be, w, SSD_F32), bb = tu_to_backend(be, b, SSD_F32);
+    ssd_tensor by = tu_zeros_layout(be, dy, ydt, yl), bdx = tu_zeros_layout(be, x, xdt, xl);
+    ssd_tensor bdw = tu_zeros_like(be, w, SSD_F32), bdb = tu_zeros_like(be, b, SSD_F32);
+    ssd_conv2d_forward(be, &by, &bx, &bw, &bb, d);
+    if (fused) {
+        ssd_conv2d_backward(be, &bdw, &bdb, &bdx, &bdy, &bx, &bw, d);
+    } else {
+        ssd_conv2d_backward_weights(be, &bdw, &bdb, &bdy, &bx, d);
+        ssd_conv2d_backward_data(be, &bdx, &bdy, &bw, d);
+    }
+    out[0] = tu_to_host(be, &by, SSD_F64);
+    out[1] = tu_to_host(be, &bdx, SSD_F64);
+    out[2] = tu_to_host(be, &bdw, SSD_F64);
+    out[3] = tu_to_host(be, &bdb, SSD_F64);
+    ssd_tensor *all[] = {&bx, &bdy, &bw, &bb, &by, &bdx, &bdw, &bdb};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) ssd_backend_tensor_free(be, all[i]);
+}
+
+static ssd_tensor rand4_maybe_bf16(ssd_rng *r, const int64_t *s, double lo, double hi, bool bf16,
+                                   const char *name) {
+    ssd_tensor t = or_rand4(r, s[0], s[1], s[2], s[3], lo, hi, name);
+    for (int64_t i = 0; bf16 && i < ssd_tensor_numel(&t); i++)
+        ssd_tensor_set(&t, i, ssd_bf16_to_f32(ssd_f32_to_bf16((float)ssd_tensor_get(&t, i))));
+    return t;
+}
+
+or_bn_inputs or_bn_inputs_rand(ssd_rng *r, const int64_t *s, bool bf16) {
+    or_bn_inputs in;
+    in.x = rand4_maybe_bf16(r, s, -2, 3, bf16, "x");
+    in.dy = rand4_maybe_bf16(r, s, -1, 1, bf16, "dy");
+    in.res = rand4_maybe_bf16(r, s, -1, 1, bf16, "res");
+    const int64_t cs[1] = {s[1]};
+    in.gamma = or_rand(r, 1, cs, 0.5, 1.5, "gamma");
+    in.beta = or_rand(r, 1, cs, -.5, .5, "beta");
+    in.rmean = or_rand(r, 1, cs, -.1, .1, "rm");
+    in.rvar = or_rand(r, 1, cs, .5, 1.5, "rv");
+    return in;
+}
+
+void or_bn_inputs_free(or_bn_inputs *in) {
+    ssd_tensor *all[] = {&in->x, &in->dy, &in->res, &in->gamma, &in->beta, &in->rmean, &in->rvar};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) ssd_tensor_free(all[i]);
+}

@@ -27,6 +27,13 @@ void or_free(or_outputs *o);
 or_outputs or_conv(ssd_backend *be, ssd_dtype dt, const ssd_tensor *x, const ssd_tensor *w,
                    const ssd_tensor *b, const ssd_tensor *dy, const ssd_conv_desc *d);
 
+/* One convolution with its input side (x, dx) in form (xdt, xl) and its output side (y, dy) in
+ * (ydt, yl), parameters f32: out[] = y, dx, dw, db (host f64; free each). fused: both backward
+ * passes through ssd_conv2d_backward, else backward-weights then backward-data. */
+void or_conv_forms(ssd_backend *be, ssd_tensor out[4], ssd_dtype xdt, ssd_layout xl,
+                   ssd_dtype ydt, ssd_layout yl, const ssd_tensor *x, const ssd_tensor *w,
+                   const ssd_tensor *b, const ssd_tensor *dy, const ssd_conv_desc *d, bool fused);
+
 /* batch norm training fwd + bwd: x, gamma, beta, running mean/var (start values), residual or
  * NULL, dy (w.r.t. the final output). dgamma/dbeta are checked to accumulate like conv's.
  * outputs: y, save_mean, save_var, running_mean, running_var, dx, dgamma, dbeta, and dres
@@ -34,6 +41,15 @@ or_outputs or_conv(ssd_backend *be, ssd_dtype dt, const ssd_tensor *x, const ssd
 or_outputs or_bn_train(ssd_backend *be, ssd_dtype dt, const ssd_tensor *x, const ssd_tensor *gamma,
                        const ssd_tensor *beta, const ssd_tensor *rmean, const ssd_tensor *rvar,
                        const ssd_tensor *res, const ssd_tensor *dy, const ssd_bn_desc *d);
+/* Random batch-norm inputs of shape s (N,C,H,W): x U(-2,3), dy and res U(-1,1), gamma
+ * U(0.5,1.5), beta U(-.5,.5), running mean U(-.1,.1), running var U(.5,1.5), drawn in that
+ * order; with bf16, x, dy and res rounded to bf16 values. Free with or_bn_inputs_free. */
+typedef struct or_bn_inputs {
+    ssd_tensor x, dy, res, gamma, beta, rmean, rvar;
+} or_bn_inputs;
+or_bn_inputs or_bn_inputs_rand(ssd_rng *r, const int64_t *s, bool bf16);
+void or_bn_inputs_free(or_bn_inputs *in);
+
 /* outputs: y */
 or_outputs or_bn_infer(ssd_backend *be, ssd_dtype dt, const ssd_tensor *x, const ssd_tensor *gamma,
                        const ssd_tensor *beta, const ssd_tensor *rmean, const ssd_tensor *rvar,

@@ -80,29 +80,25 @@ static void test_bn(void **state) {
     for (int si = 0; si < 2; si++)
         for (int mode = 0; mode < 3; mode++) { /* plain, relu, residual + relu */
             const int64_t *s = shapes[si];
-            ssd_tensor x = or_rand4(&r, s[0], s[1], s[2], s[3], -2, 3, "x");
-            ssd_tensor dy = or_rand4(&r, s[0], s[1], s[2], s[3], -1, 1, "dy");
-            ssd_tensor res = or_rand4(&r, s[0], s[1], s[2], s[3], -1, 1, "res");
-            const int64_t cs[1] = {s[1]};
-            ssd_tensor g = or_rand(&r, 1, cs, 0.5, 1.5, "gamma"), b = or_rand(&r, 1, cs, -.5, .5, "beta");
-            ssd_tensor rm = or_rand(&r, 1, cs, -.1, .1, "rm"), rv = or_rand(&r, 1, cs, .5, 1.5, "rv");
+            or_bn_inputs in = or_bn_inputs_rand(&r, s, false);
+            ssd_tensor *x = &in.x, *dy = &in.dy, *g = &in.gamma, *b = &in.beta, *rm = &in.rmean,
+                       *rv = &in.rvar;
             ssd_bn_desc d = {1e-5, 0.1, mode > 0};
-            const ssd_tensor *rp = mode == 2 ? &res : NULL;
+            const ssd_tensor *rp = mode == 2 ? &in.res : NULL;
             char what[64];
             snprintf(what, sizeof what, "bn shape %d mode %d", si, mode);
-            or_outputs got = or_bn_train(f->blk, SSD_F32, &x, &g, &b, &rm, &rv, rp, &dy, &d);
+            or_outputs got = or_bn_train(f->blk, SSD_F32, x, g, b, rm, rv, rp, dy, &d);
             assert_non_null(strstr(f->blk->stats.last_impl, "nChw16c"));
-            or_outputs exp = or_bn_train(f->nchw, SSD_F32, &x, &g, &b, &rm, &rv, rp, &dy, &d);
+            or_outputs exp = or_bn_train(f->nchw, SSD_F32, x, g, b, rm, rv, rp, dy, &d);
             check_outputs(&got, &exp, what);
             or_free(&got);
             or_free(&exp);
-            got = or_bn_infer(f->blk, SSD_F32, &x, &g, &b, &rm, &rv, rp, &d);
-            exp = or_bn_infer(f->nchw, SSD_F32, &x, &g, &b, &rm, &rv, rp, &d);
+            got = or_bn_infer(f->blk, SSD_F32, x, g, b, rm, rv, rp, &d);
+            exp = or_bn_infer(f->nchw, SSD_F32, x, g, b, rm, rv, rp, &d);
             check_outputs(&got, &exp, "bn infer");
             or_free(&got);
             or_free(&exp);
-            ssd_tensor *all[] = {&x, &dy, &res, &g, &b, &rm, &rv};
-            for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) ssd_tensor_free(all[i]);
+            or_bn_inputs_free(&in);
         }
 }
 
@@ -140,29 +136,12 @@ static void test_maxpool_eltwise(void **state) {
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) ssd_tensor_free(all[i]);
 }
 
-/* y, dx, dw, db of one convolution with the input side in layout xl and the output side in yl;
- * fused: both backward passes through ssd_conv2d_backward */
+/* y, dx, dw, db of one f32 convolution with the input side in layout xl and the output side in
+ * yl; fused: both backward passes through ssd_conv2d_backward */
 static void conv_run(ssd_backend *be, ssd_tensor out[4], ssd_layout xl, ssd_layout yl,
                      const ssd_tensor *x, const ssd_tensor *w, const ssd_tensor *b,
                      const ssd_tensor *dy, const ssd_conv_desc *d, bool fused) {
-    ssd_tensor bx = tu_to_backend_layout(be, x, SSD_F32, xl);
-    ssd_tensor bdy = tu_to_backend_layout(be, dy, SSD_F32, yl);
-    ssd_tensor bw = tu_to_backend(be, w, SSD_F32), bb = tu_to_backend(be, b, SSD_F32);
-    ssd_tensor by = tu_zeros_layout(be, dy, SSD_F32, yl), bdx = tu_zeros_layout(be, x, SSD_F32, xl);
-    ssd_tensor bdw = tu_zeros_like(be, w, SSD_F32), bdb = tu_zeros_like(be, b, SSD_F32);
-    ssd_conv2d_forward(be, &by, &bx, &bw, &bb, d);
-    if (fused) {
-        ssd_conv2d_backward(be, &bdw, &bdb, &bdx, &bdy, &bx, &bw, d);
-    } else {
-        ssd_conv2d_backward_weights(be, &bdw, &bdb, &bdy, &bx, d);
-        ssd_conv2d_backward_data(be, &bdx, &bdy, &bw, d);
-    }
-    out[0] = tu_to_host(be, &by, SSD_F64);
-    out[1] = tu_to_host(be, &bdx, SSD_F64);
-    out[2] = tu_to_host(be, &bdw, SSD_F64);
-    out[3] = tu_to_host(be, &bdb, SSD_F64);
-    ssd_tensor *all[] = {&bx, &bdy, &bw, &bb, &by, &bdx, &bdw, &bdb};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) ssd_backend_tensor_free(be, all[i]);
+    or_conv_forms(be, out, SSD_F32, xl, SSD_F32, yl, x, w, b, dy, d, fused);
 }
 
 static void test_conv(void **state) {

@@ -120,16 +120,13 @@ static void test_bn(void **state) {
     for (int si = 0; si < 2; si++)
         for (int mode = 0; mode < 3; mode++) { /* plain, relu, residual + relu */
             const int64_t *s = shapes[si];
-            ssd_tensor x = rand_bf16(&r, s[0], s[1], s[2], s[3], -2, 3, "x");
-            ssd_tensor dy = rand_bf16(&r, s[0], s[1], s[2], s[3], -1, 1, "dy");
-            ssd_tensor res = rand_bf16(&r, s[0], s[1], s[2], s[3], -1, 1, "res");
-            const int64_t cs[1] = {s[1]};
-            ssd_tensor g = or_rand(&r, 1, cs, 0.5, 1.5, "gamma"), b = or_rand(&r, 1, cs, -.5, .5, "beta");
-            ssd_tensor rm = or_rand(&r, 1, cs, -.1, .1, "rm"), rv = or_rand(&r, 1, cs, .5, 1.5, "rv");
+            or_bn_inputs in = or_bn_inputs_rand(&r, s, true);
+            ssd_tensor *x = &in.x, *dy = &in.dy, *g = &in.gamma, *b = &in.beta, *rm = &in.rmean,
+                       *rv = &in.rvar;
             ssd_bn_desc d = {1e-5, 0.1, mode > 0};
-            const ssd_tensor *rp = mode == 2 ? &res : NULL;
-            or_outputs got = or_bn_train(f->cpu, SSD_BF16, &x, &g, &b, &rm, &rv, rp, &dy, &d);
-            or_outputs exp = or_bn_train(f->ref, SSD_F64, &x, &g, &b, &rm, &rv, rp, &dy, &d);
+            const ssd_tensor *rp = mode == 2 ? &in.res : NULL;
+            or_outputs got = or_bn_train(f->cpu, SSD_BF16, x, g, b, rm, rv, rp, dy, &d);
+            or_outputs exp = or_bn_train(f->ref, SSD_F64, x, g, b, rm, rv, rp, dy, &d);
             assert_int_equal(got.n, exp.n);
             for (int i = 0; i < got.n; i++) {
                 char what[64];
@@ -145,13 +142,12 @@ static void test_bn(void **state) {
             }
             or_free(&got);
             or_free(&exp);
-            or_outputs gi = or_bn_infer(f->cpu, SSD_BF16, &x, &g, &b, &rm, &rv, rp, &d);
-            or_outputs ei = or_bn_infer(f->ref, SSD_F64, &x, &g, &b, &rm, &rv, rp, &d);
+            or_outputs gi = or_bn_infer(f->cpu, SSD_BF16, x, g, b, rm, rv, rp, &d);
+            or_outputs ei = or_bn_infer(f->ref, SSD_F64, x, g, b, rm, rv, rp, &d);
             check_bf16(&gi.t[0], &ei.t[0], "bn infer y", 0.0);
             or_free(&gi);
             or_free(&ei);
-            ssd_tensor *all[] = {&x, &dy, &res, &g, &b, &rm, &rv};
-            for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) ssd_tensor_free(all[i]);
+            or_bn_inputs_free(&in);
         }
 }
 
@@ -220,28 +216,13 @@ static void test_maxpool(void **state) {
     ssd_tensor_free(&dx);
 }
 
-/* y, dx, dw, db of one convolution with input-side form xdt and output-side form ydt; fused:
- * both backward passes through ssd_conv2d_backward */
+/* y, dx, dw, db of one convolution with input-side form xdt and output-side form ydt (bf16:
+ * NHWC, f32: row-major); fused: both backward passes through ssd_conv2d_backward */
 static void conv_run(ssd_backend *be, ssd_tensor out[4], ssd_dtype xdt, ssd_dtype ydt,
                      const ssd_tensor *x, const ssd_tensor *w, const ssd_tensor *b,
                      const ssd_tensor *dy, const ssd_conv_desc *d, bool fused) {
-    ssd_tensor bx = tu_to_backend_act(be, x, xdt), bdy = tu_to_backend_act(be, dy, ydt);
-    ssd_tensor bw = tu_to_backend(be, w, SSD_F32), bb = tu_to_backend(be, b, SSD_F32);
-    ssd_tensor by = tu_zeros_act(be, dy, ydt), bdx = tu_zeros_act(be, x, xdt);
-    ssd_tensor bdw = tu_zeros_like(be, w, SSD_F32), bdb = tu_zeros_like(be, b, SSD_F32);
-    ssd_conv2d_forward(be, &by, &bx, &bw, &bb, d);
-    if (fused) {
-        ssd_conv2d_backward(be, &bdw, &bdb, &bdx, &bdy, &bx, &bw, d);
-    } else {
-        ssd_conv2d_backward_weights(be, &bdw, &bdb, &bdy, &bx, d);
-        ssd_conv2d_backward_data(be, &bdx, &bdy, &bw, d);
-    }
-    out[0] = tu_to_host(be, &by, SSD_F64);
-    out[1] = tu_to_host(be, &bdx, SSD_F64);
-    out[2] = tu_to_host(be, &bdw, SSD_F64);
-    out[3] = tu_to_host(be, &bdb, SSD_F64);
-    ssd_tensor *all[] = {&bx, &bdy, &bw, &bb, &by, &bdx, &bdw, &bdb};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) ssd_backend_tensor_free(be, all[i]);
+    or_conv_forms(be, out, xdt, tu_act_layout(be, x, xdt), ydt, tu_act_layout(be, dy, ydt), x, w,
+                  b, dy, d, fused);
 }
 
 static void test_conv(void **state) {

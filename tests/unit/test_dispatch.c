@@ -81,22 +81,18 @@ static void bf16_on_ref(void) {
     ssd_fill(be, &a, 1.0);
 }
 
-/* a channels-last tensor on ref, which has no activation form */
-static void nhwc_on_ref(void) {
-    ssd_backend *be = ssd_backend_ref_create();
-    int64_t s[4] = {1, 4, 2, 2};
-    ssd_tensor a = ssd_backend_tensor_alloc(be, SSD_F32, 4, s, "act");
-    a.layout = SSD_LAYOUT_NHWC;
+/* a ReLU on a 4-d f32 tensor `name` of c channels in `layout`, on backend `be` */
+static void relu_in_layout(ssd_backend *be, ssd_layout layout, int64_t c, const char *name) {
+    int64_t s[4] = {1, c, 2, 2};
+    ssd_tensor a = ssd_backend_tensor_alloc(be, SSD_F32, 4, s, name);
+    a.layout = layout;
     ssd_relu_forward(be, &a, &a);
 }
 
-/* an nChw16c tensor on ref; one whose channels do not fill whole blocks on cpu's f32 form */
+/* a channels-last or nChw16c tensor on ref, which has no activation form */
+static void nhwc_on_ref(void) { relu_in_layout(ssd_backend_ref_create(), SSD_LAYOUT_NHWC, 4, "act"); }
 static void blocked_on_ref(void) {
-    ssd_backend *be = ssd_backend_ref_create();
-    int64_t s[4] = {1, 16, 2, 2};
-    ssd_tensor a = ssd_backend_tensor_alloc(be, SSD_F32, 4, s, "act16");
-    a.layout = SSD_LAYOUT_NCHW16C;
-    ssd_relu_forward(be, &a, &a);
+    relu_in_layout(ssd_backend_ref_create(), SSD_LAYOUT_NCHW16C, 16, "act16");
 }
 
 #ifdef SSD_HAVE_CPU
@@ -109,14 +105,12 @@ static bool cpu_blocked(void) {
     return b;
 }
 
+/* one whose channels do not fill whole blocks on cpu's f32 form */
 static void blocked_partial(void) {
     ssd_backend *be = NULL;
     ssd_error err;
     if (ssd_backend_create("cpu", &be, &err) != SSD_OK) return;
-    int64_t s[4] = {1, 24, 2, 2};
-    ssd_tensor a = ssd_backend_tensor_alloc(be, SSD_F32, 4, s, "act24");
-    a.layout = SSD_LAYOUT_NCHW16C;
-    ssd_relu_forward(be, &a, &a);
+    relu_in_layout(be, SSD_LAYOUT_NCHW16C, 24, "act24");
 }
 #endif
 
