@@ -79,8 +79,9 @@ ssd_tensor tu_to_backend_nhwc(ssd_backend *be, const ssd_tensor *host, ssd_dtype
 }
 
 ssd_layout tu_act_layout(const ssd_backend *be, const ssd_tensor *like, ssd_dtype dt) {
-    if (!be->act_custom || dt != be->act_dtype || like->ndim != 4) return SSD_LAYOUT_ROWMAJOR;
-    if (be->act_layout == SSD_LAYOUT_NCHW16C && like->shape[1] % 16 != 0) return SSD_LAYOUT_ROWMAJOR;
+    if (!be->act_custom || dt != be->act_dtype ||
+        !ssd_layout_holds(be->act_layout, like->ndim, like->shape))
+        return SSD_LAYOUT_ROWMAJOR;
     return be->act_layout;
 }
 

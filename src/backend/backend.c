@@ -168,7 +168,8 @@ static void check_tensor(ssd_backend *be, const ssd_tensor *t, const char *op, c
                    "%s: %s ('%s') is a %d-d %s %s tensor, not backend %s's activation form", op,
                    arg, t->name, t->ndim, ssd_dtype_name(t->dtype), ssd_layout_name(t->layout),
                    be->name);
-    const bool whole_blocks = t->layout != SSD_LAYOUT_NCHW16C || t->shape[1] % 16 == 0;
+    const bool whole_blocks = ssd_layout_holds(t->layout, t->ndim, t->shape);
+    /* (a tensor not row-major is 4-d by now: only its channel count can fail) */
     SSD_ASSERT(whole_blocks, "%s: %s ('%s') is nChw16c with %lld channels, not a multiple of 16",
                    op, arg, t->name, (long long)t->shape[1]);
 }

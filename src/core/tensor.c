@@ -37,6 +37,15 @@ const char *ssd_layout_name(ssd_layout l) {
     return "?";
 }
 
+bool ssd_layout_holds(ssd_layout l, int ndim, const int64_t *shape) {
+    switch (l) {
+    case SSD_LAYOUT_NHWC: return ndim == 4;
+    case SSD_LAYOUT_NCHW16C: return ndim == 4 && shape[1] % 16 == 0;
+    case SSD_LAYOUT_ROWMAJOR: break;
+    }
+    return true;
+}
+
 int64_t ssd_layout_offset(ssd_layout l, const int64_t *shape, int64_t n, int64_t c, int64_t h,
                           int64_t w) {
     const int64_t C = shape[1], H = shape[2], W = shape[3];

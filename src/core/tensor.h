@@ -36,6 +36,9 @@ typedef enum ssd_layout {
 
 /* "row-major", "channels-last", "nChw16c" */
 const char *ssd_layout_name(ssd_layout l);
+/* Whether layout l can hold a tensor of this shape: row-major any; NHWC 4-d; NCHW16C 4-d with a
+ * multiple of 16 channels. */
+bool ssd_layout_holds(ssd_layout l, int ndim, const int64_t *shape);
 /* The offset of logical element (n,c,h,w) of a 4-d tensor of shape `shape` in layout l. */
 int64_t ssd_layout_offset(ssd_layout l, const int64_t *shape, int64_t n, int64_t c, int64_t h,
                           int64_t w);

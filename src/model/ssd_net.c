@@ -21,16 +21,11 @@
 
 static bool custom_acts(const ssd_model *m) { return m->be->act_custom && m->dtype == SSD_F32; }
 
-/* Whether the activation layout holds c channels (nChw16c: a multiple of 16; every activation
- * of this network is). */
-static bool act_holds(const ssd_model *m, int64_t c) {
-    return m->be->act_layout != SSD_LAYOUT_NCHW16C || c % 16 == 0;
-}
-
 static ssd_tensor act4(ssd_model *m, int64_t n, int64_t c, int64_t h, int64_t w,
                        const char *name) {
     int64_t shape[4] = {n, c, h, w};
-    if (!custom_acts(m) || !act_holds(m, c))
+    /* nChw16c holds only multiples of 16 channels (every activation of this network is one) */
+    if (!custom_acts(m) || !ssd_layout_holds(m->be->act_layout, 4, shape))
         return ssd_backend_tensor_alloc(m->be, m->dtype, 4, shape, name);
     ssd_tensor t = ssd_backend_tensor_alloc(m->be, m->be->act_dtype, 4, shape, name);
     t.layout = m->be->act_layout;

@@ -311,16 +311,12 @@ void cpu_wino_conv3x3_bwd_weights(ssd_backend *be, float *dw, float *dbias, cons
     gemm36('T', Cp, Kp, T, V, Cp, T * Cp, D, Kp, T * Kp, Mw, Kp, Cp * Kp);
     weight_grad_transform(dw, Mw, C, Cp, K, Kp);
     if (dbias) {
+        const int64_t shape[4] = {N, K, H, W}, ps = yl == SSD_LAYOUT_NCHW16C ? 16 : 1;
         SSD_PARALLEL_FOR(k, K, {
             double acc = 0;
-            for (int64_t n = 0; n < N; n++) {
-                if (yl == SSD_LAYOUT_NCHW16C) {
-                    const float *blk = dout + (n * (K / 16) + k / 16) * H * W * 16 + k % 16;
-                    for (int64_t i = 0; i < H * W; i++) acc += blk[i * 16];
-                } else {
-                    const float *plane = dout + (n * K + k) * H * W;
-                    for (int64_t i = 0; i < H * W; i++) acc += plane[i];
-                }
+            for (int64_t n = 0; n < N; n++) { /* channel k's plane of image n, in yl */
+                const float *p = dout + ssd_layout_offset(yl, shape, n, k, 0, 0);
+                for (int64_t i = 0; i < H * W; i++) acc += p[i * ps];
             }
             dbias[k] += (float)acc;
         });
