@@ -23,8 +23,8 @@
 #include "core/par.h"
 
 #define CW 16    /* channels per block */
-#define BLOCK 512 /* cpu_bn.c's */
-#define LANES 8
+#define BLOCK CPU_BN_BLOCK
+#define LANES CPU_BN_LANES
 
 typedef struct blk_geom {
     int64_t N, CB, HW; /* images, 16-channel blocks, pixels per plane */
@@ -37,11 +37,6 @@ static blk_geom blk_geom_of(const ssd_tensor *t) {
 /* first element of block (n, cb) */
 static inline int64_t blk_off(blk_geom g, int64_t n, int64_t cb) {
     return (n * g.CB + cb) * g.HW * CW;
-}
-
-static inline float lanes_total(const float *acc, float tail) {
-    return (((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))) +
-           tail;
 }
 
 /* s[j] = the sum over channel cb*16 + j of (x - shift[j]), or of its square when sq, in
@@ -78,7 +73,7 @@ static inline __attribute__((always_inline)) void blk_sums(const float *x, blk_g
             for (int j = 0; j < CW; j++) {
                 float a[LANES];
                 for (int l = 0; l < LANES; l++) a[l] = acc[l][j];
-                s[j] += (double)lanes_total(a, tail[j]);
+                s[j] += (double)cpu_bn_lanes_total(a, tail[j]);
             }
         }
     }
@@ -118,7 +113,7 @@ void cpu_blk_bn_train_forward(ssd_backend *be, ssd_tensor *out, ssd_tensor *save
     const float *gm = gamma->data, *bt = beta->data;
     float *y = out->data, *sm = save_mean->data, *sv = save_var->data,
           *rm = running_mean->data, *rv = running_var->data;
-    const double count = (double)(g.N * g.HW), mom = d->momentum;
+    const double count = (double)(g.N * g.HW);
     SSD_PARALLEL_FOR(cb, g.CB, {
         float zero[CW] = {0}, mf[CW], a[CW], b[CW];
         double s[CW], v[CW];
@@ -126,15 +121,10 @@ void cpu_blk_bn_train_forward(ssd_backend *be, ssd_tensor *out, ssd_tensor *save
         for (int j = 0; j < CW; j++) mf[j] = (float)(s[j] / count);
         blk_sums(x, g, cb, mf, true, v);
         for (int j = 0; j < CW; j++) {
-            /* cpu_bn.c's channel_stats and running update */
             const int64_t c = cb * CW + j;
-            const double mean = s[j] / count, off = mean - (double)mf[j];
-            const double var = v[j] / count - off * off;
-            sm[c] = (float)mean;
-            sv[c] = (float)var;
-            rm[c] = (float)((1.0 - mom) * (double)rm[c] + mom * mean);
-            rv[c] = (float)((1.0 - mom) * (double)rv[c] + mom * var * count / (count - 1.0));
-            a[j] = (float)((double)gm[c] / sqrt(var + d->eps));
+            double mean;
+            const double var = cpu_bn_var(s[j], v[j], count, &mean);
+            a[j] = cpu_bn_store_stats(c, mean, var, count, d, gm, sm, sv, rm, rv);
             b[j] = bt[c];
             mf[j] = (float)mean;
         }
@@ -211,8 +201,8 @@ static inline __attribute__((always_inline)) void blk_bwd_sums(const float *x, c
                     la[l] = a[l][j];
                     lb[l] = b[l][j];
                 }
-                sdy[j] += (double)lanes_total(la, ta[j]);
-                sdyx[j] += (double)lanes_total(lb, tb[j]);
+                sdy[j] += (double)cpu_bn_lanes_total(la, ta[j]);
+                sdyx[j] += (double)cpu_bn_lanes_total(lb, tb[j]);
             }
         }
     }
@@ -240,13 +230,8 @@ static void blk_bwd_block(const blk_bwd_args *A, int64_t cb) {
     const float *v = A->dres ? A->dres : A->dy_in, *ym = A->dres ? NULL : A->y, *x = A->x;
     float ka[CW], kb[CW], kk[CW];
     for (int j = 0; j < CW; j++) {
-        const int64_t c = cb * CW + j;
-        const double invstd = 1.0 / sqrt((double)A->sv[c] + A->eps);
-        ka[j] = (float)((double)A->gm[c] * invstd);
-        kb[j] = (float)(sdy[j] / count);
-        kk[j] = (float)(invstd * invstd * sdyx[j] / count);
-        A->dg[c] += (float)(sdyx[j] * invstd);
-        A->db[c] += (float)sdy[j];
+        cpu_bn_bwd_coeffs(cb * CW + j, sdy[j], sdyx[j], count, A->eps, A->gm, A->sv, A->dg, A->db,
+                          &ka[j], &kb[j], &kk[j]);
     }
     float *dx = A->dx;
     for (int64_t n = 0; n < g.N; n++) {

@@ -41,13 +41,8 @@ static bn_geom bn_geom_of(const ssd_tensor *x) {
  * is defined by the source, not by how a compiler vectorises it, so every build (Release, the
  * sanitizer builds) computes the same bits -- a training run is chaotic enough that a different
  * summation order in one BN changes where it ends (test_train's overfit). */
-#define BLOCK 512
-#define LANES 8
-
-static inline float lanes_total(const float *acc, float tail) {
-    return (((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))) +
-           tail;
-}
+#define BLOCK CPU_BN_BLOCK
+#define LANES CPU_BN_LANES
 
 /* Sum over channel c of (x - shift), or of (x - shift)^2 when sq. Always inlined: sq is a
  * constant at each call, so each copy is one plain loop. */
@@ -69,7 +64,7 @@ static inline __attribute__((always_inline)) double channel_sum(const float *x, 
                 const float d = p[i] - shift;
                 tail += sq ? d * d : d;
             }
-            s += (double)lanes_total(acc, tail);
+            s += (double)cpu_bn_lanes_total(acc, tail);
         }
     }
     return s;
@@ -78,12 +73,8 @@ static inline __attribute__((always_inline)) double channel_sum(const float *x, 
 /* Mean and biased variance of channel c. The second pass sums (x - mf)^2 around the mean
  * rounded to float, mf, and removes the offset: var = E[(x - mf)^2] - (mean - mf)^2. */
 static void channel_stats(const float *x, bn_geom g, int64_t c, double *mean, double *var) {
-    const double m = channel_sum(x, g, c, 0.0f, false) / (double)(g.N * g.HW);
-    const float mf = (float)m;
-    const double v = channel_sum(x, g, c, mf, true);
-    const double off = m - (double)mf;
-    *mean = m;
-    *var = v / (double)(g.N * g.HW) - off * off;
+    const double count = (double)(g.N * g.HW), s = channel_sum(x, g, c, 0.0f, false);
+    *var = cpu_bn_var(s, channel_sum(x, g, c, (float)(s / count), true), count, mean);
 }
 
 /* y = (x - mean) * a + b (+ res) (ReLU) over channel c. */
@@ -129,17 +120,12 @@ void cpu_bn_train_forward(ssd_backend *be, ssd_tensor *out, ssd_tensor *save_mea
     const float *res = residual ? residual->data : NULL;
     float *y = out->data, *sm = save_mean->data, *sv = save_var->data;
     float *rm = running_mean->data, *rv = running_var->data;
-    const double count = (double)(g.N * g.HW), mom = d->momentum;
+    const double count = (double)(g.N * g.HW);
     SSD_PARALLEL_FOR(c, g.C, {
         double mean, var;
         channel_stats(x, g, c, &mean, &var);
-        sm[c] = (float)mean;
-        sv[c] = (float)var;
-        /* torch's running update: r = (1-m) r + m batch, the variance unbiased */
-        rm[c] = (float)((1.0 - mom) * (double)rm[c] + mom * mean);
-        rv[c] = (float)((1.0 - mom) * (double)rv[c] + mom * var * count / (count - 1.0));
-        const double a = (double)gm[c] / sqrt(var + d->eps);
-        channel_apply(y, x, res, g, c, (float)mean, (float)a, bt[c], d->relu);
+        const float a = cpu_bn_store_stats(c, mean, var, count, d, gm, sm, sv, rm, rv);
+        channel_apply(y, x, res, g, c, (float)mean, a, bt[c], d->relu);
     });
     snprintf(be->stats.last_impl, sizeof be->stats.last_impl, "own:bn_nchw");
 }
@@ -188,8 +174,8 @@ static void plane_sums(const float *v, const float *y, const float *x, float mea
             ta += g;
             tb += g * (x[i] - mean);
         }
-        *sdy += (double)lanes_total(a, ta);
-        *sdyx += (double)lanes_total(b, tb);
+        *sdy += (double)cpu_bn_lanes_total(a, ta);
+        *sdyx += (double)cpu_bn_lanes_total(b, tb);
     }
 }
 
@@ -240,7 +226,6 @@ void cpu_bn_backward(ssd_backend *be, ssd_tensor *dinp, ssd_tensor *dresidual, s
     const bool relu = d->relu;
     const double count = (double)(g.N * g.HW);
     SSD_PARALLEL_FOR(c, g.C, {
-        const double invstd = 1.0 / sqrt((double)sv[c] + d->eps);
         const float mean = sm[c];
         double sdy = 0.0, sdyx = 0.0;
         for (int64_t n = 0; n < g.N; n++) {
@@ -258,18 +243,14 @@ void cpu_bn_backward(ssd_backend *be, ssd_tensor *dinp, ssd_tensor *dresidual, s
             }
             plane_sums(dp, yp, x + off, mean, g.HW, &sdy, &sdyx);
         }
-        const float a = (float)((double)gm[c] * invstd), b = (float)(sdy / count),
-                    k = (float)(invstd * invstd * sdyx / count);
+        float a, b, k;
+        cpu_bn_bwd_coeffs(c, sdy, sdyx, count, d->eps, gm, sv, dg, db, &a, &b, &k);
         for (int64_t n = 0; n < g.N; n++) {
             const int64_t off = (n * g.C + c) * g.HW;
             const float *dp = dres ? dres + off : dy_in + off;
             const float *yp = relu && !dres ? y + off : NULL;
             plane_dx(dx + off, dp, yp, x + off, mean, a, b, k, g.HW);
         }
-        /* this call's gradient rounded to float, then added: accumulating fragments (batch
-         * splits) gives what an all-reduce of per-rank float gradients gives (test_dist) */
-        dg[c] += (float)(sdyx * invstd);
-        db[c] += (float)sdy;
     });
     snprintf(be->stats.last_impl, sizeof be->stats.last_impl, "own:bn_nchw");
 }

@@ -25,6 +25,7 @@
 #ifndef SSD_BACKEND_CPU_CPU_INTERNAL_H
 #define SSD_BACKEND_CPU_CPU_INTERNAL_H
 
+#include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -248,6 +249,55 @@ void cpu_maxpool_forward(ssd_backend *be, ssd_tensor *out, const ssd_tensor *inp
                          const ssd_pool_desc *d);
 void cpu_maxpool_backward(ssd_backend *be, ssd_tensor *dinp, const ssd_tensor *dout,
                           const ssd_tensor *inp, const ssd_pool_desc *d);
+
+/* ---- batch norm's per-channel rule (cpu_bn.c), shared by its three layouts' loops (cpu_bn.c,
+ * cpu_nhwc.c, cpu_blocked.c), which differ only in how they walk a channel's values ----
+ * Sums run in float inside blocks of CPU_BN_BLOCK values with CPU_BN_LANES fixed partial sums
+ * (combined by cpu_bn_lanes_total) and in double across blocks. */
+#define CPU_BN_BLOCK 512
+#define CPU_BN_LANES 8
+
+static inline float cpu_bn_lanes_total(const float *acc, float tail) {
+    return (((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))) +
+           tail;
+}
+
+/* The biased variance of a channel of `count` values from the sum s of the values and the sum
+ * v of their squared distances to mf = (float)(s / count): E[(x - mf)^2] - (mean - mf)^2;
+ * *mean gets s / count. */
+static inline double cpu_bn_var(double s, double v, double count, double *mean) {
+    const double m = s / count, off = m - (double)(float)m;
+    *mean = m;
+    return v / count - off * off;
+}
+
+/* Channel c's batch statistics into save_mean/save_var and torch's running update (r = (1-m) r
+ * + m batch, the variance unbiased); returns gamma * invstd, the forward's scale. */
+static inline float cpu_bn_store_stats(int64_t c, double mean, double var, double count,
+                                       const ssd_bn_desc *d, const float *gm, float *sm,
+                                       float *sv, float *rm, float *rv) {
+    const double mom = d->momentum;
+    sm[c] = (float)mean;
+    sv[c] = (float)var;
+    rm[c] = (float)((1.0 - mom) * (double)rm[c] + mom * mean);
+    rv[c] = (float)((1.0 - mom) * (double)rv[c] + mom * var * count / (count - 1.0));
+    return (float)((double)gm[c] / sqrt(var + d->eps));
+}
+
+/* Channel c's backward from its sums sdy and sdyx (of dy and dy * (x - mean)):
+ * dx = ka * (dy - kb - (x - mean) * kk); dgamma += float(sdyx * invstd), dbeta += float(sdy)
+ * (this call's gradient rounded to float, then added: accumulating fragments (batch splits)
+ * gives what an all-reduce of per-rank float gradients gives, test_dist). */
+static inline void cpu_bn_bwd_coeffs(int64_t c, double sdy, double sdyx, double count, double eps,
+                                     const float *gm, const float *sv, float *dg, float *db,
+                                     float *ka, float *kb, float *kk) {
+    const double invstd = 1.0 / sqrt((double)sv[c] + eps);
+    *ka = (float)((double)gm[c] * invstd);
+    *kb = (float)(sdy / count);
+    *kk = (float)(invstd * invstd * sdyx / count);
+    dg[c] += (float)(sdyx * invstd);
+    db[c] += (float)sdy;
+}
 
 /* ---- bf16 NHWC activations (cpu_nhwc.c; native bf16 math, backend.h) ---- */
 

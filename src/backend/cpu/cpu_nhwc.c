@@ -19,8 +19,8 @@
 #include "core/par.h"
 
 #define CB 32
-#define BLOCK 512
-#define LANES 8
+#define BLOCK CPU_BN_BLOCK
+#define LANES CPU_BN_LANES
 
 typedef uint16_t bf16;
 
@@ -37,11 +37,6 @@ static nhwc_geom geom_of(const ssd_tensor *t) {
 }
 
 static int64_t nblocks(int64_t C) { return (C + CB - 1) / CB; }
-
-static inline float lanes_total(const float *acc, float tail) {
-    return (((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))) +
-           tail;
-}
 
 /* For channels c0..c0+cw-1: s[j] = sum over rows of (x - shift[j]), or of its square when sq;
  * row r of a block goes to lane r % LANES (the tail of a block to its own sum). */
@@ -76,7 +71,7 @@ static inline __attribute__((always_inline)) void block_sums(const bf16 *x, nhwc
         for (int j = 0; j < cw; j++) {
             float a[LANES];
             for (int l = 0; l < LANES; l++) a[l] = acc[l][j];
-            s[j] += (double)lanes_total(a, tail[j]);
+            s[j] += (double)cpu_bn_lanes_total(a, tail[j]);
         }
     }
 }
@@ -118,7 +113,7 @@ void cpu_nhwc_bn_train_forward(ssd_backend *be, ssd_tensor *out, ssd_tensor *sav
     bf16 *y = out->data;
     float *sm = save_mean->data, *sv = save_var->data, *rm = running_mean->data,
           *rv = running_var->data;
-    const double count = (double)g.M, mom = d->momentum;
+    const double count = (double)g.M;
     SSD_PARALLEL_FOR(blk, nblocks(g.C), {
         const int64_t c0 = blk * CB;
         const int cw = block_width(g, blk);
@@ -128,15 +123,10 @@ void cpu_nhwc_bn_train_forward(ssd_backend *be, ssd_tensor *out, ssd_tensor *sav
         for (int j = 0; j < cw; j++) mf[j] = (float)(s[j] / count);
         block_sums(x, g, c0, cw, mf, true, v);
         for (int j = 0; j < cw; j++) {
-            /* cpu_bn.c's channel_stats: the variance around the float mean, offset removed */
             const int64_t c = c0 + j;
-            const double mean = s[j] / count, off = mean - (double)mf[j];
-            const double var = v[j] / count - off * off;
-            sm[c] = (float)mean;
-            sv[c] = (float)var;
-            rm[c] = (float)((1.0 - mom) * (double)rm[c] + mom * mean);
-            rv[c] = (float)((1.0 - mom) * (double)rv[c] + mom * var * count / (count - 1.0));
-            a[j] = (float)((double)gm[c] / sqrt(var + d->eps));
+            double mean;
+            const double var = cpu_bn_var(s[j], v[j], count, &mean);
+            a[j] = cpu_bn_store_stats(c, mean, var, count, d, gm, sm, sv, rm, rv);
             b[j] = bt[c];
             mf[j] = (float)mean;
         }
@@ -218,8 +208,8 @@ static inline __attribute__((always_inline)) void bwd_sums(const bf16 *x, const 
                 la[l] = a[l][j];
                 lb[l] = b[l][j];
             }
-            sdy[j] += (double)lanes_total(la, ta[j]);
-            sdyx[j] += (double)lanes_total(lb, tb[j]);
+            sdy[j] += (double)cpu_bn_lanes_total(la, ta[j]);
+            sdyx[j] += (double)cpu_bn_lanes_total(lb, tb[j]);
         }
     }
 }
@@ -255,13 +245,8 @@ static void bn_bwd_block(const bn_bwd_args *A, int64_t blk) {
     const bf16 *v = dres ? dres : dy_in, *ym = dres ? NULL : y;
     float ka[CB], kb[CB], kk[CB];
     for (int j = 0; j < cw; j++) {
-        const int64_t c = c0 + j;
-        const double invstd = 1.0 / sqrt((double)sv[c] + A->eps);
-        ka[j] = (float)((double)gm[c] * invstd);
-        kb[j] = (float)(sdy[j] / count);
-        kk[j] = (float)(invstd * invstd * sdyx[j] / count);
-        dg[c] += (float)(sdyx[j] * invstd);
-        db[c] += (float)sdy[j];
+        cpu_bn_bwd_coeffs(c0 + j, sdy[j], sdyx[j], count, A->eps, gm, sv, dg, db, &ka[j], &kb[j],
+                          &kk[j]);
     }
     for (int64_t r = 0; r < g.M; r++) {
         const int64_t o = r * g.C + c0;
